@@ -1,0 +1,203 @@
+//! Settings: one serde struct with documented defaults and [`Settings::validate`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use silt_format::sst::SstOptions;
+
+use crate::error::{Error, Result};
+
+/// Largest key accepted by writes (64 KiB).
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+/// Largest value accepted by writes (64 MiB).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024 * 1024;
+
+const MIB: usize = 1024 * 1024;
+
+/// All tunables of a database. Every field has a default; see each field for its trade-off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Size at which the active memtable is frozen and queued for flushing to an L0 SST.
+    /// Default 64 MiB. Larger: fewer, bigger SSTs and longer WAL replay after a crash.
+    pub memtable_bytes: usize,
+    /// Frozen memtables allowed to wait for their SST flush before writers wait.
+    /// Default 2. Bounds memtable memory at `(1 + this) * memtable_bytes`.
+    pub max_frozen_memtables: usize,
+    /// In-memory block cache for SST data blocks, in bytes. Default 64 MiB.
+    pub block_cache_bytes: u64,
+    /// Remote write-ahead log.
+    pub wal: WalSettings,
+    /// Layout of the SSTs this writer produces.
+    pub sst: SstOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            memtable_bytes: 64 * MIB,
+            max_frozen_memtables: 2,
+            block_cache_bytes: 64 * MIB as u64,
+            wal: WalSettings::default(),
+            sst: SstOptions::default(),
+        }
+    }
+}
+
+/// Remote WAL flush policy (see `docs/ARCHITECTURE.md`, "Remote WAL").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalSettings {
+    /// Seal the open segment once it holds this many bytes. Default 4 MiB.
+    /// Larger segments mean fewer PUTs under heavy load; the bound on PUTs per second is
+    /// `max(max_puts_per_sec, 1/flush_interval) + write_bytes_per_sec / segment_bytes`.
+    pub segment_bytes: usize,
+    /// Maximum linger: a segment whose oldest record has waited this long is sealed even if no
+    /// durable writer waits. Bounds the loss window of `Buffered` writes. Default 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Refill rate of the PUT budget that lets a waiting `Remote` writer seal a segment early.
+    /// Default 10 per second. Lower: bigger segments, higher durable-write latency under load.
+    pub max_puts_per_sec: f64,
+    /// Burst of the PUT budget (tokens the bucket holds). Default 2.
+    pub put_burst: u32,
+    /// Sealed segments uploading at once. Default 4. While all slots are busy the open segment
+    /// keeps growing, so a slow store gets fewer, larger segments.
+    pub max_inflight_uploads: usize,
+    /// Bytes written but not yet durable in the object store above which writers wait.
+    /// Default 64 MiB.
+    pub max_unflushed_bytes: usize,
+    /// Extra attempts for a failed segment upload before the database stops with an error.
+    /// The object store client retries transient HTTP errors on its own as well. Default 3.
+    pub upload_retries: u32,
+}
+
+impl Default for WalSettings {
+    fn default() -> Self {
+        WalSettings {
+            segment_bytes: 4 * MIB,
+            flush_interval: Duration::from_millis(100),
+            max_puts_per_sec: 10.0,
+            put_burst: 2,
+            max_inflight_uploads: 4,
+            max_unflushed_bytes: 64 * MIB,
+            upload_retries: 3,
+        }
+    }
+}
+
+impl Settings {
+    /// Check every field; returns [`Error::InvalidSettings`] naming the first bad one.
+    ///
+    /// # Errors
+    /// When a field is out of its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(msg: String) -> Result<()> {
+            Err(Error::InvalidSettings(msg))
+        }
+        if self.memtable_bytes < 4096 {
+            return bad(format!(
+                "memtable_bytes must be at least 4096, got {}",
+                self.memtable_bytes
+            ));
+        }
+        if self.max_frozen_memtables == 0 {
+            return bad("max_frozen_memtables must be at least 1".into());
+        }
+        let w = &self.wal;
+        if w.segment_bytes < 1024 {
+            return bad(format!(
+                "wal.segment_bytes must be at least 1024, got {}",
+                w.segment_bytes
+            ));
+        }
+        if w.flush_interval.is_zero() {
+            return bad("wal.flush_interval must be positive".into());
+        }
+        if !(w.max_puts_per_sec.is_finite() && w.max_puts_per_sec > 0.0) {
+            return bad(format!(
+                "wal.max_puts_per_sec must be a positive number, got {}",
+                w.max_puts_per_sec
+            ));
+        }
+        if w.put_burst == 0 {
+            return bad("wal.put_burst must be at least 1".into());
+        }
+        if w.max_inflight_uploads == 0 {
+            return bad("wal.max_inflight_uploads must be at least 1".into());
+        }
+        if w.max_unflushed_bytes < w.segment_bytes {
+            return bad(format!(
+                "wal.max_unflushed_bytes ({}) must be at least wal.segment_bytes ({})",
+                w.max_unflushed_bytes, w.segment_bytes
+            ));
+        }
+        if self.sst.block_bytes < 256 || self.sst.block_bytes > 16 * MIB {
+            return bad(format!(
+                "sst.block_bytes must be within 256..=16MiB, got {}",
+                self.sst.block_bytes
+            ));
+        }
+        if self.sst.restart_interval == 0 {
+            return bad("sst.restart_interval must be at least 1".into());
+        }
+        if self.sst.bloom_bits_per_key > 64 {
+            return bad(format!(
+                "sst.bloom_bits_per_key must be at most 64, got {}",
+                self.sst.bloom_bits_per_key
+            ));
+        }
+        Ok(())
+    }
+
+    /// Settings suited to tests: small memtables and segments so flushes happen often.
+    pub fn small_for_tests() -> Self {
+        Settings {
+            memtable_bytes: 64 * 1024,
+            block_cache_bytes: MIB as u64,
+            wal: WalSettings {
+                segment_bytes: 16 * 1024,
+                max_unflushed_bytes: 4 * MIB,
+                ..WalSettings::default()
+            },
+            sst: SstOptions {
+                block_bytes: 1024,
+                ..SstOptions::default()
+            },
+            ..Settings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Settings::default().validate().unwrap();
+        Settings::small_for_tests().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut s = Settings::default();
+        s.wal.max_puts_per_sec = 0.0;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("max_puts_per_sec"), "{e}");
+        let mut s = Settings::default();
+        s.wal.max_unflushed_bytes = 10;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn serde_round_trip_with_partial_input() {
+        let s: Settings = serde_json::from_str(r#"{"wal":{"flush_interval":"250ms"}}"#).unwrap();
+        assert_eq!(s.wal.flush_interval, Duration::from_millis(250));
+        assert_eq!(s.memtable_bytes, Settings::default().memtable_bytes);
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Settings = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        assert!(serde_json::from_str::<Settings>(r#"{"nope":1}"#).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! [`DbBuilder`]: settings plus pluggable components.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use super::Db;
+use crate::clock::{Clock, TokioClock};
+use crate::config::Settings;
+use crate::error::Result;
+use crate::objstore::{store_from_url, Storage};
+
+/// Configures and opens a [`Db`].
+#[derive(Debug)]
+pub struct DbBuilder {
+    pub(crate) storage: Storage,
+    pub(crate) settings: Settings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) read_only: bool,
+}
+
+impl DbBuilder {
+    /// A builder for the database under `root` in `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
+        DbBuilder {
+            storage: Storage::new(store, root),
+            settings: Settings::default(),
+            clock: Arc::new(TokioClock),
+            read_only: false,
+        }
+    }
+
+    /// A builder for the database a URL names (see [`store_from_url`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidSettings`] for a bad URL.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (store, root) = store_from_url(url)?;
+        Ok(Self::new(store, root))
+    }
+
+    /// Use these settings (validated on open).
+    #[must_use]
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Use this clock for timers (tests use a paused tokio clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Open without claiming the writer role: reads see the manifest and WAL as of opening,
+    /// writes fail with [`crate::Error::ReadOnly`], and no other writer is fenced.
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Open the database.
+    ///
+    /// # Errors
+    /// See [`Db::open`].
+    pub async fn open(self) -> Result<Db> {
+        super::open::open(self).await
+    }
+}

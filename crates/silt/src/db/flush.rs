@@ -1,0 +1,105 @@
+//! Memtable rotation and flushing frozen memtables to L0 SSTs.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::DbInner;
+use crate::error::{Error, Result};
+use crate::lsm::flush::build_sst;
+use crate::lsm::sst::SstHandle;
+use crate::lsm::version::Version;
+use crate::manifest;
+use crate::memtable::Memtable;
+use crate::objstore::CreateOutcome;
+
+impl DbInner {
+    /// Freeze the active memtable (if non-empty). Must be called with the write lock held,
+    /// so no commit group straddles the switch.
+    pub(crate) fn rotate_locked(&self) -> bool {
+        let mut v = self.version.write();
+        if v.active.is_empty() {
+            return false;
+        }
+        let mut next = Version::clone(&v);
+        next.frozen.insert(0, Arc::clone(&next.active));
+        next.active = Arc::new(Memtable::new());
+        *v = Arc::new(next);
+        drop(v);
+        self.flush_wake.notify_one();
+        true
+    }
+
+    /// Flush every frozen memtable, oldest first.
+    pub(crate) async fn flush_frozen(&self) -> Result<()> {
+        let _guard = self.flush_lock.lock().await;
+        loop {
+            self.check_open_or_closing()?;
+            let oldest = self.current().frozen.last().cloned();
+            let Some(mem) = oldest else { return Ok(()) };
+            if let Err(e) = self.flush_one(&mem).await {
+                self.set_fatal(e.clone());
+                return Err(e);
+            }
+        }
+    }
+
+    fn check_open_or_closing(&self) -> Result<()> {
+        match self.fatal.lock().as_ref() {
+            Some(e) => Err(Error::Stopped(Arc::new(e.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    async fn flush_one(&self, mem: &Arc<Memtable>) -> Result<()> {
+        let id = ulid::Ulid::from_parts(self.clock.unix_millis(), rand::random()).to_string();
+        let (data, info) = build_sst(mem, &self.settings.sst, id)?;
+        let path = self.storage.sst_path(&info.id);
+        if self.storage.put_create(&path, data.clone()).await? == CreateOutcome::AlreadyExists {
+            return Err(Error::Internal(format!("SST {path} already exists")));
+        }
+        let handle = Arc::new(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
+        tracing::debug!(sst = %info.id, bytes = info.size, entries = info.props.entries, "flushed memtable");
+
+        let mut m = self.manifest.lock().await;
+        let mut next = m.clone();
+        next.id += 1;
+        next.l0.insert(0, info);
+        next.last_flushed_seq = next.last_flushed_seq.max(mem.max_seq());
+        if let Some(wal) = &self.wal {
+            next.wal_replay_from = next
+                .wal_replay_from
+                .max(wal.replay_point(next.last_flushed_seq));
+        }
+        next.next_seq_hint = next.last_flushed_seq + 1;
+        manifest::write(&self.storage, &next).await?;
+        *m = next;
+        drop(m);
+
+        let mut v = self.version.write();
+        let mut nv = Version::clone(&v);
+        nv.frozen.retain(|f| !Arc::ptr_eq(f, mem));
+        nv.l0.insert(0, handle);
+        *v = Arc::new(nv);
+        drop(v);
+        self.frozen_space.notify_waiters();
+        Ok(())
+    }
+}
+
+/// Background task: flush frozen memtables whenever woken.
+pub(crate) async fn run_memtable_flusher(inner: Arc<DbInner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if inner.flush_frozen().await.is_err() {
+            return;
+        }
+        tokio::select! {
+            () = inner.flush_wake.notified() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The public database handle.
+
+pub(crate) mod batch;
+mod builder;
+mod flush;
+mod open;
+mod read;
+mod snapshot;
+mod tasks;
+mod write;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use silt_format::manifest::Manifest;
+use silt_format::SeqNo;
+use tokio::sync::Notify;
+
+pub use self::batch::{Durability, WriteBatch, WriteOptions};
+pub use self::builder::DbBuilder;
+pub use self::snapshot::Snapshot;
+use self::tasks::Tasks;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::lsm::cache::BlockCache;
+use crate::lsm::version::Version;
+use crate::objstore::Storage;
+use crate::wal::remote::RemoteWal;
+
+/// State shared by the handle and its background tasks.
+#[derive(Debug)]
+pub(crate) struct DbInner {
+    pub storage: Storage,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    /// `None` when open read-only.
+    pub wal: Option<RemoteWal>,
+    /// Next sequence number; held while a commit group is sequenced, logged and inserted.
+    pub write_lock: Mutex<SeqNo>,
+    /// Every sequence `<= visible_seq` is in the memtable and readable.
+    pub visible_seq: AtomicU64,
+    pub version: RwLock<Arc<Version>>,
+    pub manifest: tokio::sync::Mutex<Manifest>,
+    /// Serialises memtable flushes (background task and explicit calls).
+    pub flush_lock: tokio::sync::Mutex<()>,
+    pub cache: BlockCache,
+    /// Wakes the memtable flusher.
+    pub flush_wake: Notify,
+    /// Signalled when a frozen memtable has been flushed.
+    pub frozen_space: Notify,
+    /// Live snapshots: sequence → count.
+    pub snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+    /// Error that stopped background work (e.g. a failed memtable flush).
+    pub fatal: Mutex<Option<Error>>,
+    pub closed: AtomicBool,
+}
+
+impl DbInner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(e) = self.fatal.lock().as_ref() {
+            return Err(Error::Stopped(Arc::new(e.clone())));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_fatal(&self, e: Error) {
+        tracing::error!(error = %e, "database stopped");
+        let mut f = self.fatal.lock();
+        if f.is_none() {
+            *f = Some(e);
+        }
+        drop(f);
+        self.frozen_space.notify_waiters();
+    }
+
+    pub(crate) fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.version.read())
+    }
+}
+
+/// An open Silt database.
+///
+/// Cheap operations take `&self`; share the handle between tasks with an `Arc<Db>`.
+/// Call [`Db::close`] before dropping to make buffered writes durable; dropping without
+/// closing stops background work and loses only `Buffered` writes not yet uploaded.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use silt::{Db, Settings};
+/// let db = Db::open("memory://", Settings::default()).await?;
+/// db.put("hello", "world").await?;
+/// assert_eq!(db.get("hello").await?.as_deref(), Some(&b"world"[..]));
+/// db.close().await?;
+/// # Ok::<(), silt::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Db {
+    inner: Arc<DbInner>,
+    tasks: Tasks,
+}
+
+impl Db {
+    /// Open (creating if empty) the database at `url` as its writer, fencing any other.
+    ///
+    /// # Errors
+    /// Invalid settings or URL, store errors, corruption found during recovery, or
+    /// [`Error::Fenced`] when another writer wins the race to open.
+    pub async fn open(url: &str, settings: Settings) -> Result<Db> {
+        DbBuilder::from_url(url)?.settings(settings).open().await
+    }
+
+    /// Open with an explicit object store and root path.
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub async fn open_with_store(
+        store: Arc<dyn object_store::ObjectStore>,
+        root: object_store::path::Path,
+        settings: Settings,
+    ) -> Result<Db> {
+        DbBuilder::new(store, root).settings(settings).open().await
+    }
+
+    /// A builder for custom components (clock, read-only mode).
+    pub fn builder(
+        store: Arc<dyn object_store::ObjectStore>,
+        root: object_store::path::Path,
+    ) -> DbBuilder {
+        DbBuilder::new(store, root)
+    }
+
+    /// The settings the database was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The object store and root.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// Highest sequence number visible to reads.
+    pub fn visible_seq(&self) -> SeqNo {
+        self.inner
+            .visible_seq
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Highest sequence number stored in the object store's WAL (read-only: the visible one).
+    pub fn durable_seq(&self) -> SeqNo {
+        self.inner
+            .wal
+            .as_ref()
+            .map_or_else(|| self.visible_seq(), RemoteWal::durable_seq)
+    }
+
+    /// The writer epoch this handle holds (0 when read-only).
+    pub fn writer_epoch(&self) -> u64 {
+        self.inner.wal.as_ref().map_or(0, |w| w.sh.epoch)
+    }
+
+    /// Counters of the remote WAL (`None` when read-only).
+    pub fn wal_metrics(&self) -> Option<Arc<crate::wal::remote::WalMetrics>> {
+        self.inner.wal.as_ref().map(|w| Arc::clone(w.metrics()))
+    }
+}

@@ -1,0 +1,168 @@
+//! The write path: sequence, log, insert, acknowledge at the requested durability.
+
+use std::sync::atomic::Ordering;
+
+use silt_format::ValueKind;
+
+use super::batch::{Durability, WriteBatch, WriteOptions};
+use super::Db;
+use crate::error::{Error, Result};
+
+impl Db {
+    /// Put `key` = `value` with the default (`Remote`) durability.
+    ///
+    /// # Errors
+    /// Invalid key/value sizes, [`Error::Fenced`], store errors that stopped the WAL.
+    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_with(key, value, &WriteOptions::default()).await
+    }
+
+    /// Put with explicit options.
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub async fn put_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write_with(b, opts).await
+    }
+
+    /// Delete `key` (a tombstone) with the default durability.
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_with(key, &WriteOptions::default()).await
+    }
+
+    /// Delete with explicit options.
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub async fn delete_with(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write_with(b, opts).await
+    }
+
+    /// Apply a batch atomically with the default durability.
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub async fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_with(batch, &WriteOptions::default()).await
+    }
+
+    /// Apply a batch atomically: every operation gets consecutive sequence numbers, is logged
+    /// as one WAL record, and becomes visible at once.
+    ///
+    /// # Errors
+    /// As [`Db::put`]; [`Error::ReadOnly`] on a read-only handle.
+    pub async fn write_with(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let Some(wal) = &inner.wal else {
+            return Err(Error::ReadOnly);
+        };
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        wal.reserve().await?;
+        self.wait_for_frozen_space().await?;
+        let last_seq = {
+            let mut next_seq = inner.write_lock.lock();
+            inner.check_open()?;
+            let first = *next_seq;
+            wal.append(first, &batch.ops)?;
+            let active = std::sync::Arc::clone(&inner.version.read().active);
+            for (i, op) in batch.ops.iter().enumerate() {
+                let value = match op.kind {
+                    ValueKind::Put => Some(op.value.clone()),
+                    ValueKind::Delete => None,
+                };
+                active.insert(op.key.clone(), first + i as u64, value);
+            }
+            let last = first + batch.ops.len() as u64 - 1;
+            *next_seq = last + 1;
+            inner.visible_seq.store(last, Ordering::Release);
+            if active.size_bytes() >= inner.settings.memtable_bytes {
+                inner.rotate_locked();
+            }
+            last
+        };
+        match opts.durability {
+            Durability::Buffered => Ok(()),
+            Durability::Remote => wal.wait_durable(last_seq).await,
+        }
+    }
+
+    /// Wait while too many frozen memtables await their flush (write backpressure).
+    async fn wait_for_frozen_space(&self) -> Result<()> {
+        let inner = &self.inner;
+        loop {
+            let notified = inner.frozen_space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            inner.check_open()?;
+            if inner.current().frozen.len() < inner.settings.max_frozen_memtables {
+                return Ok(());
+            }
+            inner.flush_wake.notify_one();
+            notified.await;
+        }
+    }
+
+    /// Make every write acknowledged so far durable in the object store (seals the open WAL
+    /// segment now). Concurrent calls share one upload.
+    ///
+    /// # Errors
+    /// Store errors or [`Error::Fenced`].
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        match &self.inner.wal {
+            Some(wal) => wal.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Freeze the memtable and write every frozen memtable to L0 SSTs now (also advances the
+    /// manifest's WAL replay point).
+    ///
+    /// # Errors
+    /// Store errors or [`Error::Fenced`].
+    pub async fn flush_memtables(&self) -> Result<()> {
+        self.inner.check_open()?;
+        if self.inner.wal.is_none() {
+            return Err(Error::ReadOnly);
+        }
+        {
+            let _w = self.inner.write_lock.lock();
+            self.inner.rotate_locked();
+        }
+        self.inner.flush_frozen().await
+    }
+
+    /// Make everything durable and stop background work. Later calls fail with
+    /// [`Error::Closed`]; closing twice is fine.
+    ///
+    /// # Errors
+    /// The error of the final flush, if any (background work stops either way).
+    pub async fn close(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = match &self.inner.wal {
+            Some(wal) if self.inner.fatal.lock().is_none() => wal.flush().await,
+            _ => Ok(()),
+        };
+        self.inner.closed.store(true, Ordering::Release);
+        self.tasks.shutdown().await;
+        flushed
+    }
+}

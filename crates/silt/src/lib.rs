@@ -1,0 +1,41 @@
+//! Silt: an embedded LSM key-value store whose durable home is object storage.
+//!
+//! Writes go to a remote write-ahead log (segments in the object store) and a memtable;
+//! memtables become SSTs in the object store. See `docs/ARCHITECTURE.md`.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use silt::{Db, Durability, Settings, WriteBatch, WriteOptions};
+//!
+//! let db = Db::open("memory://", Settings::default()).await?;
+//! db.put("user:1", "ada").await?; // durable in the object store when this returns
+//! let mut batch = WriteBatch::new();
+//! batch.put("user:2", "grace").delete("user:1");
+//! db.write_with(batch, &WriteOptions::with_durability(Durability::Buffered)).await?;
+//! let snap = db.snapshot();
+//! db.put("user:3", "barbara").await?;
+//! let seen = snap.scan_prefix("user:")?.collect(100).await?;
+//! assert_eq!(seen.len(), 1);
+//! db.close().await?;
+//! # Ok::<(), silt::Error>(()) }).unwrap();
+//! ```
+
+pub mod clock;
+pub mod config;
+mod db;
+pub mod error;
+pub mod inspect;
+mod lsm;
+mod manifest;
+mod memtable;
+pub mod objstore;
+mod wal;
+
+pub use bytes::Bytes;
+pub use db::{Db, DbBuilder, Durability, Snapshot, WriteBatch, WriteOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use config::{Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use lsm::iter::DbIterator;
+pub use wal::remote::WalMetrics;
+pub use silt_format::{sst::SstOptions, Compression};
+pub use object_store;

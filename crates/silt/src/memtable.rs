@@ -1,0 +1,189 @@
+//! The memtable: a concurrent ordered map of internal keys (user key asc, sequence desc).
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+use silt_format::{cmp_internal, Entry, SeqNo, ValueKind};
+
+/// Per-entry overhead counted against `memtable_bytes` (skiplist node, key struct).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// A versioned key: ordered by user key ascending, then sequence number descending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InternalKey {
+    pub key: Bytes,
+    pub seq: SeqNo,
+}
+
+impl Ord for InternalKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_internal(&self.key, self.seq, &other.key, other.seq)
+    }
+}
+
+impl PartialOrd for InternalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A stored version: `None` is a tombstone.
+pub(crate) type Slot = Option<Bytes>;
+
+/// One memtable. Inserts are concurrent; the write path inserts under its own lock so
+/// sequence numbers arrive in order.
+#[derive(Debug, Default)]
+pub(crate) struct Memtable {
+    map: SkipMap<InternalKey, Slot>,
+    bytes: AtomicUsize,
+    max_seq: AtomicU64,
+}
+
+impl Memtable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&self, key: Bytes, seq: SeqNo, value: Slot) {
+        let size = key.len() + value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD;
+        self.map.insert(InternalKey { key, seq }, value);
+        self.bytes.fetch_add(size, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+    }
+
+    /// Approximate bytes held.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Highest sequence number inserted (0 when empty).
+    pub fn max_seq(&self) -> SeqNo {
+        self.max_seq.load(AtomicOrdering::Relaxed)
+    }
+
+    /// The newest version of `key` with sequence `<= seq`: `Some(None)` is a tombstone.
+    pub fn get(&self, key: &[u8], seq: SeqNo) -> Option<Slot> {
+        let probe = InternalKey {
+            key: Bytes::copy_from_slice(key),
+            seq,
+        };
+        let e = self.map.lower_bound(Bound::Included(&probe))?;
+        (e.key().key.as_ref() == key).then(|| e.value().clone())
+    }
+
+    /// Up to `limit` entries strictly after `after` (or from `start` when `after` is None),
+    /// in internal order. Used by scans, which resume by key instead of holding a borrow.
+    pub fn entries_after(
+        &self,
+        after: Option<&InternalKey>,
+        start: Bound<&[u8]>,
+        limit: usize,
+    ) -> Vec<Entry> {
+        let probe;
+        let lower = match (after, start) {
+            (Some(k), _) => Bound::Excluded(k),
+            (None, Bound::Included(s)) => {
+                probe = InternalKey {
+                    key: Bytes::copy_from_slice(s),
+                    seq: SeqNo::MAX,
+                };
+                Bound::Included(&probe)
+            }
+            (None, Bound::Excluded(s)) => {
+                // First version of the next key: (s, 0) is the last version of s.
+                probe = InternalKey {
+                    key: Bytes::copy_from_slice(s),
+                    seq: 0,
+                };
+                Bound::Excluded(&probe)
+            }
+            (None, Bound::Unbounded) => Bound::Unbounded,
+        };
+        self.map
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|e| to_entry(e.key(), e.value()))
+            .collect()
+    }
+
+    /// Every entry in internal order (for flushing to an SST).
+    pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.map.iter().map(|e| to_entry(e.key(), e.value()))
+    }
+}
+
+fn to_entry(k: &InternalKey, v: &Slot) -> Entry {
+    match v {
+        Some(value) => Entry {
+            key: k.key.clone(),
+            seq: k.seq,
+            kind: ValueKind::Put,
+            value: value.clone(),
+        },
+        None => Entry {
+            key: k.key.clone(),
+            seq: k.seq,
+            kind: ValueKind::Delete,
+            value: Bytes::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_tombstones() {
+        let m = Memtable::new();
+        m.insert(Bytes::from_static(b"a"), 1, Some(Bytes::from_static(b"v1")));
+        m.insert(Bytes::from_static(b"a"), 3, None);
+        m.insert(Bytes::from_static(b"a"), 5, Some(Bytes::from_static(b"v5")));
+        m.insert(Bytes::from_static(b"b"), 2, Some(Bytes::from_static(b"w")));
+        assert_eq!(m.get(b"a", 0), None);
+        assert_eq!(m.get(b"a", 1), Some(Some(Bytes::from_static(b"v1"))));
+        assert_eq!(m.get(b"a", 4), Some(None));
+        assert_eq!(m.get(b"a", 9), Some(Some(Bytes::from_static(b"v5"))));
+        assert_eq!(m.get(b"c", 9), None);
+        assert_eq!(m.max_seq(), 5);
+        let all: Vec<_> = m.iter().map(|e| (e.key, e.seq)).collect();
+        assert_eq!(
+            all,
+            vec![
+                (Bytes::from_static(b"a"), 5),
+                (Bytes::from_static(b"a"), 3),
+                (Bytes::from_static(b"a"), 1),
+                (Bytes::from_static(b"b"), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn resumable_ranges() {
+        let m = Memtable::new();
+        for (i, k) in [b"a", b"b", b"c"].iter().enumerate() {
+            m.insert(Bytes::from_static(*k), i as u64 + 1, None);
+        }
+        let first = m.entries_after(None, Bound::Excluded(b"a"), 1);
+        assert_eq!(first[0].key.as_ref(), b"b");
+        let k = InternalKey {
+            key: first[0].key.clone(),
+            seq: first[0].seq,
+        };
+        let rest = m.entries_after(Some(&k), Bound::Unbounded, 10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].key.as_ref(), b"c");
+        assert_eq!(m.entries_after(None, Bound::Included(b"b"), 10).len(), 2);
+    }
+}

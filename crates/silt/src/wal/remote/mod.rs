@@ -1,0 +1,290 @@
+//! The remote WAL: commit groups are appended to an open segment in memory; the flusher
+//! seals and uploads segments by DESIGN.md's policy, and the durable watermark advances in
+//! sequence order as uploads complete.
+//!
+//! Seal triggers (nothing else seals a segment):
+//! 1. size: the open segment reached `wal.segment_bytes`;
+//! 2. a `Remote` writer waits on data in the open segment and the PUT token bucket
+//!    (`wal.max_puts_per_sec`, burst `wal.put_burst`) has a token;
+//! 3. linger: the oldest record has waited `wal.flush_interval`;
+//! 4. an explicit `flush()`.
+
+mod flusher;
+mod upload;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use silt_format::wal::encode_record;
+use silt_format::SeqNo;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+pub(crate) use self::flusher::run_flusher;
+pub(crate) use self::upload::{upload_segment, UploadError};
+use crate::clock::Clock;
+use crate::config::WalSettings;
+use crate::db::batch::Op;
+use crate::error::{Error, Result};
+use crate::objstore::Storage;
+
+/// Why a segment was sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SealReason {
+    Size,
+    Remote,
+    Linger,
+    Flush,
+}
+
+/// Counters of the remote WAL.
+#[derive(Debug, Default)]
+pub struct WalMetrics {
+    /// Segments stored in the object store.
+    pub segments_uploaded: AtomicU64,
+    /// Bytes of those segments.
+    pub bytes_uploaded: AtomicU64,
+    /// PUT requests issued for segments (including retries and id conflicts).
+    pub put_requests: AtomicU64,
+    /// Seals by trigger.
+    pub seals_size: AtomicU64,
+    /// Seals for a waiting `Remote` writer.
+    pub seals_remote: AtomicU64,
+    /// Seals at max linger.
+    pub seals_linger: AtomicU64,
+    /// Seals for an explicit flush.
+    pub seals_flush: AtomicU64,
+    /// Records (commit groups) appended.
+    pub records_appended: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct OpenSegment {
+    body: Vec<u8>,
+    first_seq: SeqNo,
+    last_seq: SeqNo,
+    records: u32,
+    opened_at: Option<Instant>,
+}
+
+/// The durable watermark, or the error that stopped the WAL.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Durable {
+    pub seq: SeqNo,
+    pub fatal: Option<Error>,
+}
+
+#[derive(Debug)]
+struct State {
+    open: OpenSegment,
+    /// Bytes appended but not yet durable (open + sealed in flight).
+    unflushed: usize,
+    /// Highest sequence a `Remote` writer waits for.
+    remote_target: SeqNo,
+    flush_wanted: bool,
+    last_appended: SeqNo,
+    next_id: u64,
+    /// Assigned segment ids (in flight or durable) and their last sequence, for the
+    /// manifest's replay point.
+    segments: BTreeMap<u64, SeqNo>,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub storage: Storage,
+    pub settings: WalSettings,
+    pub clock: Arc<dyn Clock>,
+    pub epoch: u64,
+    st: Mutex<State>,
+    wake: Notify,
+    space: Notify,
+    durable: watch::Sender<Durable>,
+    pub metrics: Arc<WalMetrics>,
+}
+
+/// Handle to the remote WAL, shared by the write path and the flusher task.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteWal {
+    pub(crate) sh: Arc<Shared>,
+}
+
+/// Where a recovered writer resumes.
+#[derive(Debug)]
+pub(crate) struct WalStart {
+    pub epoch: u64,
+    pub next_id: u64,
+    pub durable_seq: SeqNo,
+    pub segments: BTreeMap<u64, SeqNo>,
+}
+
+impl RemoteWal {
+    pub fn new(
+        storage: Storage,
+        settings: WalSettings,
+        clock: Arc<dyn Clock>,
+        start: WalStart,
+    ) -> Self {
+        let now = clock.now();
+        let burst = f64::from(settings.put_burst);
+        let st = State {
+            open: OpenSegment::default(),
+            unflushed: 0,
+            remote_target: 0,
+            flush_wanted: false,
+            last_appended: start.durable_seq,
+            next_id: start.next_id,
+            segments: start.segments,
+            tokens: burst,
+            refilled_at: now,
+        };
+        let (durable, _) = watch::channel(Durable {
+            seq: start.durable_seq,
+            fatal: None,
+        });
+        RemoteWal {
+            sh: Arc::new(Shared {
+                storage,
+                settings,
+                clock,
+                epoch: start.epoch,
+                st: Mutex::new(st),
+                wake: Notify::new(),
+                space: Notify::new(),
+                durable,
+                metrics: Arc::new(WalMetrics::default()),
+            }),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<WalMetrics> {
+        &self.sh.metrics
+    }
+
+    /// The error that stopped the WAL, if any.
+    pub fn check(&self) -> Result<()> {
+        match &self.sh.durable.borrow().fatal {
+            Some(e) => Err(Error::Stopped(Arc::new(e.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait while unflushed bytes exceed `wal.max_unflushed_bytes` (backpressure).
+    pub async fn reserve(&self) -> Result<()> {
+        loop {
+            self.check()?;
+            let notified = self.sh.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.sh.st.lock().unflushed <= self.sh.settings.max_unflushed_bytes {
+                return Ok(());
+            }
+            self.sh.wake.notify_one();
+            notified.await;
+        }
+    }
+
+    /// Append one commit group. Called under the database's write lock, so records arrive
+    /// in sequence order.
+    pub fn append(&self, first_seq: SeqNo, ops: &[Op]) -> Result<()> {
+        self.check()?;
+        let mut st = self.sh.st.lock();
+        let open = &mut st.open;
+        let before = open.body.len();
+        encode_record(
+            &mut open.body,
+            first_seq,
+            ops.iter().map(|op| (op.kind, op.key.as_ref(), op.value.as_ref())),
+        );
+        let added = open.body.len() - before;
+        if open.records == 0 {
+            open.first_seq = first_seq;
+            open.opened_at = Some(self.sh.clock.now());
+        }
+        open.records += 1;
+        open.last_seq = first_seq + ops.len() as u64 - 1;
+        st.last_appended = st.open.last_seq;
+        st.unflushed += added;
+        let full = st.open.body.len() >= self.sh.settings.segment_bytes;
+        let first_record = st.open.records == 1;
+        drop(st);
+        self.sh.metrics.records_appended.fetch_add(1, Ordering::Relaxed);
+        if full || first_record {
+            // The flusher needs to learn the linger deadline of a new segment, or seal a full one.
+            self.sh.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Wait until every sequence up to `seq` is stored in the object store.
+    pub async fn wait_durable(&self, seq: SeqNo) -> Result<()> {
+        let mut rx = self.sh.durable.subscribe();
+        {
+            let d = rx.borrow_and_update();
+            if d.seq >= seq {
+                return Ok(());
+            }
+        }
+        {
+            let mut st = self.sh.st.lock();
+            if seq > st.remote_target {
+                st.remote_target = seq;
+            }
+        }
+        self.sh.wake.notify_one();
+        loop {
+            {
+                let d = rx.borrow_and_update();
+                if d.seq >= seq {
+                    return Ok(());
+                }
+                if let Some(e) = &d.fatal {
+                    return Err(Error::Stopped(Arc::new(e.clone())));
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Seal whatever is buffered now and wait until it (and everything before) is durable.
+    /// Concurrent calls share one upload.
+    pub async fn flush(&self) -> Result<()> {
+        let target = {
+            let mut st = self.sh.st.lock();
+            if st.open.records > 0 {
+                st.flush_wanted = true;
+            }
+            st.last_appended
+        };
+        self.sh.wake.notify_one();
+        self.wait_durable(target).await
+    }
+
+    /// Highest durable sequence.
+    pub fn durable_seq(&self) -> SeqNo {
+        self.sh.durable.borrow().seq
+    }
+
+    /// First segment id recovery must replay once every sequence `<= flushed` is in SSTs.
+    /// Also forgets older segments.
+    pub fn replay_point(&self, flushed: SeqNo) -> u64 {
+        let mut st = self.sh.st.lock();
+        let point = st
+            .segments
+            .iter()
+            .find(|(_, last)| **last > flushed)
+            .map_or(st.next_id, |(id, _)| *id);
+        st.segments.retain(|id, _| *id >= point);
+        point
+    }
+
+    /// Bytes written but not yet durable.
+    pub fn unflushed_bytes(&self) -> usize {
+        self.sh.st.lock().unflushed
+    }
+}

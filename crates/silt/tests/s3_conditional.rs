@@ -1,0 +1,496 @@
+//! Integration tests against a real S3-compatible server (SeaweedFS, see
+//! `scripts/s3-server` and `docs/s3-server.md`).
+//!
+//! These tests check the object-store semantics Silt relies on, using only
+//! the `object_store` crate: conditional create (`If-None-Match: *`),
+//! conditional update (`If-Match`), ranged reads, prefix listing and
+//! multipart upload.
+//!
+//! They read `SILT_TEST_S3_URL` (e.g. `s3://silt-test` or
+//! `s3://silt-test/some/prefix`) plus the standard `AWS_*` variables read by
+//! `AmazonS3Builder::from_env()`. When `SILT_TEST_S3_URL` is unset they skip,
+//! unless `SILT_REQUIRE_S3=1`, in which case they fail. `scripts/test` starts
+//! the server and sets everything up.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+
+const MIB: usize = 1024 * 1024;
+
+/// A store plus a unique prefix under which this test writes.
+struct Ctx {
+    store: Arc<AmazonS3>,
+    prefix: String,
+}
+
+impl Ctx {
+    fn path(&self, rel: &str) -> Path {
+        Path::from(format!("{}/{}", self.prefix, rel))
+    }
+}
+
+/// Builds the store, or returns `None` (after printing a skip line) when no
+/// S3 server is configured and S3 is not required.
+fn ctx(test: &str) -> Option<Ctx> {
+    let url = match std::env::var("SILT_TEST_S3_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            if std::env::var("SILT_REQUIRE_S3").as_deref() == Ok("1") {
+                panic!("S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test");
+            }
+            eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test to start a local S3 server)");
+            return None;
+        }
+    };
+    let rest = url
+        .strip_prefix("s3://")
+        .unwrap_or_else(|| panic!("SILT_TEST_S3_URL must look like s3://bucket[/prefix], got {url:?}"));
+    let (bucket, base) = match rest.split_once('/') {
+        Some((bucket, base)) => (bucket, base.trim_matches('/')),
+        None => (rest, ""),
+    };
+    assert!(!bucket.is_empty(), "SILT_TEST_S3_URL has no bucket: {url:?}");
+
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .unwrap_or_else(|e| panic!("building S3 store for {url:?} from AWS_* env failed: {e}"));
+
+    let unique = unique_id();
+    let prefix = if base.is_empty() {
+        format!("s3-conditional-tests/{unique}/{test}")
+    } else {
+        format!("{base}/s3-conditional-tests/{unique}/{test}")
+    };
+    Some(Ctx {
+        store: Arc::new(store),
+        prefix,
+    })
+}
+
+/// A per-process-unique, roughly time-ordered id: nanos since the epoch,
+/// process id and a counter.
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:x}-{:x}-{n}", std::process::id())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so mismatches show up at
+/// every offset rather than hiding in repeated patterns.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn create() -> PutOptions {
+    PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    }
+}
+
+fn update(version: UpdateVersion) -> PutOptions {
+    PutOptions {
+        mode: PutMode::Update(version),
+        ..Default::default()
+    }
+}
+
+async fn read_all(store: &AmazonS3, path: &Path) -> Vec<u8> {
+    store
+        .get(path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("reading body of {path} failed: {e}"))
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_if_absent_rejects_second_create() {
+    let Some(cx) = ctx("create_if_absent") else {
+        return;
+    };
+    let path = cx.path("manifest/00000001");
+
+    let first = cx
+        .store
+        .put_opts(&path, PutPayload::from_static(b"first"), create())
+        .await
+        .expect("first PutMode::Create on a fresh key must succeed");
+    assert!(first.e_tag.is_some(), "server returned no ETag on PUT");
+
+    let second = cx
+        .store
+        .put_opts(&path, PutPayload::from_static(b"second"), create())
+        .await;
+    match second {
+        Err(object_store::Error::AlreadyExists { .. }) => {}
+        other => panic!("second PutMode::Create must fail with AlreadyExists, got {other:?}"),
+    }
+
+    // The loser must not have changed the object.
+    assert_eq!(read_all(&cx.store, &path).await, b"first");
+
+    // A plain overwrite still works.
+    cx.store
+        .put(&path, PutPayload::from_static(b"third"))
+        .await
+        .expect("unconditional overwrite");
+    assert_eq!(read_all(&cx.store, &path).await, b"third");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_creators_exactly_one_wins() {
+    let Some(cx) = ctx("racers") else {
+        return;
+    };
+    const RACERS: usize = 16;
+    const ROUNDS: usize = 4;
+
+    for round in 0..ROUNDS {
+        let path = cx.path(&format!("race-{round}"));
+        let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let mut tasks = Vec::with_capacity(RACERS);
+        for racer in 0..RACERS {
+            let store = Arc::clone(&cx.store);
+            let path = path.clone();
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                let body = format!("racer-{racer}").into_bytes();
+                barrier.wait().await;
+                let res = store.put_opts(&path, PutPayload::from(body), create()).await;
+                (racer, res)
+            }));
+        }
+
+        let mut winners = Vec::new();
+        let mut losers = 0;
+        for task in tasks {
+            let (racer, res) = task.await.expect("racer task panicked");
+            match res {
+                Ok(_) => winners.push(racer),
+                Err(object_store::Error::AlreadyExists { .. }) => losers += 1,
+                Err(e) => panic!("racer {racer} got an unexpected error: {e:?}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one creator must win, winners: {winners:?}"
+        );
+        assert_eq!(losers, RACERS - 1, "round {round}");
+
+        let stored = read_all(&cx.store, &path).await;
+        assert_eq!(
+            stored,
+            format!("racer-{}", winners[0]).into_bytes(),
+            "round {round}: stored object must be the winner's payload"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_update_if_match() {
+    let Some(cx) = ctx("if_match") else {
+        return;
+    };
+    let path = cx.path("CURRENT");
+
+    let v1 = cx
+        .store
+        .put_opts(&path, PutPayload::from_static(b"v1"), create())
+        .await
+        .expect("create v1");
+    let v1: UpdateVersion = v1.into();
+
+    let v2 = cx
+        .store
+        .put_opts(&path, PutPayload::from_static(b"v2"), update(v1.clone()))
+        .await
+        .expect("If-Match with the current ETag must succeed");
+    assert_eq!(read_all(&cx.store, &path).await, b"v2");
+
+    // Stale version: must be rejected and leave the object alone.
+    match cx
+        .store
+        .put_opts(&path, PutPayload::from_static(b"stale"), update(v1))
+        .await
+    {
+        Err(object_store::Error::Precondition { .. }) => {}
+        other => panic!("If-Match with a stale ETag must fail with Precondition, got {other:?}"),
+    }
+    assert_eq!(read_all(&cx.store, &path).await, b"v2");
+
+    // Concurrent compare-and-swap from the same version: exactly one wins.
+    const RACERS: usize = 16;
+    let v2: UpdateVersion = v2.into();
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut tasks = Vec::with_capacity(RACERS);
+    for racer in 0..RACERS {
+        let store = Arc::clone(&cx.store);
+        let path = path.clone();
+        let barrier = Arc::clone(&barrier);
+        let version = v2.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("cas-{racer}").into_bytes();
+            barrier.wait().await;
+            let res = store
+                .put_opts(&path, PutPayload::from(body), update(version))
+                .await;
+            (racer, res)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (racer, res) = task.await.expect("racer task panicked");
+        match res {
+            Ok(_) => winners.push(racer),
+            Err(object_store::Error::Precondition { .. }) => {}
+            Err(e) => panic!("CAS racer {racer} got an unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one CAS must win, winners: {winners:?}");
+    assert_eq!(
+        read_all(&cx.store, &path).await,
+        format!("cas-{}", winners[0]).into_bytes()
+    );
+
+    // If-Match on a key that does not exist must not create it.
+    let missing = cx.path("missing");
+    let res = cx
+        .store
+        .put_opts(
+            &missing,
+            PutPayload::from_static(b"x"),
+            update(UpdateVersion {
+                e_tag: Some("\"0123456789abcdef0123456789abcdef\"".to_string()),
+                version: None,
+            }),
+        )
+        .await;
+    assert!(
+        matches!(
+            res,
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. })
+        ),
+        "If-Match on a missing key must fail, got {res:?}"
+    );
+    match cx.store.head(&missing).await {
+        Err(object_store::Error::NotFound { .. }) => {}
+        other => panic!("failed If-Match must not create the key, HEAD gave {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ranged_get_returns_exact_bytes() {
+    let Some(cx) = ctx("ranged_get") else {
+        return;
+    };
+    let path = cx.path("sst/000001.sst");
+    let data = pattern(MIB + 12_345, 7);
+    cx.store
+        .put(&path, PutPayload::from(data.clone()))
+        .await
+        .expect("put object");
+
+    let meta = cx.store.head(&path).await.expect("head");
+    assert_eq!(meta.size, data.len() as u64);
+
+    let len = data.len() as u64;
+    let ranges = [
+        0..1,
+        0..4096,
+        1..2,
+        4095..4097,
+        123_456..654_321,
+        len - 1..len,
+        len - 100..len,
+        0..len,
+    ];
+    for range in ranges {
+        let got = cx
+            .store
+            .get_range(&path, range.clone())
+            .await
+            .unwrap_or_else(|e| panic!("GET range {range:?} failed: {e}"));
+        let want = &data[range.start as usize..range.end as usize];
+        assert_eq!(got.len(), want.len(), "length of range {range:?}");
+        assert!(got.as_ref() == want, "bytes of range {range:?} differ");
+    }
+
+    let many = cx
+        .store
+        .get_ranges(&path, &[10..20, 500_000..500_100, len - 3..len])
+        .await
+        .expect("get_ranges");
+    assert_eq!(many[0].as_ref(), &data[10..20]);
+    assert_eq!(many[1].as_ref(), &data[500_000..500_100]);
+    assert_eq!(many[2].as_ref(), &data[data.len() - 3..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_with_prefix_returns_exactly_written_keys() {
+    let Some(cx) = ctx("list") else {
+        return;
+    };
+    let written = [
+        "db/CURRENT",
+        "db/manifest/00000001.json",
+        "db/manifest/00000002.json",
+        "db/sst/a.sst",
+        "db/sst/b.sst",
+        "db/wal/0000000000000001.wal",
+    ];
+    // Decoys that share a string prefix but not a path prefix.
+    let decoys = ["db2/sst/c.sst", "dbx", "other/db/d.sst"];
+    for key in written.iter().chain(decoys.iter()) {
+        cx.store
+            .put(&cx.path(key), PutPayload::from(key.as_bytes().to_vec()))
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e}"));
+    }
+
+    let listed: BTreeSet<String> = cx
+        .store
+        .list(Some(&cx.path("db")))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    let want: BTreeSet<String> = written.iter().map(|k| cx.path(k).to_string()).collect();
+    assert_eq!(listed, want);
+
+    let sst: BTreeSet<String> = cx
+        .store
+        .list(Some(&cx.path("db/sst")))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .expect("list sst");
+    let want_sst: BTreeSet<String> = ["db/sst/a.sst", "db/sst/b.sst"]
+        .iter()
+        .map(|k| cx.path(k).to_string())
+        .collect();
+    assert_eq!(sst, want_sst);
+
+    let delimited = cx
+        .store
+        .list_with_delimiter(Some(&cx.path("db")))
+        .await
+        .expect("list_with_delimiter");
+    let objects: BTreeSet<String> = delimited
+        .objects
+        .iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    let dirs: BTreeSet<String> = delimited
+        .common_prefixes
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(objects, BTreeSet::from([cx.path("db/CURRENT").to_string()]));
+    assert_eq!(
+        dirs,
+        ["db/manifest", "db/sst", "db/wal"]
+            .iter()
+            .map(|k| cx.path(k).to_string())
+            .collect::<BTreeSet<_>>()
+    );
+
+    // After a delete the key is gone from listings.
+    cx.store
+        .delete(&cx.path("db/sst/a.sst"))
+        .await
+        .expect("delete");
+    let after: BTreeSet<String> = cx
+        .store
+        .list(Some(&cx.path("db/sst")))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .expect("list after delete");
+    assert_eq!(after, BTreeSet::from([cx.path("db/sst/b.sst").to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_upload_round_trips() {
+    let Some(cx) = ctx("multipart") else {
+        return;
+    };
+    let path = cx.path("sst/big.sst");
+    // Two full 5 MiB parts plus a short tail: ~12 MiB in total.
+    let data = pattern(12 * MIB + 4321, 42);
+    let part = 5 * MIB;
+
+    let mut upload = cx
+        .store
+        .put_multipart(&path)
+        .await
+        .expect("start multipart upload");
+    for chunk in data.chunks(part) {
+        upload
+            .put_part(PutPayload::from(chunk.to_vec()))
+            .await
+            .expect("upload part");
+    }
+    upload.complete().await.expect("complete multipart upload");
+
+    let meta = cx.store.head(&path).await.expect("head");
+    assert_eq!(meta.size, data.len() as u64);
+
+    let got = read_all(&cx.store, &path).await;
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "multipart object differs from what was uploaded");
+
+    // Ranged reads across the part boundaries.
+    for boundary in [part, 2 * part] {
+        let range = (boundary - 10) as u64..(boundary + 10) as u64;
+        let got = cx
+            .store
+            .get_range(&path, range)
+            .await
+            .expect("ranged get across part boundary");
+        assert_eq!(got.as_ref(), &data[boundary - 10..boundary + 10]);
+    }
+
+    // An aborted upload leaves nothing behind.
+    let aborted = cx.path("sst/aborted.sst");
+    let mut upload = cx
+        .store
+        .put_multipart(&aborted)
+        .await
+        .expect("start second multipart upload");
+    upload
+        .put_part(PutPayload::from(pattern(part, 3)))
+        .await
+        .expect("upload part");
+    upload.abort().await.expect("abort multipart upload");
+    match cx.store.head(&aborted).await {
+        Err(object_store::Error::NotFound { .. }) => {}
+        other => panic!("aborted multipart upload must not create the object, got {other:?}"),
+    }
+}
