@@ -1,0 +1,24 @@
+//! Byte encodings of Silt: data blocks, block frames, bloom filters, SST files,
+//! WAL segments and manifests.
+//!
+//! This crate performs no I/O. Every decoder validates its input and returns a
+//! [`FormatError`] instead of panicking, whatever the bytes. The layouts are
+//! documented byte by byte in `docs/format.md` at the workspace root.
+
+mod codec;
+#[cfg(test)]
+mod fuzz_tests;
+
+pub mod block;
+pub mod bloom;
+pub mod compress;
+pub mod error;
+pub mod hex;
+pub mod key;
+pub mod manifest;
+pub mod sst;
+pub mod wal;
+
+pub use compress::Compression;
+pub use error::{FormatError, Result};
+pub use key::{cmp_internal, Entry, SeqNo, ValueKind};
