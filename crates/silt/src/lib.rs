@@ -32,7 +32,7 @@ pub mod objstore;
 mod wal;
 
 pub use bytes::Bytes;
-pub use db::{Db, DbBuilder, Durability, Snapshot, WriteBatch, WriteOptions};
+pub use db::{Db, DbBuilder, DbStats, Durability, Snapshot, WriteBatch, WriteOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use config::{Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use lsm::iter::DbIterator;

@@ -63,10 +63,6 @@ impl Memtable {
         self.map.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// Highest sequence number inserted (0 when empty).
     pub fn max_seq(&self) -> SeqNo {
         self.max_seq.load(AtomicOrdering::Relaxed)

@@ -6,6 +6,7 @@ mod flush;
 mod open;
 mod read;
 mod snapshot;
+mod stats;
 mod tasks;
 mod write;
 
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 pub use self::batch::{Durability, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
 pub use self::snapshot::Snapshot;
+pub use self::stats::DbStats;
 use self::tasks::Tasks;
 use crate::clock::Clock;
 use crate::config::Settings;

@@ -24,8 +24,6 @@ pub(crate) struct Replayed {
     pub segments: BTreeMap<u64, SeqNo>,
     /// Highest sequence number replayed (0 if none).
     pub max_seq: SeqNo,
-    /// Highest segment id seen (fence included).
-    pub last_id: Option<u64>,
     /// Operations inserted into the memtable.
     pub ops: u64,
 }
@@ -47,15 +45,28 @@ pub(crate) async fn fence(
         body_len: 0,
     };
     let data = encode_segment(&header, &[]);
-    loop {
+    let fence_id = loop {
         let listed = storage.list_numbered("wal", "wal").await?;
         let id = listed.last().map_or(from, |l| (l.id + 1).max(from));
         match upload_segment(storage, clock, id, &data, epoch, retries).await {
-            Ok(()) => return Ok(id),
+            Ok(()) => break id,
             Err(UploadError::IdTaken) => {}
             Err(UploadError::Fatal(e)) => return Err(e),
         }
+    };
+    // An older writer may still have uploads in flight for ids below the fence (it
+    // uploads several segments at once). Fill every gap with a fence segment too: either
+    // ours lands first and that upload fails (so the older writer never acknowledges it),
+    // or theirs already landed and replay picks it up.
+    let listed = storage.list_numbered("wal", "wal").await?;
+    let present: std::collections::BTreeSet<u64> = listed.iter().map(|l| l.id).collect();
+    for gap in (from..fence_id).filter(|id| !present.contains(id)) {
+        match upload_segment(storage, clock, gap, &data, epoch, retries).await {
+            Ok(()) | Err(UploadError::IdTaken) => {}
+            Err(UploadError::Fatal(e)) => return Err(e),
+        }
     }
+    Ok(fence_id)
 }
 
 /// Replay segments with ids in `[from, until)` (all from `from` when `until` is None) into
@@ -77,10 +88,7 @@ pub(crate) async fn replay(
         .map(|l| l.id)
         .filter(|id| *id >= from && until.is_none_or(|u| *id < u))
         .collect();
-    let mut out = Replayed {
-        last_id: listed.last().map(|l| l.id),
-        ..Replayed::default()
-    };
+    let mut out = Replayed::default();
     let mut fetches = futures::stream::iter(ids.into_iter().map(|id| async move {
         let path = storage.wal_path(id);
         let bytes: Bytes = storage.get(&path).await?;
