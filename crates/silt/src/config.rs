@@ -30,6 +30,10 @@ pub struct Settings {
     pub wal: WalSettings,
     /// Layout of the SSTs this writer produces.
     pub sst: SstOptions,
+    /// Background compaction of L0 into sorted runs.
+    pub compaction: CompactionSettings,
+    /// Garbage collection of obsolete objects.
+    pub gc: GcSettings,
 }
 
 impl Default for Settings {
@@ -40,6 +44,78 @@ impl Default for Settings {
             block_cache_bytes: 64 * MIB as u64,
             wal: WalSettings::default(),
             sst: SstOptions::default(),
+            compaction: CompactionSettings::default(),
+            gc: GcSettings::default(),
+        }
+    }
+}
+
+/// Size-tiered compaction (see `docs/compaction.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionSettings {
+    /// Run background compaction. Default true. `silt compact` works either way.
+    pub enabled: bool,
+    /// Merge L0 into a new sorted run once it holds this many SSTs. Default 4.
+    pub l0_trigger: usize,
+    /// Writers are slowed (1 ms per write) from this many L0 SSTs. Default 12.
+    pub l0_slowdown: usize,
+    /// Writers wait for compaction from this many L0 SSTs. Default 20.
+    pub l0_stop: usize,
+    /// Output SSTs are cut at this size. Default 64 MiB. Also bounds compaction memory:
+    /// one output SST is built in memory at a time.
+    pub target_sst_bytes: usize,
+    /// Runs are merged while the next (older) run is at most this percentage larger than
+    /// the newer runs together. Default 100 (size ratio 2).
+    pub size_ratio_percent: u64,
+    /// Fewest runs a size-ratio merge takes. Default 2.
+    pub min_merge_width: usize,
+    /// Merge every run into one when `(all runs but the oldest) / oldest` exceeds this
+    /// percentage: bounds space amplification from overwrites and deletes. Default 25.
+    pub max_space_amp_percent: u64,
+    /// Maximum sorted runs before a full merge regardless of sizes. Default 8.
+    pub max_runs: usize,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        CompactionSettings {
+            enabled: true,
+            l0_trigger: 4,
+            l0_slowdown: 12,
+            l0_stop: 20,
+            target_sst_bytes: 64 * MIB,
+            size_ratio_percent: 100,
+            min_merge_width: 2,
+            max_space_amp_percent: 25,
+            max_runs: 8,
+        }
+    }
+}
+
+/// Garbage collection of WAL segments, SSTs and manifests no longer needed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSettings {
+    /// Run GC in the background. Default true.
+    pub enabled: bool,
+    /// Time between background GC passes. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// An object is deleted only once it has been unneeded by every manifest written in the
+    /// last `grace` (and, for SSTs, is older than `grace`): protects readers in other
+    /// processes that opened an older manifest, and SSTs uploaded but not yet in a manifest.
+    /// Default 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            grace: Duration::from_secs(300),
         }
     }
 }
@@ -141,6 +217,19 @@ impl Settings {
         if self.sst.restart_interval == 0 {
             return bad("sst.restart_interval must be at least 1".into());
         }
+        let c = &self.compaction;
+        if c.l0_trigger < 2 || c.l0_slowdown < c.l0_trigger || c.l0_stop < c.l0_slowdown {
+            return bad(format!(
+                "compaction needs 2 <= l0_trigger ({}) <= l0_slowdown ({}) <= l0_stop ({})",
+                c.l0_trigger, c.l0_slowdown, c.l0_stop
+            ));
+        }
+        if c.target_sst_bytes < 4096 || c.min_merge_width < 2 || c.max_runs < 2 {
+            return bad(
+                "compaction.target_sst_bytes must be >= 4096, min_merge_width and max_runs >= 2"
+                    .into(),
+            );
+        }
         if self.sst.bloom_bits_per_key > 64 {
             return bad(format!(
                 "sst.bloom_bits_per_key must be at most 64, got {}",
@@ -163,6 +252,10 @@ impl Settings {
             sst: SstOptions {
                 block_bytes: 1024,
                 ..SstOptions::default()
+            },
+            compaction: CompactionSettings {
+                target_sst_bytes: 64 * 1024,
+                ..CompactionSettings::default()
             },
             ..Settings::default()
         }

@@ -32,9 +32,11 @@ pub mod objstore;
 mod wal;
 
 pub use bytes::Bytes;
-pub use db::{Db, DbBuilder, DbStats, Durability, Snapshot, WriteBatch, WriteOptions};
+pub use db::{Db, DbBuilder, DbStats, EngineCounters, GcReport, Durability, Snapshot, WriteBatch, WriteOptions};
 pub use error::{Error, ErrorKind, Result};
-pub use config::{Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use config::{
+    CompactionSettings, GcSettings, Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+};
 pub use lsm::iter::DbIterator;
 pub use wal::remote::WalMetrics;
 pub use silt_format::{sst::SstOptions, Compression};

@@ -11,7 +11,6 @@ use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
-use crate::objstore::CreateOutcome;
 
 impl DbInner {
     /// Freeze the active memtable (if non-empty). Must be called with the write lock held,
@@ -52,14 +51,14 @@ impl DbInner {
     }
 
     async fn flush_one(&self, mem: &Arc<Memtable>) -> Result<()> {
-        let id = ulid::Ulid::from_parts(self.clock.unix_millis(), rand::random()).to_string();
+        let id = self.new_sst_id();
         let (data, info) = build_sst(mem, &self.settings.sst, id)?;
         let path = self.storage.sst_path(&info.id);
-        if self.storage.put_create(&path, data.clone()).await? == CreateOutcome::AlreadyExists {
-            return Err(Error::Internal(format!("SST {path} already exists")));
-        }
-        let handle = Arc::new(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
+        self.storage.put_new(&path, data.clone()).await?;
+        let handle = self.register_sst(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
         tracing::debug!(sst = %info.id, bytes = info.size, entries = info.props.entries, "flushed memtable");
+        self.counters.memtable_flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.flush_bytes.fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
 
         let mut m = self.manifest.lock().await;
         let mut next = m.clone();
@@ -83,6 +82,7 @@ impl DbInner {
         *v = Arc::new(nv);
         drop(v);
         self.frozen_space.notify_waiters();
+        self.compaction_wake.notify_one();
         Ok(())
     }
 }

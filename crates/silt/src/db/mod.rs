@@ -2,7 +2,9 @@
 
 pub(crate) mod batch;
 mod builder;
+mod compact;
 mod flush;
+mod gc;
 mod open;
 mod read;
 mod snapshot;
@@ -21,6 +23,7 @@ use tokio::sync::Notify;
 
 pub use self::batch::{Durability, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
+pub use self::gc::GcReport;
 pub use self::snapshot::Snapshot;
 pub use self::stats::DbStats;
 use self::tasks::Tasks;
@@ -28,6 +31,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::lsm::cache::BlockCache;
+use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::objstore::Storage;
 use crate::wal::remote::RemoteWal;
@@ -58,6 +62,40 @@ pub(crate) struct DbInner {
     /// Error that stopped background work (e.g. a failed memtable flush).
     pub fatal: Mutex<Option<Error>>,
     pub closed: AtomicBool,
+    /// Wakes the compactor (after a flush).
+    pub compaction_wake: Notify,
+    /// Signalled when a compaction committed (L0 shrank).
+    pub compacted: Notify,
+    /// Serialises compactions (background and explicit).
+    pub compaction_lock: tokio::sync::Mutex<()>,
+    /// Every open SST handle, weakly: GC never deletes an SST a reader still holds.
+    pub sst_registry: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<SstHandle>>>,
+    pub counters: Arc<EngineCounters>,
+}
+
+/// Counters of background work.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// Memtables flushed to L0.
+    pub memtable_flushes: AtomicU64,
+    /// Bytes of SSTs written by memtable flushes.
+    pub flush_bytes: AtomicU64,
+    /// Compactions committed.
+    pub compactions: AtomicU64,
+    /// Bytes read by compactions (input SST sizes).
+    pub compaction_bytes_in: AtomicU64,
+    /// Bytes of SSTs written by compactions.
+    pub compaction_bytes_out: AtomicU64,
+    /// Objects deleted by GC, by kind.
+    pub gc_deleted_wal: AtomicU64,
+    /// SSTs deleted by GC.
+    pub gc_deleted_sst: AtomicU64,
+    /// Manifests deleted by GC.
+    pub gc_deleted_manifest: AtomicU64,
+    /// Writes delayed because L0 reached `l0_slowdown`.
+    pub write_slowdowns: AtomicU64,
+    /// Writes that waited because L0 reached `l0_stop`.
+    pub write_stops: AtomicU64,
 }
 
 impl DbInner {
@@ -83,6 +121,20 @@ impl DbInner {
 
     pub(crate) fn current(&self) -> Arc<Version> {
         Arc::clone(&self.version.read())
+    }
+
+    /// Remember an open SST handle (weakly) and share it.
+    pub(crate) fn register_sst(&self, h: SstHandle) -> Arc<SstHandle> {
+        let h = Arc::new(h);
+        self.sst_registry
+            .lock()
+            .insert(Arc::clone(&h.id), Arc::downgrade(&h));
+        h
+    }
+
+    /// A fresh SST name (ULID: time-ordered, unique).
+    pub(crate) fn new_sst_id(&self) -> String {
+        ulid::Ulid::from_parts(self.clock.unix_millis(), rand::random()).to_string()
     }
 }
 
@@ -165,6 +217,11 @@ impl Db {
     /// The writer epoch this handle holds (0 when read-only).
     pub fn writer_epoch(&self) -> u64 {
         self.inner.wal.as_ref().map_or(0, |w| w.sh.epoch)
+    }
+
+    /// Counters of flushes, compactions and GC.
+    pub fn counters(&self) -> Arc<EngineCounters> {
+        Arc::clone(&self.inner.counters)
     }
 
     /// Counters of the remote WAL (`None` when read-only).

@@ -13,6 +13,7 @@ use super::tasks::Tasks;
 use super::{Db, DbInner};
 use crate::error::Result;
 use crate::lsm::cache::BlockCache;
+use crate::lsm::run::RunHandle;
 use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
@@ -52,14 +53,32 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         "opening database"
     );
 
+    let registry = Mutex::new(std::collections::HashMap::new());
+    let open_sst = |info| {
+        let storage = &storage;
+        let registry = &registry;
+        async move {
+            let h = Arc::new(SstHandle::open(storage, info).await?);
+            registry
+                .lock()
+                .insert(Arc::clone(&h.id), Arc::downgrade(&h));
+            Ok::<_, crate::Error>(h)
+        }
+    };
     let l0: Vec<Arc<SstHandle>> = futures::stream::iter(manifest.l0.clone())
-        .map(|info| {
-            let storage = &storage;
-            async move { SstHandle::open(storage, info).await.map(Arc::new) }
-        })
+        .map(open_sst)
         .buffered(OPEN_CONCURRENCY)
         .try_collect()
         .await?;
+    let mut runs = Vec::with_capacity(manifest.runs.len());
+    for run in &manifest.runs {
+        let ssts: Vec<Arc<SstHandle>> = futures::stream::iter(run.ssts.clone())
+            .map(open_sst)
+            .buffered(OPEN_CONCURRENCY)
+            .try_collect()
+            .await?;
+        runs.push(Arc::new(RunHandle { id: run.id, ssts }));
+    }
 
     let mem = Arc::new(Memtable::new());
     let replayed = replay(
@@ -70,7 +89,13 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         &mem,
     )
     .await?;
-    let sst_max = manifest.l0.iter().map(|i| i.props.max_seq).max().unwrap_or(0);
+    let sst_max = manifest
+        .l0
+        .iter()
+        .chain(manifest.runs.iter().flat_map(|r| r.ssts.iter()))
+        .map(|i| i.props.max_seq)
+        .max()
+        .unwrap_or(0);
     let last_seq = replayed
         .max_seq
         .max(manifest.last_flushed_seq)
@@ -98,7 +123,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         )
     });
 
-    let mut version = Version::new(Arc::clone(&mem), l0);
+    let mut version = Version::new(Arc::clone(&mem), l0, runs);
     if !read_only && mem.size_bytes() >= settings.memtable_bytes {
         version.frozen.push(mem);
         version.active = Arc::new(Memtable::new());
@@ -119,6 +144,11 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         snapshots: Mutex::new(BTreeMap::new()),
         fatal: Mutex::new(None),
         closed: AtomicBool::new(false),
+        compaction_wake: Notify::new(),
+        compacted: Notify::new(),
+        compaction_lock: tokio::sync::Mutex::new(()),
+        sst_registry: registry,
+        counters: Arc::default(),
     });
     let tasks = Tasks::new();
     if let Some(wal) = &inner.wal {
@@ -130,6 +160,19 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             "memtable-flusher",
             super::flush::run_memtable_flusher(Arc::clone(&inner), tasks.shutdown_signal()),
         );
+        if inner.settings.compaction.enabled {
+            tasks.spawn(
+                "compactor",
+                super::compact::run_compactor(Arc::clone(&inner), tasks.shutdown_signal()),
+            );
+            inner.compaction_wake.notify_one();
+        }
+        if inner.settings.gc.enabled {
+            tasks.spawn(
+                "gc",
+                super::gc::run_gc(Arc::clone(&inner), tasks.shutdown_signal()),
+            );
+        }
         inner.flush_wake.notify_one();
     }
     Ok(Db { inner, tasks })

@@ -9,11 +9,13 @@ use silt_format::{SeqNo, ValueKind};
 use super::{Db, DbInner};
 use crate::error::Result;
 use crate::lsm::iter::{DbIterator, KeyRange, ScanCtx};
+use crate::lsm::version::Version;
 
 impl DbInner {
-    /// Read `key` at `seq`. The version is taken after `seq`, so everything `<= seq` is in it.
-    pub(crate) async fn get_at(&self, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
-        let v = self.current();
+    /// Read `key` at `seq` in `v`. Callers take the version *before* the sequence number
+    /// (plain reads) or hold a registered snapshot (snapshot reads): either way the version
+    /// holds the newest version of every key at or below `seq` that any read can need.
+    pub(crate) async fn get_in(&self, v: &Version, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
         for mem in std::iter::once(&v.active).chain(v.frozen.iter()) {
             if let Some(slot) = mem.get(key, seq) {
                 return Ok(slot);
@@ -21,17 +23,20 @@ impl DbInner {
         }
         for sst in &v.l0 {
             if let Some(e) = sst.get(&self.storage, &self.cache, key, seq).await? {
-                return Ok(match e.kind {
-                    ValueKind::Put => Some(e.value),
-                    ValueKind::Delete => None,
-                });
+                return Ok(live(e));
+            }
+        }
+        for run in &v.runs {
+            if let Some(e) = run.get(&self.storage, &self.cache, key, seq).await? {
+                return Ok(live(e));
             }
         }
         Ok(None)
     }
 
-    pub(crate) fn scan_at(
+    pub(crate) fn scan_in(
         &self,
+        v: &Version,
         range: KeyRange,
         seq: SeqNo,
         pin: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
@@ -39,8 +44,23 @@ impl DbInner {
         let ctx = ScanCtx {
             storage: self.storage.clone(),
             cache: self.cache.clone(),
+            fill_cache: true,
         };
-        DbIterator::new(ctx, &self.current(), range, seq, pin)
+        DbIterator::new(ctx, v, range, seq, pin)
+    }
+
+    /// The current version, then the visible sequence number (in that order: see `get_in`).
+    pub(crate) fn read_view(&self) -> (std::sync::Arc<Version>, SeqNo) {
+        let v = self.current();
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        (v, seq)
+    }
+}
+
+fn live(e: silt_format::Entry) -> Option<Bytes> {
+    match e.kind {
+        ValueKind::Put => Some(e.value),
+        ValueKind::Delete => None,
     }
 }
 
@@ -63,8 +83,8 @@ impl Db {
     /// Store errors and corrupt SST blocks.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.inner.check_open()?;
-        let seq = self.inner.visible_seq.load(Ordering::Acquire);
-        self.inner.get_at(key.as_ref(), seq).await
+        let (v, seq) = self.inner.read_view();
+        self.inner.get_in(&v, key.as_ref(), seq).await
     }
 
     /// Ordered scan of live keys in `range` (e.g. `"a".."m"`, `..`, `b"k".to_vec()..`).
@@ -73,8 +93,8 @@ impl Db {
     /// [`crate::Error::Closed`]; errors while iterating come from [`DbIterator::next`].
     pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<DbIterator> {
         self.inner.check_open()?;
-        let seq = self.inner.visible_seq.load(Ordering::Acquire);
-        Ok(self.inner.scan_at(to_range(&range), seq, None))
+        let (v, seq) = self.inner.read_view();
+        Ok(self.inner.scan_in(&v, to_range(&range), seq, None))
     }
 
     /// Ordered scan of the live keys starting with `prefix`.
@@ -83,8 +103,8 @@ impl Db {
     /// As [`Db::scan`].
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIterator> {
         self.inner.check_open()?;
-        let seq = self.inner.visible_seq.load(Ordering::Acquire);
-        Ok(self.inner.scan_at(prefix_range(prefix.as_ref()), seq, None))
+        let (v, seq) = self.inner.read_view();
+        Ok(self.inner.scan_in(&v, prefix_range(prefix.as_ref()), seq, None))
     }
 }
 

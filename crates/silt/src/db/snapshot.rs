@@ -49,7 +49,8 @@ impl Snapshot {
     /// Store errors and corrupt SST blocks.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.pin.inner.check_open()?;
-        self.pin.inner.get_at(key.as_ref(), self.pin.seq).await
+        let v = self.pin.inner.current();
+        self.pin.inner.get_in(&v, key.as_ref(), self.pin.seq).await
     }
 
     /// Ordered scan as of the snapshot.
@@ -59,7 +60,8 @@ impl Snapshot {
     pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<DbIterator> {
         self.pin.inner.check_open()?;
         let pin: Arc<dyn std::any::Any + Send + Sync> = self.pin.clone();
-        Ok(self.pin.inner.scan_at(to_range(&range), self.pin.seq, Some(pin)))
+        let v = self.pin.inner.current();
+        Ok(self.pin.inner.scan_in(&v, to_range(&range), self.pin.seq, Some(pin)))
     }
 
     /// Prefix scan as of the snapshot.
@@ -69,10 +71,11 @@ impl Snapshot {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIterator> {
         self.pin.inner.check_open()?;
         let pin: Arc<dyn std::any::Any + Send + Sync> = self.pin.clone();
+        let v = self.pin.inner.current();
         Ok(self
             .pin
             .inner
-            .scan_at(prefix_range(prefix.as_ref()), self.pin.seq, Some(pin)))
+            .scan_in(&v, prefix_range(prefix.as_ref()), self.pin.seq, Some(pin)))
     }
 }
 

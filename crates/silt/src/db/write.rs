@@ -75,6 +75,7 @@ impl Db {
         }
         wal.reserve().await?;
         self.wait_for_frozen_space().await?;
+        self.wait_for_l0().await?;
         let last_seq = {
             let mut next_seq = inner.write_lock.lock();
             inner.check_open()?;

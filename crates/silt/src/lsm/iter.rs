@@ -1,4 +1,8 @@
-//! Merging scan over memtables and SSTs at a snapshot sequence number.
+//! Merging iteration over memtables, L0 SSTs and sorted runs.
+//!
+//! [`MergeIter`] yields every version in internal order (user key asc, seq desc); scans
+//! ([`DbIterator`]) hide versions newer than their snapshot, older versions and tombstones;
+//! compaction filters versions by the live snapshots instead.
 
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -9,6 +13,7 @@ use silt_format::block::BlockIter;
 use silt_format::{cmp_internal, Entry, SeqNo, ValueKind};
 
 use super::cache::BlockCache;
+use super::run::RunHandle;
 use super::sst::SstHandle;
 use super::version::Version;
 use crate::error::{Error, Result};
@@ -26,6 +31,13 @@ pub(crate) struct KeyRange {
 }
 
 impl KeyRange {
+    pub fn all() -> Self {
+        KeyRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
+    }
+
     fn before_start(&self, key: &[u8]) -> bool {
         match &self.start {
             Bound::Included(s) => key < s.as_ref(),
@@ -49,6 +61,19 @@ impl KeyRange {
             Bound::Unbounded => Bound::Unbounded,
         }
     }
+
+    fn overlaps(&self, smallest: &[u8], largest: &[u8]) -> bool {
+        !self.past_end(smallest) && !self.before_start(largest)
+    }
+}
+
+/// Shared context of an iteration.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanCtx {
+    pub storage: Storage,
+    pub cache: BlockCache,
+    /// Cache blocks read by this iteration (false for compaction, which reads each once).
+    pub fill_cache: bool,
 }
 
 #[derive(Debug)]
@@ -59,8 +84,9 @@ struct MemSource {
     exhausted: bool,
 }
 
+/// Reads one SST's blocks in order from the range start.
 #[derive(Debug)]
-struct SstSource {
+struct SstCursor {
     sst: Arc<SstHandle>,
     next_block: usize,
     iter: Option<BlockIter>,
@@ -68,17 +94,63 @@ struct SstSource {
     seek_pending: bool,
 }
 
+impl SstCursor {
+    fn new(sst: Arc<SstHandle>, range: &KeyRange) -> Self {
+        let n = sst.index().entries().len();
+        let next_block = match &range.start {
+            Bound::Included(k) => sst.index().find(k, SeqNo::MAX).unwrap_or(n),
+            Bound::Excluded(k) => sst.index().find(k, 0).unwrap_or(n),
+            Bound::Unbounded => 0,
+        };
+        SstCursor {
+            sst,
+            next_block,
+            iter: None,
+            seek_pending: true,
+        }
+    }
+
+    async fn next(&mut self, ctx: &ScanCtx, range: &KeyRange) -> Result<Option<Entry>> {
+        loop {
+            if let Some(it) = &mut self.iter {
+                match it.next() {
+                    Some(Ok(e)) => return Ok((!range.past_end(&e.key)).then_some(e)),
+                    Some(Err(e)) => return Err(Error::corrupt(self.sst.path().to_string(), e)),
+                    None => self.iter = None,
+                }
+            }
+            if self.next_block >= self.sst.index().entries().len() {
+                return Ok(None);
+            }
+            let block = if ctx.fill_cache {
+                self.sst.block(&ctx.storage, &ctx.cache, self.next_block).await?
+            } else {
+                self.sst.block_uncached(&ctx.storage, &ctx.cache, self.next_block).await?
+            };
+            let seek = std::mem::take(&mut self.seek_pending);
+            self.next_block += 1;
+            self.iter = Some(match (&range.start, seek) {
+                (Bound::Included(k), true) => block.iter_from(k, SeqNo::MAX),
+                (Bound::Excluded(k), true) => block.iter_from(k, 0),
+                _ => block.iter(),
+            });
+        }
+    }
+}
+
+/// Reads a sorted run's SSTs one after another.
+#[derive(Debug)]
+struct RunCursor {
+    run: Arc<RunHandle>,
+    next_sst: usize,
+    current: Option<SstCursor>,
+}
+
 #[derive(Debug)]
 enum Source {
     Mem(MemSource),
-    Sst(SstSource),
-}
-
-/// Shared context of a scan.
-#[derive(Debug, Clone)]
-pub(crate) struct ScanCtx {
-    pub storage: Storage,
-    pub cache: BlockCache,
+    Sst(SstCursor),
+    Run(RunCursor),
 }
 
 impl Source {
@@ -86,7 +158,9 @@ impl Source {
         match self {
             Source::Mem(m) => {
                 if m.buf.is_empty() && !m.exhausted {
-                    let batch = m.mem.entries_after(m.cursor.as_ref(), range.start_ref(), MEM_BATCH);
+                    let batch =
+                        m.mem
+                            .entries_after(m.cursor.as_ref(), range.start_ref(), MEM_BATCH);
                     if batch.len() < MEM_BATCH {
                         m.exhausted = true;
                     }
@@ -100,38 +174,134 @@ impl Source {
                 }
                 Ok(m.buf.pop_front().filter(|e| !range.past_end(&e.key)))
             }
-            Source::Sst(s) => loop {
-                if let Some(it) = &mut s.iter {
-                    match it.next() {
-                        Some(Ok(e)) => {
-                            return Ok((!range.past_end(&e.key)).then_some(e));
-                        }
-                        Some(Err(e)) => return Err(Error::corrupt(s.sst.path().to_string(), e)),
-                        None => s.iter = None,
+            Source::Sst(s) => s.next(ctx, range).await,
+            Source::Run(r) => loop {
+                if let Some(cur) = &mut r.current {
+                    if let Some(e) = cur.next(ctx, range).await? {
+                        return Ok(Some(e));
                     }
+                    r.current = None;
                 }
-                if s.next_block >= s.sst.index().entries().len() {
+                let Some(sst) = r.run.ssts.get(r.next_sst) else {
+                    return Ok(None);
+                };
+                if range.past_end(&sst.info.props.smallest_key) {
                     return Ok(None);
                 }
-                let block = s.sst.block(&ctx.storage, &ctx.cache, s.next_block).await?;
-                let seek = std::mem::take(&mut s.seek_pending);
-                s.next_block += 1;
-                s.iter = Some(match (&range.start, seek) {
-                    (Bound::Included(k), true) => block.iter_from(k, SeqNo::MAX),
-                    (Bound::Excluded(k), true) => block.iter_from(k, 0),
-                    _ => block.iter(),
-                });
+                r.next_sst += 1;
+                r.current = Some(SstCursor::new(Arc::clone(sst), range));
             },
         }
     }
 }
 
-fn first_block(sst: &SstHandle, range: &KeyRange) -> usize {
-    let n = sst.index().entries().len();
-    match &range.start {
-        Bound::Included(k) => sst.index().find(k, SeqNo::MAX).unwrap_or(n),
-        Bound::Excluded(k) => sst.index().find(k, 0).unwrap_or(n),
-        Bound::Unbounded => 0,
+/// Every version from a set of sources, in internal order.
+#[derive(Debug)]
+pub(crate) struct MergeIter {
+    ctx: ScanCtx,
+    range: KeyRange,
+    sources: Vec<Source>,
+    heads: Vec<Option<Entry>>,
+    started: bool,
+}
+
+impl MergeIter {
+    fn new(ctx: ScanCtx, range: KeyRange) -> Self {
+        MergeIter {
+            ctx,
+            range,
+            sources: Vec::new(),
+            heads: Vec::new(),
+            started: false,
+        }
+    }
+
+    fn add(&mut self, s: Source) {
+        self.sources.push(s);
+        self.heads.push(None);
+    }
+
+    pub fn add_memtable(&mut self, mem: &Arc<Memtable>) {
+        self.add(Source::Mem(MemSource {
+            mem: Arc::clone(mem),
+            buf: VecDeque::new(),
+            cursor: None,
+            exhausted: false,
+        }));
+    }
+
+    pub fn add_sst(&mut self, sst: &Arc<SstHandle>) {
+        let p = &sst.info.props;
+        if self.range.overlaps(&p.smallest_key, &p.largest_key) {
+            self.add(Source::Sst(SstCursor::new(Arc::clone(sst), &self.range)));
+        }
+    }
+
+    pub fn add_run(&mut self, run: &Arc<RunHandle>) {
+        let next_sst = match &self.range.start {
+            Bound::Included(k) | Bound::Excluded(k) => run.find(k),
+            Bound::Unbounded => 0,
+        };
+        self.add(Source::Run(RunCursor {
+            run: Arc::clone(run),
+            next_sst,
+            current: None,
+        }));
+    }
+
+    /// A merge over everything in `version`.
+    pub fn over_version(ctx: ScanCtx, version: &Version, range: KeyRange) -> Self {
+        let mut m = MergeIter::new(ctx, range);
+        for mem in std::iter::once(&version.active).chain(version.frozen.iter()) {
+            m.add_memtable(mem);
+        }
+        for sst in &version.l0 {
+            m.add_sst(sst);
+        }
+        for run in &version.runs {
+            m.add_run(run);
+        }
+        m
+    }
+
+    /// A merge over SSTs and runs only (compaction input).
+    pub fn over_tables(ctx: ScanCtx, l0: &[Arc<SstHandle>], runs: &[Arc<RunHandle>]) -> Self {
+        let mut m = MergeIter::new(ctx, KeyRange::all());
+        for sst in l0 {
+            m.add_sst(sst);
+        }
+        for run in runs {
+            m.add_run(run);
+        }
+        m
+    }
+
+    /// The next version in internal order, within the range.
+    pub async fn next(&mut self) -> Result<Option<Entry>> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
+            }
+        }
+        loop {
+            let mut best: Option<(usize, &Entry)> = None;
+            for (i, h) in self.heads.iter().enumerate() {
+                let Some(e) = h else { continue };
+                if best.is_none_or(|(_, b)| cmp_internal(&e.key, e.seq, &b.key, b.seq).is_lt()) {
+                    best = Some((i, e));
+                }
+            }
+            let Some((i, _)) = best else { return Ok(None) };
+            let Some(e) = self.heads[i].take() else {
+                return Ok(None);
+            };
+            self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
+            if self.range.before_start(&e.key) {
+                continue;
+            }
+            return Ok(Some(e));
+        }
     }
 }
 
@@ -139,13 +309,9 @@ fn first_block(sst: &SstHandle, range: &KeyRange) -> usize {
 /// versions newer than the snapshot are hidden.
 #[derive(Debug)]
 pub struct DbIterator {
-    ctx: ScanCtx,
-    range: KeyRange,
+    merge: MergeIter,
     seq: SeqNo,
-    sources: Vec<Source>,
-    heads: Vec<Option<Entry>>,
     last_key: Option<Bytes>,
-    started: bool,
     _pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -157,35 +323,10 @@ impl DbIterator {
         seq: SeqNo,
         pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
-        let mut sources = Vec::new();
-        for mem in std::iter::once(&version.active).chain(version.frozen.iter()) {
-            sources.push(Source::Mem(MemSource {
-                mem: Arc::clone(mem),
-                buf: VecDeque::new(),
-                cursor: None,
-                exhausted: false,
-            }));
-        }
-        for sst in &version.l0 {
-            if sst_overlaps(sst, &range) {
-                let next_block = first_block(sst, &range);
-                sources.push(Source::Sst(SstSource {
-                    sst: Arc::clone(sst),
-                    next_block,
-                    iter: None,
-                    seek_pending: true,
-                }));
-            }
-        }
-        let heads = sources.iter().map(|_| None).collect();
         DbIterator {
-            ctx,
-            range,
+            merge: MergeIter::over_version(ctx, version, range),
             seq,
-            sources,
-            heads,
             last_key: None,
-            started: false,
             _pin: pin,
         }
     }
@@ -195,35 +336,8 @@ impl DbIterator {
     /// # Errors
     /// Store errors and corrupt blocks met while reading SSTs.
     pub async fn next(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        if !self.started {
-            self.started = true;
-            for i in 0..self.sources.len() {
-                self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
-            }
-        }
-        loop {
-            let mut best: Option<usize> = None;
-            for (i, h) in self.heads.iter().enumerate() {
-                let Some(e) = h else { continue };
-                best = match best {
-                    Some(b) => {
-                        let Some(be) = &self.heads[b] else { continue };
-                        if cmp_internal(&e.key, e.seq, &be.key, be.seq).is_lt() {
-                            Some(i)
-                        } else {
-                            Some(b)
-                        }
-                    }
-                    None => Some(i),
-                };
-            }
-            let Some(i) = best else { return Ok(None) };
-            let Some(e) = self.heads[i].take() else { return Ok(None) };
-            self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
-            if self.range.before_start(&e.key) || e.seq > self.seq {
-                continue;
-            }
-            if self.last_key.as_ref() == Some(&e.key) {
+        while let Some(e) = self.merge.next().await? {
+            if e.seq > self.seq || self.last_key.as_ref() == Some(&e.key) {
                 continue;
             }
             self.last_key = Some(e.key.clone());
@@ -231,6 +345,7 @@ impl DbIterator {
                 return Ok(Some((e.key, e.value)));
             }
         }
+        Ok(None)
     }
 
     /// Collect up to `limit` pairs.
@@ -247,9 +362,4 @@ impl DbIterator {
         }
         Ok(out)
     }
-}
-
-fn sst_overlaps(sst: &SstHandle, range: &KeyRange) -> bool {
-    let p = &sst.info.props;
-    !range.past_end(&p.smallest_key) && !range.before_start(&p.largest_key)
 }

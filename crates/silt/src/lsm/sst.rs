@@ -109,11 +109,30 @@ impl SstHandle {
         if let Some(b) = cache.get(&self.id, h.offset) {
             return Ok(b);
         }
-        let frame = storage.get_range(&self.path, h.range()).await?;
-        let raw = decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
-        let block = Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        let block = self.fetch(storage, h).await?;
         cache.insert(&self.id, h.offset, block.clone());
         Ok(block)
+    }
+
+    /// Data block `i` from the cache if present, else from the store without caching it
+    /// (compaction reads every block once; caching them would evict the hot set).
+    pub async fn block_uncached(&self, storage: &Storage, cache: &BlockCache, i: usize) -> Result<Block> {
+        let h = self
+            .index
+            .entries()
+            .get(i)
+            .ok_or_else(|| Error::Internal(format!("block {i} out of range in {}", self.path)))?
+            .handle;
+        if let Some(b) = cache.get(&self.id, h.offset) {
+            return Ok(b);
+        }
+        self.fetch(storage, h).await
+    }
+
+    async fn fetch(&self, storage: &Storage, h: silt_format::sst::BlockHandle) -> Result<Block> {
+        let frame = storage.get_range(&self.path, h.range()).await?;
+        let raw = decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))
     }
 
     /// Newest entry for `key` with sequence `<= seq`, if this SST has one.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::lsm::run::RunHandle;
 use crate::lsm::sst::SstHandle;
 use crate::memtable::Memtable;
 
@@ -14,14 +15,17 @@ pub(crate) struct Version {
     pub frozen: Vec<Arc<Memtable>>,
     /// L0 SSTs, newest first.
     pub l0: Vec<Arc<SstHandle>>,
+    /// Sorted runs, newest first.
+    pub runs: Vec<Arc<RunHandle>>,
 }
 
 impl Version {
-    pub fn new(active: Arc<Memtable>, l0: Vec<Arc<SstHandle>>) -> Self {
+    pub fn new(active: Arc<Memtable>, l0: Vec<Arc<SstHandle>>, runs: Vec<Arc<RunHandle>>) -> Self {
         Version {
             active,
             frozen: Vec::new(),
             l0,
+            runs,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! All object-store access goes through [`Storage`]: the store, the database root and the
 //! object layout (`manifest/`, `wal/`, `sst/`).
 
+pub mod instrumented;
+pub mod latency;
 mod url;
 
 use std::sync::Arc;
@@ -10,8 +12,17 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use self::instrumented::{
+    wrap, InstrumentedStore, LatencySummary, RequestKind, StoreMetrics, StoreMetricsSnapshot,
+};
+pub use self::latency::{LatencySpec, LatencyStore, ParseLatencyError};
 pub use self::url::store_from_url;
 use crate::error::{Error, Result};
+
+/// Objects larger than this are uploaded with multipart.
+pub(crate) const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+pub(crate) const MULTIPART_PART: usize = 8 * 1024 * 1024;
 
 /// Outcome of a create-only PUT.
 #[derive(Debug, PartialEq, Eq)]
@@ -145,6 +156,48 @@ impl Storage {
             .collect();
         out.sort_by_key(|l| l.id);
         Ok(out)
+    }
+
+    /// Every object under `dir` with its metadata (size, last modified).
+    pub(crate) async fn list_meta(&self, dir: &str) -> Result<Vec<object_store::ObjectMeta>> {
+        let prefix = self.root.clone().join(dir);
+        self.store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store("list", &prefix, e))
+    }
+
+    /// PUT a new immutable object (unique name); objects above [`MULTIPART_THRESHOLD`] go
+    /// up as a multipart upload of [`MULTIPART_PART`]-sized parts.
+    pub(crate) async fn put_new(&self, path: &Path, data: Bytes) -> Result<()> {
+        if data.len() <= MULTIPART_THRESHOLD {
+            return match self.put_create(path, data).await? {
+                CreateOutcome::Created => Ok(()),
+                CreateOutcome::AlreadyExists => {
+                    Err(Error::Internal(format!("object {path} already exists")))
+                }
+            };
+        }
+        let mut upload = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| Error::store("put_multipart", path, e))?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let end = (offset + MULTIPART_PART).min(data.len());
+            if let Err(e) = upload.put_part(PutPayload::from(data.slice(offset..end))).await {
+                let _ = upload.abort().await;
+                return Err(Error::store("put_part", path, e));
+            }
+            offset = end;
+        }
+        upload
+            .complete()
+            .await
+            .map_err(|e| Error::store("complete_multipart", path, e))?;
+        Ok(())
     }
 
     /// Total bytes of every object under `dir`.

@@ -1,0 +1,162 @@
+//! Garbage collection of objects no manifest needs any more.
+//!
+//! An object is deleted only when it is unneeded by the current manifest *and* by every
+//! manifest written within `gc.grace` (readers in other processes may have opened one of
+//! those); SSTs must also be older than `gc.grace` (an SST is uploaded before the manifest
+//! that references it) and not held by any open handle in this process (a running scan).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use silt_format::manifest::decode_manifest;
+use tokio::sync::watch;
+
+use super::{Db, DbInner};
+use crate::error::{Error, Result};
+
+/// Deletions issued at once.
+const DELETE_CONCURRENCY: usize = 8;
+
+/// What one GC pass deleted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    /// WAL segments deleted.
+    pub wal: usize,
+    /// SSTs deleted.
+    pub sst: usize,
+    /// Manifests deleted.
+    pub manifests: usize,
+}
+
+impl DbInner {
+    /// One GC pass; `grace` overrides `gc.grace`.
+    pub(crate) async fn gc_pass(&self, grace: Option<Duration>) -> Result<GcReport> {
+        let grace = grace.unwrap_or(self.settings.gc.grace);
+        let now_ms = i64::try_from(self.clock.unix_millis()).unwrap_or(i64::MAX);
+        let cutoff_ms = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+        let old = |m: &object_store::ObjectMeta| m.last_modified.timestamp_millis() < cutoff_ms;
+
+        let current = self.manifest.lock().await.clone();
+        let manifests = self.storage.list_meta("manifest").await?;
+        let mut needed_ssts: HashSet<String> = HashSet::new();
+        let mut min_replay = current.wal_replay_from;
+        let mut doomed_manifests = Vec::new();
+        for meta in &manifests {
+            let Some(id) = numbered(&meta.location, "manifest") else { continue };
+            if id >= current.id {
+                continue;
+            }
+            if old(meta) {
+                doomed_manifests.push(meta.location.clone());
+                continue;
+            }
+            // A recent manifest: what it references stays.
+            let Some(bytes) = self.storage.get_opt(&meta.location).await? else { continue };
+            let m = decode_manifest(&bytes).map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
+            min_replay = min_replay.min(m.wal_replay_from);
+            needed_ssts.extend(m.l0.iter().map(|s| s.id.clone()));
+            needed_ssts.extend(m.runs.iter().flat_map(|r| r.ssts.iter().map(|s| s.id.clone())));
+        }
+        needed_ssts.extend(current.l0.iter().map(|s| s.id.clone()));
+        needed_ssts.extend(current.runs.iter().flat_map(|r| r.ssts.iter().map(|s| s.id.clone())));
+
+        let wal: Vec<_> = self
+            .storage
+            .list_numbered("wal", "wal")
+            .await?
+            .into_iter()
+            .filter(|l| l.id < min_replay)
+            .map(|l| self.storage.wal_path(l.id))
+            .collect();
+
+        let in_use: HashSet<String> = {
+            let mut reg = self.sst_registry.lock();
+            reg.retain(|_, w| w.strong_count() > 0);
+            reg.keys().map(|k| k.to_string()).collect()
+        };
+        let ssts: Vec<_> = self
+            .storage
+            .list_meta("sst")
+            .await?
+            .into_iter()
+            .filter(|m| {
+                let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".sst")) else {
+                    return false;
+                };
+                old(m) && !needed_ssts.contains(name) && !in_use.contains(name)
+            })
+            .map(|m| m.location)
+            .collect();
+
+        let report = GcReport {
+            wal: self.delete_all(wal).await?,
+            sst: self.delete_all(ssts).await?,
+            manifests: self.delete_all(doomed_manifests).await?,
+        };
+        let c = &self.counters;
+        c.gc_deleted_wal.fetch_add(report.wal as u64, Ordering::Relaxed);
+        c.gc_deleted_sst.fetch_add(report.sst as u64, Ordering::Relaxed);
+        c.gc_deleted_manifest.fetch_add(report.manifests as u64, Ordering::Relaxed);
+        if report.wal + report.sst + report.manifests > 0 {
+            tracing::info!(?report, "GC deleted obsolete objects");
+        }
+        Ok(report)
+    }
+
+    async fn delete_all(&self, paths: Vec<object_store::path::Path>) -> Result<usize> {
+        let n = paths.len();
+        futures::stream::iter(paths)
+            .map(|p| async move { self.storage.delete(&p).await })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(n)
+    }
+}
+
+fn numbered(path: &object_store::path::Path, ext: &str) -> Option<u64> {
+    path.filename()?
+        .strip_suffix(&format!(".{ext}"))?
+        .parse()
+        .ok()
+}
+
+impl Db {
+    /// Run one GC pass now. `grace` overrides `gc.grace` (e.g. `Some(Duration::ZERO)` when
+    /// no other process reads the store).
+    ///
+    /// # Errors
+    /// Store errors; [`Error::ReadOnly`] on a read-only handle.
+    pub async fn gc(&self, grace: Option<Duration>) -> Result<GcReport> {
+        self.inner.check_open()?;
+        if self.inner.wal.is_none() {
+            return Err(Error::ReadOnly);
+        }
+        self.inner.gc_pass(grace).await
+    }
+}
+
+/// Background task: a GC pass every `gc.interval`.
+pub(crate) async fn run_gc(inner: Arc<DbInner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let deadline = inner.clock.now() + inner.settings.gc.interval;
+        tokio::select! {
+            () = inner.clock.sleep_until(deadline) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+        if inner.check_open().is_err() {
+            return;
+        }
+        if let Err(e) = inner.gc_pass(None).await {
+            tracing::warn!(error = %e, "GC pass failed");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Size-tiered compaction: choosing inputs, merging them with snapshot-aware version
+//! dropping, and writing the output sorted run (see `docs/compaction.md`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use silt_format::manifest::SstInfo;
+use silt_format::sst::{SstBuilder, SstOptions};
+use silt_format::{Entry, SeqNo, ValueKind};
+
+use super::iter::{MergeIter, ScanCtx};
+use super::run::RunHandle;
+use super::sst::SstHandle;
+use super::version::Version;
+use crate::config::CompactionSettings;
+use crate::error::{Error, Result};
+
+/// What to merge. L0 inputs are every L0 SST at pick time; run inputs are contiguous,
+/// newest first, so the output can take their place in recency order.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub l0: Vec<Arc<SstHandle>>,
+    pub runs: Vec<Arc<RunHandle>>,
+    /// The inputs include the oldest run: tombstones with nothing older can go.
+    pub bottom: bool,
+    pub reason: &'static str,
+}
+
+impl Job {
+    pub fn input_bytes(&self) -> u64 {
+        self.l0.iter().map(|s| s.info.size).sum::<u64>()
+            + self.runs.iter().map(|r| r.size()).sum::<u64>()
+    }
+}
+
+/// Choose the next compaction, if any. `force` merges everything into one run.
+pub(crate) fn pick(v: &Version, s: &CompactionSettings, force: bool) -> Option<Job> {
+    if force {
+        if v.l0.is_empty() && v.runs.len() <= 1 {
+            // One run (or nothing): still rewrite a single run to purge tombstones/versions.
+            if v.runs.is_empty() {
+                return None;
+            }
+        }
+        return Some(Job {
+            l0: v.l0.clone(),
+            runs: v.runs.clone(),
+            bottom: true,
+            reason: "manual",
+        });
+    }
+    if v.l0.len() >= s.l0_trigger {
+        return Some(Job {
+            l0: v.l0.clone(),
+            runs: Vec::new(),
+            bottom: v.runs.is_empty(),
+            reason: "l0",
+        });
+    }
+    let n = v.runs.len();
+    if n < 2 {
+        return None;
+    }
+    let sizes: Vec<u64> = v.runs.iter().map(|r| r.size()).collect();
+    let oldest = sizes[n - 1].max(1);
+    let newer: u64 = sizes[..n - 1].iter().sum();
+    if n > s.max_runs || newer.saturating_mul(100) > oldest.saturating_mul(s.max_space_amp_percent) {
+        return Some(Job {
+            l0: Vec::new(),
+            runs: v.runs.clone(),
+            bottom: true,
+            reason: "space-amp",
+        });
+    }
+    let mut acc = sizes[0];
+    let mut k = 1;
+    while k < n && sizes[k].saturating_mul(100) <= acc.saturating_mul(100 + s.size_ratio_percent) {
+        acc += sizes[k];
+        k += 1;
+    }
+    (k >= s.min_merge_width).then(|| Job {
+        l0: Vec::new(),
+        runs: v.runs[..k].to_vec(),
+        bottom: k == n,
+        reason: "size-ratio",
+    })
+}
+
+/// Keep, of one key's versions (newest first), the newest one and the newest visible to
+/// each live snapshot; at the bottom, drop tombstones that nothing older is left under.
+pub(crate) fn retain_versions(versions: &mut Vec<Entry>, snapshots_desc: &[SeqNo], bottom: bool) {
+    let mut kept: Vec<Entry> = Vec::with_capacity(2);
+    for bound in std::iter::once(SeqNo::MAX).chain(snapshots_desc.iter().copied()) {
+        if let Some(v) = versions.iter().find(|v| v.seq <= bound) {
+            if kept.last().is_none_or(|k| k.seq != v.seq) {
+                kept.push(v.clone());
+            }
+        }
+    }
+    if bottom {
+        while kept.last().is_some_and(|k| k.kind == ValueKind::Delete) {
+            kept.pop();
+        }
+    }
+    *versions = kept;
+}
+
+/// One output SST, encoded.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub info: SstInfo,
+    pub data: Bytes,
+}
+
+/// Merge the job's inputs and hand each finished output SST to `emit` (which uploads it)
+/// as soon as it reaches `target_sst_bytes`, so memory holds one output at a time.
+pub(crate) async fn merge<F, Fut>(
+    ctx: ScanCtx,
+    job: &Job,
+    snapshots_desc: &[SeqNo],
+    sst: &SstOptions,
+    target_sst_bytes: usize,
+    mut new_id: impl FnMut() -> String,
+    mut emit: F,
+) -> Result<CompactionStats>
+where
+    F: FnMut(Output) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut it = MergeIter::over_tables(ctx, &job.l0, &job.runs);
+    let mut stats = CompactionStats::default();
+    let mut builder: Option<SstBuilder> = None;
+    let mut group: Vec<Entry> = Vec::new();
+    loop {
+        let next = it.next().await?;
+        let boundary = match (&next, group.first()) {
+            (Some(e), Some(g)) => e.key != g.key,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if boundary {
+            stats.entries_in += group.len() as u64;
+            retain_versions(&mut group, snapshots_desc, job.bottom);
+            let b = builder.get_or_insert_with(|| SstBuilder::new(sst.clone()));
+            for e in group.drain(..) {
+                stats.entries_out += 1;
+                b.add(&e.key, e.seq, e.kind, &e.value)
+                    .map_err(|e| Error::Internal(format!("compaction order violated: {e}")))?;
+            }
+            if b.estimated_size() >= target_sst_bytes {
+                if let Some(full) = builder.take() {
+                    let out = finish(full, new_id())?;
+                    stats.bytes_out += out.info.size;
+                    emit(out).await?;
+                }
+            }
+        }
+        match next {
+            Some(e) => group.push(e),
+            None => break,
+        }
+    }
+    if let Some(b) = builder.take() {
+        if !b.is_empty() {
+            let out = finish(b, new_id())?;
+            stats.bytes_out += out.info.size;
+            emit(out).await?;
+        }
+    }
+    Ok(stats)
+}
+
+fn finish(b: SstBuilder, id: String) -> Result<Output> {
+    let (data, props) = b
+        .finish()
+        .map_err(|e| Error::Internal(format!("cannot finish SST: {e}")))?;
+    Ok(Output {
+        info: SstInfo {
+            id,
+            size: data.len() as u64,
+            props,
+        },
+        data,
+    })
+}
+
+/// What one compaction did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CompactionStats {
+    pub entries_in: u64,
+    pub entries_out: u64,
+    pub bytes_out: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(seq: SeqNo, put: bool) -> Entry {
+        Entry {
+            key: Bytes::from_static(b"k"),
+            seq,
+            kind: if put { ValueKind::Put } else { ValueKind::Delete },
+            value: Bytes::new(),
+        }
+    }
+
+    fn seqs(v: &[Entry]) -> Vec<SeqNo> {
+        v.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn keeps_newest_and_snapshot_versions() {
+        let mut v = vec![e(9, true), e(7, true), e(5, true), e(2, true)];
+        retain_versions(&mut v, &[], false);
+        assert_eq!(seqs(&v), vec![9]);
+        let mut v = vec![e(9, true), e(7, true), e(5, true), e(2, true)];
+        retain_versions(&mut v, &[6, 3], false);
+        assert_eq!(seqs(&v), vec![9, 5, 2]);
+        let mut v = vec![e(9, true), e(7, true)];
+        retain_versions(&mut v, &[8, 7], false);
+        assert_eq!(seqs(&v), vec![9, 7]);
+        let mut v = vec![e(9, true)];
+        retain_versions(&mut v, &[1], false);
+        assert_eq!(seqs(&v), vec![9]);
+    }
+
+    #[test]
+    fn tombstones_drop_only_at_the_bottom() {
+        let mut v = vec![e(9, false), e(4, true)];
+        retain_versions(&mut v, &[], false);
+        assert_eq!(seqs(&v), vec![9]);
+        let mut v = vec![e(9, false), e(4, true)];
+        retain_versions(&mut v, &[], true);
+        assert!(v.is_empty());
+        // A snapshot at 5 still sees the put at 4 under the tombstone.
+        let mut v = vec![e(9, false), e(4, true)];
+        retain_versions(&mut v, &[5], true);
+        assert_eq!(seqs(&v), vec![9, 4]);
+        // A snapshot sees a tombstone over an older put: the put goes, the tombstone
+        // becomes the oldest kept version and goes too.
+        let mut v = vec![e(9, true), e(6, false), e(3, true)];
+        retain_versions(&mut v, &[7], true);
+        assert_eq!(seqs(&v), vec![9]);
+    }
+}

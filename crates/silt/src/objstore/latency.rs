@@ -1,0 +1,517 @@
+//! [`LatencyStore`]: an [`ObjectStore`] wrapper that waits a configurable time before each
+//! request, to run the engine against a local store as if it were remote.
+//!
+//! It belongs below the instrumented layer
+//! (`Storage → InstrumentedStore → LatencyStore → real store`, see
+//! [`wrap`](super::instrumented::wrap)), so the recorded latencies include the delay.
+//!
+//! The delay is a [`tokio::time::sleep`], so tests with paused time see it exactly and
+//! without waiting. Every request kind is delayed once: GET, HEAD, PUT, COPY, RENAME,
+//! `list_with_delimiter`, each `get_ranges` call, the start of a multipart upload and each
+//! of its parts, completion and abort; `list`, `list_with_offset` and `delete_stream` wait
+//! once before their stream starts.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The future type `#[async_trait]` methods return.
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = object_store::Result<T>> + Send + 'a>>;
+
+/// Seed of [`LatencyStore::new`], so runs are reproducible.
+pub const DEFAULT_SEED: u64 = 0x5117_1a7e;
+
+/// How long a [`LatencyStore`] waits before each request.
+///
+/// Written `0`, a duration such as `50ms` (units `ns`, `us`/`µs`, `ms`, `s`; decimals
+/// allowed, as in `1.5ms`), or a range `20ms..80ms` for a delay drawn uniformly from the
+/// inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencySpec {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniformly distributed in `min..=max`.
+    Uniform {
+        /// Shortest delay.
+        min: Duration,
+        /// Longest delay.
+        max: Duration,
+    },
+}
+
+impl Default for LatencySpec {
+    fn default() -> Self {
+        LatencySpec::ZERO
+    }
+}
+
+impl LatencySpec {
+    /// No delay.
+    pub const ZERO: LatencySpec = LatencySpec::Fixed(Duration::ZERO);
+
+    /// Whether this never delays.
+    pub fn is_zero(&self) -> bool {
+        self.max() == Duration::ZERO
+    }
+
+    /// Shortest possible delay.
+    pub fn min(&self) -> Duration {
+        match *self {
+            LatencySpec::Fixed(d) => d,
+            LatencySpec::Uniform { min, .. } => min,
+        }
+    }
+
+    /// Longest possible delay.
+    pub fn max(&self) -> Duration {
+        match *self {
+            LatencySpec::Fixed(d) => d,
+            LatencySpec::Uniform { max, .. } => max,
+        }
+    }
+
+    /// Draw one delay.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
+        match *self {
+            LatencySpec::Fixed(d) => d,
+            LatencySpec::Uniform { min, max } => {
+                let lo = nanos(min);
+                let hi = nanos(max).max(lo);
+                Duration::from_nanos(rng.random_range(lo..=hi))
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Why a [`LatencySpec`] did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid latency {input:?}: {reason} (expected e.g. `0`, `50ms` or `20ms..80ms`)")]
+pub struct ParseLatencyError {
+    input: String,
+    reason: String,
+}
+
+impl ParseLatencyError {
+    /// What was wrong with the input.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl FromStr for LatencySpec {
+    type Err = ParseLatencyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ParseLatencyError {
+            input: s.to_string(),
+            reason,
+        };
+        match s.split_once("..") {
+            None => parse_duration(s).map(LatencySpec::Fixed).map_err(err),
+            Some((lo, hi)) => {
+                if hi.starts_with('=') {
+                    return Err(err(
+                        "write the range as `MIN..MAX` (both ends are included)".into(),
+                    ));
+                }
+                let min = parse_duration(lo).map_err(|e| err(format!("range start: {e}")))?;
+                let max = parse_duration(hi).map_err(|e| err(format!("range end: {e}")))?;
+                if min > max {
+                    return Err(err(format!(
+                        "range start {} is above its end {}",
+                        FmtDuration(min),
+                        FmtDuration(max)
+                    )));
+                }
+                Ok(LatencySpec::Uniform { min, max })
+            }
+        }
+    }
+}
+
+/// Parse `0` or `<number><unit>`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let unit = unit.trim_start();
+    if num.is_empty() {
+        return Err(format!("{s:?} does not start with a number"));
+    }
+    let unit_ns: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "" if num.contains('0') && num.chars().all(|c| c == '0' || c == '.') => 1,
+        "" => return Err(format!("{s:?} has no unit (use ns, us, ms or s)")),
+        other => return Err(format!("unknown unit {other:?} (use ns, us, ms or s)")),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+        return Err(format!("{num:?} is not a number"));
+    }
+    let digits = format!("{int}{frac}");
+    let mantissa: u128 = digits
+        .parse()
+        .map_err(|_| format!("{num:?} is too large"))?;
+    let scale = 10u128
+        .checked_pow(u32::try_from(frac.len()).unwrap_or(u32::MAX))
+        .ok_or_else(|| format!("{num:?} has too many decimals"))?;
+    let total = mantissa
+        .checked_mul(unit_ns)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if total % scale != 0 {
+        return Err(format!("{s:?} is finer than a nanosecond"));
+    }
+    let ns = u64::try_from(total / scale).map_err(|_| format!("{s:?} is too large"))?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// Formats a duration in the largest unit that keeps it exact (`0`, `1s`, `50ms`, `1500us`).
+struct FmtDuration(Duration);
+
+impl fmt::Display for FmtDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.as_nanos();
+        if ns == 0 {
+            f.write_str("0")
+        } else if ns % 1_000_000_000 == 0 {
+            write!(f, "{}s", ns / 1_000_000_000)
+        } else if ns % 1_000_000 == 0 {
+            write!(f, "{}ms", ns / 1_000_000)
+        } else if ns % 1_000 == 0 {
+            write!(f, "{}us", ns / 1_000)
+        } else {
+            write!(f, "{ns}ns")
+        }
+    }
+}
+
+impl fmt::Display for LatencySpec {
+    /// The form [`FromStr`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LatencySpec::Fixed(d) => write!(f, "{}", FmtDuration(d)),
+            LatencySpec::Uniform { min, max } => {
+                write!(f, "{}..{}", FmtDuration(min), FmtDuration(max))
+            }
+        }
+    }
+}
+
+/// The spec plus the rng, shared with the multipart uploads a store hands out.
+#[derive(Debug)]
+struct Delay {
+    spec: LatencySpec,
+    rng: Mutex<StdRng>,
+}
+
+impl Delay {
+    fn next(&self) -> Duration {
+        match self.spec {
+            LatencySpec::Fixed(d) => d,
+            spec => spec.sample(&mut *self.rng.lock()),
+        }
+    }
+
+    /// Sleep one delay (drawn now, when the request is issued).
+    fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let d = self.next();
+        async move {
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
+
+/// Waits a [`LatencySpec`] delay before delegating each request to the inner store.
+pub struct LatencyStore {
+    inner: Arc<dyn ObjectStore>,
+    delay: Arc<Delay>,
+}
+
+impl LatencyStore {
+    /// Delay every request to `inner` by `spec`, with jitter drawn from [`DEFAULT_SEED`].
+    pub fn new(inner: Arc<dyn ObjectStore>, spec: LatencySpec) -> Self {
+        Self::with_seed(inner, spec, DEFAULT_SEED)
+    }
+
+    /// As [`LatencyStore::new`], with the jitter rng seeded by `seed`.
+    pub fn with_seed(inner: Arc<dyn ObjectStore>, spec: LatencySpec, seed: u64) -> Self {
+        LatencyStore {
+            inner,
+            delay: Arc::new(Delay {
+                spec,
+                rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            }),
+        }
+    }
+
+    /// The delay applied.
+    pub fn spec(&self) -> LatencySpec {
+        self.delay.spec
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// `stream`, started only after one delay.
+    fn delayed_stream<T: Send + 'static>(
+        &self,
+        stream: BoxStream<'static, object_store::Result<T>>,
+    ) -> BoxStream<'static, object_store::Result<T>> {
+        let wait = self.delay.wait();
+        futures::stream::once(async move {
+            wait.await;
+            stream
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+impl fmt::Display for LatencyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Latency({}, {})", self.delay.spec, self.inner)
+    }
+}
+
+impl fmt::Debug for LatencyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyStore")
+            .field("spec", &self.delay.spec)
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStore for LatencyStore {
+    fn put_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'async_trait, PutResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.put_opts(location, payload, opts).await
+        })
+    }
+
+    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        opts: PutMultipartOptions,
+    ) -> BoxFut<'async_trait, Box<dyn MultipartUpload>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            let inner = self.inner.put_multipart_opts(location, opts).await?;
+            Ok(Box::new(DelayedUpload {
+                inner,
+                delay: Arc::clone(&self.delay),
+            }) as Box<dyn MultipartUpload>)
+        })
+    }
+
+    fn get_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        options: GetOptions,
+    ) -> BoxFut<'async_trait, GetResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.get_opts(location, options).await
+        })
+    }
+
+    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        ranges: &'life2 [Range<u64>],
+    ) -> BoxFut<'async_trait, Vec<Bytes>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.get_ranges(location, ranges).await
+        })
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.delayed_stream(self.inner.delete_stream(locations))
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.delayed_stream(self.inner.list(prefix))
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.delayed_stream(self.inner.list_with_offset(prefix, offset))
+    }
+
+    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        prefix: Option<&'life1 Path>,
+    ) -> BoxFut<'async_trait, ListResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.list_with_delimiter(prefix).await
+        })
+    }
+
+    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: CopyOptions,
+    ) -> BoxFut<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.copy_opts(from, to, options).await
+        })
+    }
+
+    fn rename_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: RenameOptions,
+    ) -> BoxFut<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.rename_opts(from, to, options).await
+        })
+    }
+}
+
+/// Delays each part, the completion and the abort of one multipart upload.
+struct DelayedUpload {
+    inner: Box<dyn MultipartUpload>,
+    delay: Arc<Delay>,
+}
+
+impl fmt::Debug for DelayedUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedUpload")
+            .field("spec", &self.delay.spec)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl MultipartUpload for DelayedUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        // The part is handed to the inner upload now, so parts keep their order; only its
+        // completion waits.
+        let wait = self.delay.wait();
+        let part = self.inner.put_part(data);
+        async move {
+            wait.await;
+            part.await
+        }
+        .boxed()
+    }
+
+    fn complete<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, PutResult>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.complete().await
+        })
+    }
+
+    fn abort<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wait = self.delay.wait();
+        Box::pin(async move {
+            wait.await;
+            self.inner.abort().await
+        })
+    }
+}
