@@ -68,20 +68,19 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
     let (sst_objects, sst_bytes) = storage.dir_bytes("sst").await?;
     let (manifests, manifest_bytes) = storage.dir_bytes("manifest").await?;
     let wal_bytes: u64 = wal.iter().map(|l| l.size).sum();
-    let ssts = m
-        .l0
-        .iter()
-        .map(|i| SstReport {
-            id: i.id.clone(),
-            level: "L0".into(),
-            size: i.size,
-            entries: i.props.entries,
-            smallest_key: String::from_utf8_lossy(&i.props.smallest_key).into_owned(),
-            largest_key: String::from_utf8_lossy(&i.props.largest_key).into_owned(),
-            min_seq: i.props.min_seq,
-            max_seq: i.props.max_seq,
-        })
-        .collect();
+    let ssts =
+        m.l0.iter()
+            .map(|i| SstReport {
+                id: i.id.clone(),
+                level: "L0".into(),
+                size: i.size,
+                entries: i.props.entries,
+                smallest_key: String::from_utf8_lossy(&i.props.smallest_key).into_owned(),
+                largest_key: String::from_utf8_lossy(&i.props.largest_key).into_owned(),
+                min_seq: i.props.min_seq,
+                max_seq: i.props.max_seq,
+            })
+            .collect();
     Ok(StoreReport {
         writer_epoch: m.writer_epoch,
         manifest_id: m.id,

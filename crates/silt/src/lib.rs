@@ -32,12 +32,15 @@ pub mod objstore;
 mod wal;
 
 pub use bytes::Bytes;
-pub use db::{Db, DbBuilder, DbStats, EngineCounters, GcReport, Durability, Snapshot, WriteBatch, WriteOptions};
-pub use error::{Error, ErrorKind, Result};
 pub use config::{
     CompactionSettings, GcSettings, Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
+pub use db::{
+    Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Snapshot, WriteBatch,
+    WriteOptions,
+};
+pub use error::{Error, ErrorKind, Result};
 pub use lsm::iter::DbIterator;
-pub use wal::remote::WalMetrics;
-pub use silt_format::{sst::SstOptions, Compression};
 pub use object_store;
+pub use silt_format::{sst::SstOptions, Compression};
+pub use wal::remote::WalMetrics;

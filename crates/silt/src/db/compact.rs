@@ -32,8 +32,11 @@ impl DbInner {
         let mut ran = 0;
         loop {
             self.check_open()?;
-            let Some(job) = pick(&self.current(), &self.settings.compaction, force && ran == 0)
-            else {
+            let Some(job) = pick(
+                &self.current(),
+                &self.settings.compaction,
+                force && ran == 0,
+            ) else {
                 return Ok(ran);
             };
             if let Err(e) = self.run_compaction(&job).await {
@@ -67,7 +70,11 @@ impl DbInner {
                 async move {
                     let path = self.storage.sst_path(&out.info.id);
                     self.storage.put_new(&path, out.data.clone()).await?;
-                    let h = self.register_sst(SstHandle::from_bytes(&self.storage, out.info, &out.data)?);
+                    let h = self.register_sst(SstHandle::from_bytes(
+                        &self.storage,
+                        out.info,
+                        &out.data,
+                    )?);
                     outputs.lock().push(h);
                     Ok(())
                 }
@@ -78,8 +85,10 @@ impl DbInner {
         self.commit_compaction(job, outputs).await?;
         let c = &self.counters;
         c.compactions.fetch_add(1, Ordering::Relaxed);
-        c.compaction_bytes_in.fetch_add(job.input_bytes(), Ordering::Relaxed);
-        c.compaction_bytes_out.fetch_add(stats.bytes_out, Ordering::Relaxed);
+        c.compaction_bytes_in
+            .fetch_add(job.input_bytes(), Ordering::Relaxed);
+        c.compaction_bytes_out
+            .fetch_add(stats.bytes_out, Ordering::Relaxed);
         tracing::info!(
             reason = job.reason,
             l0 = job.l0.len(),
@@ -119,7 +128,8 @@ impl DbInner {
         next.l0.retain(|s| !l0_ids.contains(&s.id.as_str()));
         next.runs.retain(|r| !run_ids.contains(&r.id));
         if let Some(run) = &new_run {
-            next.runs.insert(pos.min(next.runs.len()), run.to_manifest());
+            next.runs
+                .insert(pos.min(next.runs.len()), run.to_manifest());
         }
         manifest::write(&self.storage, &next).await?;
         *m = next;
@@ -180,7 +190,10 @@ impl Db {
             }
             if l0 >= c.l0_slowdown && !slowed {
                 slowed = true;
-                inner.counters.write_slowdowns.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .counters
+                    .write_slowdowns
+                    .fetch_add(1, Ordering::Relaxed);
                 inner.compaction_wake.notify_one();
                 inner
                     .clock

@@ -57,8 +57,12 @@ impl DbInner {
         self.storage.put_new(&path, data.clone()).await?;
         let handle = self.register_sst(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
         tracing::debug!(sst = %info.id, bytes = info.size, entries = info.props.entries, "flushed memtable");
-        self.counters.memtable_flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.counters.flush_bytes.fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .memtable_flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .flush_bytes
+            .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
 
         let mut m = self.manifest.lock().await;
         let mut next = m.clone();

@@ -46,7 +46,9 @@ impl DbInner {
         let mut min_replay = current.wal_replay_from;
         let mut doomed_manifests = Vec::new();
         for meta in &manifests {
-            let Some(id) = numbered(&meta.location, "manifest") else { continue };
+            let Some(id) = numbered(&meta.location, "manifest") else {
+                continue;
+            };
             if id >= current.id {
                 continue;
             }
@@ -55,14 +57,26 @@ impl DbInner {
                 continue;
             }
             // A recent manifest: what it references stays.
-            let Some(bytes) = self.storage.get_opt(&meta.location).await? else { continue };
-            let m = decode_manifest(&bytes).map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
+            let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
+                continue;
+            };
+            let m = decode_manifest(&bytes)
+                .map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
             min_replay = min_replay.min(m.wal_replay_from);
             needed_ssts.extend(m.l0.iter().map(|s| s.id.clone()));
-            needed_ssts.extend(m.runs.iter().flat_map(|r| r.ssts.iter().map(|s| s.id.clone())));
+            needed_ssts.extend(
+                m.runs
+                    .iter()
+                    .flat_map(|r| r.ssts.iter().map(|s| s.id.clone())),
+            );
         }
         needed_ssts.extend(current.l0.iter().map(|s| s.id.clone()));
-        needed_ssts.extend(current.runs.iter().flat_map(|r| r.ssts.iter().map(|s| s.id.clone())));
+        needed_ssts.extend(
+            current
+                .runs
+                .iter()
+                .flat_map(|r| r.ssts.iter().map(|s| s.id.clone())),
+        );
 
         let wal: Vec<_> = self
             .storage
@@ -98,9 +112,12 @@ impl DbInner {
             manifests: self.delete_all(doomed_manifests).await?,
         };
         let c = &self.counters;
-        c.gc_deleted_wal.fetch_add(report.wal as u64, Ordering::Relaxed);
-        c.gc_deleted_sst.fetch_add(report.sst as u64, Ordering::Relaxed);
-        c.gc_deleted_manifest.fetch_add(report.manifests as u64, Ordering::Relaxed);
+        c.gc_deleted_wal
+            .fetch_add(report.wal as u64, Ordering::Relaxed);
+        c.gc_deleted_sst
+            .fetch_add(report.sst as u64, Ordering::Relaxed);
+        c.gc_deleted_manifest
+            .fetch_add(report.manifests as u64, Ordering::Relaxed);
         if report.wal + report.sst + report.manifests > 0 {
             tracing::info!(?report, "GC deleted obsolete objects");
         }

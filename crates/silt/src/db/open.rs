@@ -33,7 +33,10 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         read_only,
     } = b;
     let (manifest, fence_id) = if read_only {
-        (manifest::load_latest(&storage).await?.unwrap_or_default(), None)
+        (
+            manifest::load_latest(&storage).await?.unwrap_or_default(),
+            None,
+        )
     } else {
         let m = manifest::claim_writer(&storage).await?;
         let f = fence(
@@ -96,10 +99,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         .map(|i| i.props.max_seq)
         .max()
         .unwrap_or(0);
-    let last_seq = replayed
-        .max_seq
-        .max(manifest.last_flushed_seq)
-        .max(sst_max);
+    let last_seq = replayed.max_seq.max(manifest.last_flushed_seq).max(sst_max);
     tracing::info!(
         segments = replayed.segments.len(),
         ops = replayed.ops,

@@ -15,7 +15,12 @@ impl DbInner {
     /// Read `key` at `seq` in `v`. Callers take the version *before* the sequence number
     /// (plain reads) or hold a registered snapshot (snapshot reads): either way the version
     /// holds the newest version of every key at or below `seq` that any read can need.
-    pub(crate) async fn get_in(&self, v: &Version, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
+    pub(crate) async fn get_in(
+        &self,
+        v: &Version,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<Bytes>> {
         for mem in std::iter::once(&v.active).chain(v.frozen.iter()) {
             if let Some(slot) = mem.get(key, seq) {
                 return Ok(slot);
@@ -104,7 +109,9 @@ impl Db {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIterator> {
         self.inner.check_open()?;
         let (v, seq) = self.inner.read_view();
-        Ok(self.inner.scan_in(&v, prefix_range(prefix.as_ref()), seq, None))
+        Ok(self
+            .inner
+            .scan_in(&v, prefix_range(prefix.as_ref()), seq, None))
     }
 }
 

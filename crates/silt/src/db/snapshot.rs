@@ -61,7 +61,10 @@ impl Snapshot {
         self.pin.inner.check_open()?;
         let pin: Arc<dyn std::any::Any + Send + Sync> = self.pin.clone();
         let v = self.pin.inner.current();
-        Ok(self.pin.inner.scan_in(&v, to_range(&range), self.pin.seq, Some(pin)))
+        Ok(self
+            .pin
+            .inner
+            .scan_in(&v, to_range(&range), self.pin.seq, Some(pin)))
     }
 
     /// Prefix scan as of the snapshot.

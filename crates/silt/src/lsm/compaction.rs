@@ -64,7 +64,8 @@ pub(crate) fn pick(v: &Version, s: &CompactionSettings, force: bool) -> Option<J
     let sizes: Vec<u64> = v.runs.iter().map(|r| r.size()).collect();
     let oldest = sizes[n - 1].max(1);
     let newer: u64 = sizes[..n - 1].iter().sum();
-    if n > s.max_runs || newer.saturating_mul(100) > oldest.saturating_mul(s.max_space_amp_percent) {
+    if n > s.max_runs || newer.saturating_mul(100) > oldest.saturating_mul(s.max_space_amp_percent)
+    {
         return Some(Job {
             l0: Vec::new(),
             runs: v.runs.clone(),
@@ -200,7 +201,11 @@ mod tests {
         Entry {
             key: Bytes::from_static(b"k"),
             seq,
-            kind: if put { ValueKind::Put } else { ValueKind::Delete },
+            kind: if put {
+                ValueKind::Put
+            } else {
+                ValueKind::Delete
+            },
             value: Bytes::new(),
         }
     }

@@ -123,9 +123,13 @@ impl SstCursor {
                 return Ok(None);
             }
             let block = if ctx.fill_cache {
-                self.sst.block(&ctx.storage, &ctx.cache, self.next_block).await?
+                self.sst
+                    .block(&ctx.storage, &ctx.cache, self.next_block)
+                    .await?
             } else {
-                self.sst.block_uncached(&ctx.storage, &ctx.cache, self.next_block).await?
+                self.sst
+                    .block_uncached(&ctx.storage, &ctx.cache, self.next_block)
+                    .await?
             };
             let seek = std::mem::take(&mut self.seek_pending);
             self.next_block += 1;

@@ -36,14 +36,18 @@ impl SstHandle {
         let size = info.size;
         let footer_size = Footer::SIZE as u64;
         if size < footer_size {
-            return Err(corrupt(&path, format!("object of {size} bytes is smaller than a footer")));
+            return Err(corrupt(
+                &path,
+                format!("object of {size} bytes is smaller than a footer"),
+            ));
         }
         let tail_start = size.saturating_sub(TAIL_PREFETCH);
         let tail = storage.get_range(&path, tail_start..size).await?;
         let footer_bytes = tail
             .get(tail.len().saturating_sub(Footer::SIZE)..)
             .ok_or_else(|| corrupt(&path, "short read of the footer".into()))?;
-        let footer = Footer::decode(footer_bytes, size).map_err(|e| Error::corrupt(path.to_string(), e))?;
+        let footer =
+            Footer::decode(footer_bytes, size).map_err(|e| Error::corrupt(path.to_string(), e))?;
         let meta_start = footer.meta_start();
         let meta = if meta_start >= tail_start {
             tail.slice((meta_start - tail_start) as usize..)
@@ -60,21 +64,35 @@ impl SstHandle {
         let footer_bytes = data
             .get(data.len().saturating_sub(Footer::SIZE)..)
             .ok_or_else(|| corrupt(&path, "short file".into()))?;
-        let footer = Footer::decode(footer_bytes, size).map_err(|e| Error::corrupt(path.to_string(), e))?;
+        let footer =
+            Footer::decode(footer_bytes, size).map_err(|e| Error::corrupt(path.to_string(), e))?;
         let meta_start = footer.meta_start();
         let meta = data.slice(meta_start as usize..);
         Self::from_meta(info, path, &footer, &meta, meta_start)
     }
 
-    fn from_meta(info: SstInfo, path: Path, footer: &Footer, meta: &Bytes, meta_start: u64) -> Result<Self> {
+    fn from_meta(
+        info: SstInfo,
+        path: Path,
+        footer: &Footer,
+        meta: &Bytes,
+        meta_start: u64,
+    ) -> Result<Self> {
         let frame = |h: silt_format::sst::BlockHandle| -> Result<Bytes> {
-            let start = h.offset.checked_sub(meta_start).ok_or_else(|| corrupt(&path, "block handle before metadata".into()))?;
+            let start = h
+                .offset
+                .checked_sub(meta_start)
+                .ok_or_else(|| corrupt(&path, "block handle before metadata".into()))?;
             let r = start as usize..(start + h.len) as usize;
-            let raw = meta.get(r).ok_or_else(|| corrupt(&path, "block handle past the end".into()))?;
+            let raw = meta
+                .get(r)
+                .ok_or_else(|| corrupt(&path, "block handle past the end".into()))?;
             decode_block_frame(raw).map_err(|e| Error::corrupt(path.to_string(), e))
         };
-        let index = IndexBlock::decode(frame(footer.index)?).map_err(|e| Error::corrupt(path.to_string(), e))?;
-        let filter = BloomFilter::decode(frame(footer.filter)?).map_err(|e| Error::corrupt(path.to_string(), e))?;
+        let index = IndexBlock::decode(frame(footer.index)?)
+            .map_err(|e| Error::corrupt(path.to_string(), e))?;
+        let filter = BloomFilter::decode(frame(footer.filter)?)
+            .map_err(|e| Error::corrupt(path.to_string(), e))?;
         Ok(SstHandle {
             id: Arc::from(info.id.as_str()),
             info,
@@ -116,7 +134,12 @@ impl SstHandle {
 
     /// Data block `i` from the cache if present, else from the store without caching it
     /// (compaction reads every block once; caching them would evict the hot set).
-    pub async fn block_uncached(&self, storage: &Storage, cache: &BlockCache, i: usize) -> Result<Block> {
+    pub async fn block_uncached(
+        &self,
+        storage: &Storage,
+        cache: &BlockCache,
+        i: usize,
+    ) -> Result<Block> {
         let h = self
             .index
             .entries()
@@ -131,12 +154,19 @@ impl SstHandle {
 
     async fn fetch(&self, storage: &Storage, h: silt_format::sst::BlockHandle) -> Result<Block> {
         let frame = storage.get_range(&self.path, h.range()).await?;
-        let raw = decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        let raw =
+            decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
         Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))
     }
 
     /// Newest entry for `key` with sequence `<= seq`, if this SST has one.
-    pub async fn get(&self, storage: &Storage, cache: &BlockCache, key: &[u8], seq: SeqNo) -> Result<Option<Entry>> {
+    pub async fn get(
+        &self,
+        storage: &Storage,
+        cache: &BlockCache,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<Entry>> {
         if !self.in_range(key) || !self.filter.may_contain(key) {
             return Ok(None);
         }
@@ -157,5 +187,11 @@ impl SstHandle {
 }
 
 fn corrupt(path: &Path, detail: String) -> Error {
-    Error::corrupt(path.to_string(), FormatError::Corrupt { what: "sst", detail })
+    Error::corrupt(
+        path.to_string(),
+        FormatError::Corrupt {
+            what: "sst",
+            detail,
+        },
+    )
 }

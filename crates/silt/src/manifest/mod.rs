@@ -41,10 +41,7 @@ pub(crate) async fn load_latest(storage: &Storage) -> Result<Option<Manifest>> {
 /// [`Error::Fenced`] when that id already exists: another writer got there first.
 pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
     let path = storage.manifest_path(m.id);
-    match storage
-        .put_create(&path, encode_manifest(m).into())
-        .await?
-    {
+    match storage.put_create(&path, encode_manifest(m).into()).await? {
         CreateOutcome::Created => Ok(()),
         CreateOutcome::AlreadyExists => Err(Error::Fenced(format!(
             "manifest {} was written by another writer (this writer's epoch is {})",

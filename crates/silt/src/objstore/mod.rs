@@ -119,7 +119,11 @@ impl Storage {
     }
 
     /// Ranged GET.
-    pub(crate) async fn get_range(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
+    pub(crate) async fn get_range(
+        &self,
+        path: &Path,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes> {
         self.store
             .get_range(path, range)
             .await
@@ -187,7 +191,10 @@ impl Storage {
         let mut offset = 0;
         while offset < data.len() {
             let end = (offset + MULTIPART_PART).min(data.len());
-            if let Err(e) = upload.put_part(PutPayload::from(data.slice(offset..end))).await {
+            if let Err(e) = upload
+                .put_part(PutPayload::from(data.slice(offset..end)))
+                .await
+            {
                 let _ = upload.abort().await;
                 return Err(Error::store("put_part", path, e));
             }

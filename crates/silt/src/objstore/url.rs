@@ -72,8 +72,8 @@ fn local(dir: &str) -> std::result::Result<(Arc<dyn ObjectStore>, Path), String>
         return Err("empty directory".into());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {dir}: {e}"))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| e.to_string())?;
+    let store =
+        object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
     Ok((Arc::new(store), Path::from("")))
 }
 

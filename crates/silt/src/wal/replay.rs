@@ -54,6 +54,17 @@ pub(crate) async fn fence(
             Err(UploadError::Fatal(e)) => return Err(e),
         }
     };
+    // A newer writer that claimed the manifest after us may have fenced below our fence
+    // before we listed: then nothing above would ever stop this writer's uploads (which
+    // replay skips as an older epoch). Its claim precedes its fence, so it is visible now.
+    if let Some(m) = crate::manifest::load_latest(storage).await? {
+        if m.writer_epoch > epoch {
+            return Err(Error::Fenced(format!(
+                "writer epoch {} claimed the database (this writer is epoch {epoch})",
+                m.writer_epoch
+            )));
+        }
+    }
     // An older writer may still have uploads in flight for ids below the fence (it
     // uploads several segments at once). Fill every gap with a fence segment too: either
     // ours lands first and that upload fails (so the older writer never acknowledges it),

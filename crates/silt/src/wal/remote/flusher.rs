@@ -98,7 +98,12 @@ impl Shared {
         let id = st.next_id;
         st.next_id += 1;
         st.segments.insert(id, open.last_seq);
-        tracing::debug!(segment = id, bytes = open.body.len(), ?reason, "sealed WAL segment");
+        tracing::debug!(
+            segment = id,
+            bytes = open.body.len(),
+            ?reason,
+            "sealed WAL segment"
+        );
         Decision::Seal(Sealed {
             order: next_order,
             id,
@@ -221,7 +226,11 @@ fn on_upload_done(
                 st.segments.insert(new_id, pending[idx].last_seq);
                 new_id
             };
-            tracing::warn!(old = id, new = new_id, "WAL id taken by an older epoch; re-uploading");
+            tracing::warn!(
+                old = id,
+                new = new_id,
+                "WAL id taken by an older epoch; re-uploading"
+            );
             pending[idx].id = new_id;
             sh.spawn_upload(uploads, &pending[idx]);
             return;
@@ -242,7 +251,8 @@ fn on_upload_done(
     }
     if let Some(seq) = durable {
         sh.st.lock().unflushed -= freed;
-        sh.durable.send_modify(|d: &mut Durable| d.seq = d.seq.max(seq));
+        sh.durable
+            .send_modify(|d: &mut Durable| d.seq = d.seq.max(seq));
         sh.space.notify_waiters();
     }
 }

@@ -197,7 +197,8 @@ impl RemoteWal {
         encode_record(
             &mut open.body,
             first_seq,
-            ops.iter().map(|op| (op.kind, op.key.as_ref(), op.value.as_ref())),
+            ops.iter()
+                .map(|op| (op.kind, op.key.as_ref(), op.value.as_ref())),
         );
         let added = open.body.len() - before;
         if open.records == 0 {
@@ -211,7 +212,10 @@ impl RemoteWal {
         let full = st.open.body.len() >= self.sh.settings.segment_bytes;
         let first_record = st.open.records == 1;
         drop(st);
-        self.sh.metrics.records_appended.fetch_add(1, Ordering::Relaxed);
+        self.sh
+            .metrics
+            .records_appended
+            .fetch_add(1, Ordering::Relaxed);
         if full || first_record {
             // The flusher needs to learn the linger deadline of a new segment, or seal a full one.
             self.sh.wake.notify_one();
