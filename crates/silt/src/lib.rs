@@ -36,7 +36,7 @@ pub use config::{
     CompactionSettings, GcSettings, Settings, WalSettings, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use db::{
-    Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Snapshot, WriteBatch,
+    Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Metrics, Snapshot, WriteBatch,
     WriteOptions,
 };
 pub use error::{Error, ErrorKind, Result};

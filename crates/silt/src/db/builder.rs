@@ -9,12 +9,14 @@ use super::Db;
 use crate::clock::{Clock, TokioClock};
 use crate::config::Settings;
 use crate::error::Result;
-use crate::objstore::{store_from_url, Storage};
+use crate::objstore::{store_from_url, wrap, LatencySpec, Storage, StoreMetrics};
 
 /// Configures and opens a [`Db`].
 #[derive(Debug)]
 pub struct DbBuilder {
-    pub(crate) storage: Storage,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) root: Path,
+    pub(crate) store_latency: Option<LatencySpec>,
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) read_only: bool,
@@ -24,7 +26,9 @@ impl DbBuilder {
     /// A builder for the database under `root` in `store`.
     pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
         DbBuilder {
-            storage: Storage::new(store, root),
+            store,
+            root,
+            store_latency: None,
             settings: Settings::default(),
             clock: Arc::new(TokioClock),
             read_only: false,
@@ -60,6 +64,21 @@ impl DbBuilder {
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
         self
+    }
+
+    /// Add a delay to every object-store request (benchmarks and tests: a local directory
+    /// behaving like a remote store).
+    #[must_use]
+    pub fn store_latency(mut self, latency: Option<LatencySpec>) -> Self {
+        self.store_latency = latency;
+        self
+    }
+
+    /// The object store stack the database will use: `InstrumentedStore` on top of the
+    /// optional `LatencyStore` on top of the given store (see `docs/ARCHITECTURE.md`).
+    pub(crate) fn storage(&self) -> (Storage, Arc<StoreMetrics>) {
+        let (store, metrics) = wrap(Arc::clone(&self.store), self.store_latency);
+        (Storage::new(store, self.root.clone()), metrics)
     }
 
     /// Open the database.

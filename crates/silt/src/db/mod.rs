@@ -5,6 +5,7 @@ mod builder;
 mod compact;
 mod flush;
 mod gc;
+mod metrics;
 mod open;
 mod read;
 mod snapshot;
@@ -24,6 +25,7 @@ use tokio::sync::Notify;
 pub use self::batch::{Durability, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
 pub use self::gc::GcReport;
+pub use self::metrics::Metrics;
 pub use self::snapshot::Snapshot;
 pub use self::stats::DbStats;
 use self::tasks::Tasks;
@@ -71,10 +73,12 @@ pub(crate) struct DbInner {
     /// Every open SST handle, weakly: GC never deletes an SST a reader still holds.
     pub sst_registry: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<SstHandle>>>,
     pub counters: Arc<EngineCounters>,
+    /// Requests the engine made to the object store.
+    pub store_metrics: Arc<crate::objstore::StoreMetrics>,
 }
 
 /// Counters of background work.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct EngineCounters {
     /// Memtables flushed to L0.
     pub memtable_flushes: AtomicU64,

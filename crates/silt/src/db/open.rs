@@ -26,11 +26,12 @@ const OPEN_CONCURRENCY: usize = 8;
 
 pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     b.settings.validate()?;
+    let (storage, store_metrics) = b.storage();
     let DbBuilder {
-        storage,
         settings,
         clock,
         read_only,
+        ..
     } = b;
     let (manifest, fence_id) = if read_only {
         (
@@ -149,6 +150,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         compaction_lock: tokio::sync::Mutex::new(()),
         sst_registry: registry,
         counters: Arc::default(),
+        store_metrics,
     });
     let tasks = Tasks::new();
     if let Some(wal) = &inner.wal {

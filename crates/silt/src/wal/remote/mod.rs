@@ -40,7 +40,7 @@ pub(crate) enum SealReason {
 }
 
 /// Counters of the remote WAL.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct WalMetrics {
     /// Segments stored in the object store.
     pub segments_uploaded: AtomicU64,
