@@ -1,0 +1,131 @@
+//! Command-line definitions (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, shown at the end of `silt --help`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  key not found (get)
+  2  usage error or invalid input (bad arguments, URL, settings file, key or value)
+  3  fenced: another writer owns the database
+  4  any other error (object store unavailable, corrupt data, internal error)
+
+Store URLs: file://DIR (or a bare path), memory://, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX,
+az://CONTAINER/PREFIX. Cloud stores read the usual AWS_*, GOOGLE_* and AZURE_* variables.";
+
+/// Silt: an embedded LSM key-value store whose durable home is object storage.
+#[derive(Debug, Parser)]
+#[command(name = "silt", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// URL of the database's object store.
+    #[arg(
+        long,
+        global = true,
+        env = "SILT_STORE",
+        default_value = "file://./silt-data",
+        value_name = "URL"
+    )]
+    pub store: String,
+
+    /// JSON file with engine settings (unknown fields are rejected; omitted fields keep their
+    /// defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
+    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides; default: no logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store KEY = VALUE; returns once the write is durable in the object store.
+    Put {
+        /// The key (UTF-8 text).
+        key: String,
+        /// The value (UTF-8 text).
+        value: String,
+    },
+    /// Print the value of KEY followed by a newline (exit 1 if absent). Opens read-only.
+    Get {
+        /// The key (UTF-8 text).
+        key: String,
+        /// Print the value as lowercase hex.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Delete KEY (deleting an absent key is not an error).
+    Delete {
+        /// The key (UTF-8 text).
+        key: String,
+    },
+    /// List live keys in order, one `KEY<TAB>VALUE` line each. Opens read-only.
+    Scan(ScanArgs),
+    /// Describe the store's objects without opening the database (no fencing, no replay).
+    Inspect {
+        /// Print the full report as pretty JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write COUNT keys `PREFIX{i:08}`, printing each key once its write is acknowledged.
+    #[command(hide = true)]
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Only keys starting with P.
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Only keys >= K.
+    #[arg(long, value_name = "K")]
+    pub start: Option<String>,
+    /// Only keys < K (exclusive).
+    #[arg(long, value_name = "K")]
+    pub end: Option<String>,
+    /// Stop after N entries.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print keys and values as lowercase hex instead of lossy UTF-8.
+    #[arg(long)]
+    pub hex: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Number of keys to write.
+    #[arg(long)]
+    pub count: u64,
+    /// Key prefix.
+    #[arg(long, default_value = "key")]
+    pub prefix: String,
+    /// When a write is acknowledged.
+    #[arg(long, value_enum, default_value_t = LoadDurability::Remote)]
+    pub durability: LoadDurability,
+    /// Bytes of each value.
+    #[arg(long, value_name = "B", default_value_t = 16)]
+    pub value_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LoadDurability {
+    /// Acknowledged once in the memtable and WAL buffer.
+    Buffered,
+    /// Acknowledged once the WAL segment is in the object store.
+    Remote,
+}
+
+impl From<LoadDurability> for silt::Durability {
+    fn from(d: LoadDurability) -> Self {
+        match d {
+            LoadDurability::Buffered => silt::Durability::Buffered,
+            LoadDurability::Remote => silt::Durability::Remote,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The subcommands.
+
+use std::io::Write;
+use std::ops::Bound;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use silt::inspect::inspect;
+use silt::objstore::{store_from_url, Storage};
+use silt::{Db, DbBuilder, Durability, Settings, WriteOptions};
+
+use crate::cli::{Cli, Command, LoadArgs, ScanArgs};
+use crate::exit::{self, UsageError};
+use crate::report;
+
+/// Run the parsed command line; returns the exit code for outcomes that are not errors.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let url = cli.store.as_str();
+    let settings = || load_settings(cli.settings.as_deref());
+    match cli.command {
+        Command::Inspect { json } => cmd_inspect(url, json).await,
+        Command::Put { key, value } => {
+            with_writer(url, settings()?, |db| async move {
+                db.put_with(&key, &value, &remote()).await?;
+                Ok(exit::OK)
+            })
+            .await
+        }
+        Command::Delete { key } => {
+            with_writer(url, settings()?, |db| async move {
+                db.delete_with(&key, &remote()).await?;
+                Ok(exit::OK)
+            })
+            .await
+        }
+        Command::Load(args) => with_writer(url, settings()?, |db| cmd_load(db, args)).await,
+        Command::Get { key, hex } => {
+            with_reader(url, settings()?, |db| async move {
+                cmd_get(db, &key, hex).await
+            })
+            .await
+        }
+        Command::Scan(args) => with_reader(url, settings()?, |db| cmd_scan(db, args)).await,
+    }
+}
+
+fn remote() -> WriteOptions {
+    WriteOptions::with_durability(Durability::Remote)
+}
+
+/// Settings from the `--settings` JSON file (defaults without one), validated.
+pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read settings file {shown}: {e}")))?;
+    let settings: Settings = serde_json::from_str(&text)
+        .map_err(|e| UsageError(format!("settings file {shown}: {e}")))?;
+    settings
+        .validate()
+        .with_context(|| format!("settings file {shown}"))?;
+    Ok(settings)
+}
+
+/// Open as the writer (fencing any other), run `f`, then close (making every write durable).
+async fn with_writer<F, Fut>(url: &str, settings: Settings, f: F) -> Result<u8>
+where
+    F: FnOnce(std::sync::Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let db = Db::open(url, settings)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    finish(db, f).await
+}
+
+/// Open read-only (no fencing of a running writer), run `f`, then close.
+async fn with_reader<F, Fut>(url: &str, settings: Settings, f: F) -> Result<u8>
+where
+    F: FnOnce(std::sync::Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let db = DbBuilder::from_url(url)
+        .map(|b| b.settings(settings).read_only())
+        .with_context(|| format!("cannot open {url}"))?
+        .open()
+        .await
+        .with_context(|| format!("cannot open {url} read-only"))?;
+    finish(db, f).await
+}
+
+async fn finish<F, Fut>(db: Db, f: F) -> Result<u8>
+where
+    F: FnOnce(std::sync::Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let db = std::sync::Arc::new(db);
+    let result = f(std::sync::Arc::clone(&db)).await;
+    let closed = db.close().await.context("closing the database");
+    match (result, closed) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(code), Ok(())) => Ok(code),
+    }
+}
+
+async fn cmd_get(db: std::sync::Arc<Db>, key: &str, hex: bool) -> Result<u8> {
+    let Some(value) = db.get(key).await? else {
+        eprintln!("key not found: {key}");
+        return Ok(exit::NOT_FOUND);
+    };
+    let mut out = std::io::stdout().lock();
+    if hex {
+        writeln!(out, "{}", to_hex(&value))?;
+    } else {
+        out.write_all(&value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+async fn cmd_scan(db: std::sync::Arc<Db>, args: ScanArgs) -> Result<u8> {
+    let (start, end) = scan_bounds(
+        args.prefix.as_deref().map(str::as_bytes),
+        args.start.as_deref().map(str::as_bytes),
+        args.end.as_deref().map(str::as_bytes),
+    );
+    let mut iter = db.scan((start, end))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut n = 0;
+    while n < limit {
+        let Some((k, v)) = iter.next().await? else {
+            break;
+        };
+        if args.hex {
+            writeln!(out, "{}\t{}", to_hex(&k), to_hex(&v))?;
+        } else {
+            writeln!(
+                out,
+                "{}\t{}",
+                String::from_utf8_lossy(&k),
+                String::from_utf8_lossy(&v)
+            )?;
+        }
+        n += 1;
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+async fn cmd_load(db: std::sync::Arc<Db>, args: LoadArgs) -> Result<u8> {
+    let opts = WriteOptions::with_durability(args.durability.into());
+    let mut out = std::io::stdout();
+    for i in 0..args.count {
+        let key = format!("{}{i:08}", args.prefix);
+        let value = load_value(key.as_bytes(), args.value_size);
+        db.put_with(&key, &value, &opts)
+            .await
+            .with_context(|| format!("writing {key}"))?;
+        writeln!(out, "{key}")?;
+        out.flush()?;
+    }
+    Ok(exit::OK)
+}
+
+/// The value `load` writes for `key`: the key's bytes repeated to `size` bytes.
+pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {
+    key.iter().copied().cycle().take(size).collect()
+}
+
+async fn cmd_inspect(url: &str, json: bool) -> Result<u8> {
+    let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
+    let storage = Storage::new(store, root);
+    let r = inspect(&storage)
+        .await
+        .with_context(|| format!("cannot inspect {url}"))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+    } else {
+        report::write_human(&mut out, &r)?;
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// The key bounds of a scan: `--prefix` intersected with `[--start, --end)`.
+pub fn scan_bounds(
+    prefix: Option<&[u8]>,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut lo: Option<&[u8]> = start;
+    let mut hi: Option<Vec<u8>> = end.map(<[u8]>::to_vec);
+    if let Some(p) = prefix.filter(|p| !p.is_empty()) {
+        if lo.is_none_or(|s| s < p) {
+            lo = Some(p);
+        }
+        if let Some(pe) = prefix_end(p) {
+            if hi.as_ref().is_none_or(|h| *h > pe) {
+                hi = Some(pe);
+            }
+        }
+    }
+    (
+        lo.map_or(Bound::Unbounded, |s| Bound::Included(s.to_vec())),
+        hi.map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while end.last() == Some(&0xff) {
+        end.pop();
+    }
+    let last = end.last_mut()?;
+    *last += 1;
+    Some(end)
+}
+
+fn to_hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(b.len() * 2);
+    for byte in b {
+        let _ = write!(s, "{byte:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(b: &[u8]) -> Bound<Vec<u8>> {
+        Bound::Included(b.to_vec())
+    }
+    fn exc(b: &[u8]) -> Bound<Vec<u8>> {
+        Bound::Excluded(b.to_vec())
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(
+            scan_bounds(None, None, None),
+            (Bound::Unbounded, Bound::Unbounded)
+        );
+        assert_eq!(
+            scan_bounds(Some(b"ab"), None, None),
+            (inc(b"ab"), exc(b"ac"))
+        );
+        assert_eq!(
+            scan_bounds(Some(b"ab"), Some(b"ab5"), Some(b"zz")),
+            (inc(b"ab5"), exc(b"ac"))
+        );
+        assert_eq!(
+            scan_bounds(Some(b"ab"), Some(b"a"), Some(b"ab5")),
+            (inc(b"ab"), exc(b"ab5"))
+        );
+        assert_eq!(
+            scan_bounds(Some(b"a\xff"), None, None),
+            (inc(b"a\xff"), exc(b"b"))
+        );
+        assert_eq!(
+            scan_bounds(Some(b"\xff"), None, None),
+            (inc(b"\xff"), Bound::Unbounded)
+        );
+    }
+
+    #[test]
+    fn hex_and_values() {
+        assert_eq!(to_hex(b"\x00\xffA"), "00ff41");
+        assert_eq!(load_value(b"ab", 5), b"ababa");
+        assert!(load_value(b"ab", 0).is_empty());
+    }
+}

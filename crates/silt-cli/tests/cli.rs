@@ -1,0 +1,343 @@
+//! End-to-end tests of the `silt` binary: each command is a separate process, so every
+//! read after a write goes through a reopen of the database.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+struct Store {
+    dir: TempDir,
+}
+
+impl Store {
+    fn new() -> Self {
+        Store {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.path().join("db").display())
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_silt"));
+        c.env_remove("RUST_LOG")
+            .env("SILT_STORE", self.url())
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "silt {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failure prints exactly one `error: ...` line and no panic or backtrace.
+fn assert_one_line_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+#[test]
+fn put_get_scan_delete_round_trip() {
+    let s = Store::new();
+    s.ok(&["put", "user:1", "ada"]);
+    s.ok(&["put", "user:2", "grace"]);
+    s.ok(&["put", "other", "x y\tz"]);
+    assert_eq!(s.ok(&["get", "user:1"]), "ada\n");
+    assert_eq!(s.ok(&["get", "--hex", "user:2"]), "6772616365\n");
+    assert_eq!(
+        s.ok(&["scan"]),
+        "other\tx y\tz\nuser:1\tada\nuser:2\tgrace\n"
+    );
+    s.ok(&["put", "user:1", "lovelace"]);
+    s.ok(&["delete", "user:2"]);
+    assert_eq!(s.ok(&["get", "user:1"]), "lovelace\n");
+    assert_eq!(s.ok(&["scan", "--prefix", "user:"]), "user:1\tlovelace\n");
+    assert_eq!(s.run(&["get", "user:2"]).status.code(), Some(1));
+    assert_eq!(
+        s.ok(&["scan", "--hex", "--prefix", "user"]),
+        "757365723a31\t6c6f76656c616365\n"
+    );
+    // Deleting an absent key is fine.
+    s.ok(&["delete", "never"]);
+}
+
+#[test]
+fn get_missing_key_exits_1() {
+    let s = Store::new();
+    s.ok(&["put", "a", "1"]);
+    let out = s.run(&["get", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("key not found: nope"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Also on a store that was never written.
+    let empty = Store::new();
+    assert_eq!(empty.run(&["get", "a"]).status.code(), Some(1));
+    assert_eq!(empty.ok(&["scan"]), "");
+}
+
+#[test]
+fn scan_prefix_start_end_limit() {
+    let s = Store::new();
+    let loaded = s.ok(&[
+        "load",
+        "--count",
+        "10",
+        "--prefix",
+        "k",
+        "--durability",
+        "buffered",
+    ]);
+    assert_eq!(loaded.lines().count(), 10);
+    s.ok(&["put", "j", "before"]);
+    s.ok(&["put", "l", "after"]);
+    let keys = |args: &[&str]| -> Vec<String> {
+        s.ok(args)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&["scan"]).len(), 12);
+    assert_eq!(keys(&["scan", "--prefix", "k"]).len(), 10);
+    assert_eq!(
+        keys(&["scan", "--start", "k00000003", "--end", "k00000006"]),
+        ["k00000003", "k00000004", "k00000005"]
+    );
+    assert_eq!(
+        keys(&["scan", "--prefix", "k", "--start", "k00000008"]),
+        ["k00000008", "k00000009"]
+    );
+    assert_eq!(
+        keys(&["scan", "--start", "k00000008"]),
+        ["k00000008", "k00000009", "l"]
+    );
+    assert_eq!(keys(&["scan", "--end", "k00000001"]), ["j", "k00000000"]);
+    assert_eq!(
+        keys(&["scan", "--prefix", "k", "--limit", "2"]),
+        ["k00000000", "k00000001"]
+    );
+    assert_eq!(keys(&["scan", "--limit", "0"]), Vec::<String>::new());
+    // Values written by `load` are the key repeated to --value-size (16) bytes.
+    assert_eq!(s.ok(&["get", "k00000002"]), "k00000002k000000\n");
+}
+
+#[test]
+fn inspect_json_has_the_report_fields() {
+    let s = Store::new();
+    // Empty store: inspect works without a database.
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    assert_eq!(v["writer_epoch"], 0);
+    // Small memtables so the load flushes SSTs.
+    let settings = s.dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"memtable_bytes": 4096, "wal": {"segment_bytes": 1024, "flush_interval": "10ms"}}"#,
+    )
+    .unwrap();
+    let settings = settings.to_str().unwrap();
+    s.ok(&[
+        "--settings",
+        settings,
+        "load",
+        "--count",
+        "200",
+        "--value-size",
+        "64",
+        "--durability",
+        "buffered",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    for field in [
+        "writer_epoch",
+        "manifest_id",
+        "wal_replay_from",
+        "last_flushed_seq",
+        "wal_segments",
+        "wal_bytes",
+        "wal_segments_to_replay",
+        "l0_ssts",
+        "ssts",
+        "sst_objects",
+        "sst_bytes",
+        "manifests",
+        "store_bytes",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["writer_epoch"], 1);
+    let ssts = v["ssts"].as_array().unwrap();
+    assert!(!ssts.is_empty(), "{v}");
+    for sst in ssts {
+        for field in [
+            "id",
+            "level",
+            "size",
+            "entries",
+            "smallest_key",
+            "largest_key",
+            "min_seq",
+            "max_seq",
+        ] {
+            assert!(sst.get(field).is_some(), "missing {field} in {sst}");
+        }
+    }
+    assert!(v["store_bytes"].as_u64().unwrap() > 0);
+    let human = s.ok(&["inspect"]);
+    for label in [
+        "writer epoch",
+        "manifest id",
+        "wal segments",
+        "wal replay from",
+        "ssts",
+        "store bytes",
+    ] {
+        assert!(human.contains(label), "{human}");
+    }
+    assert!(human.contains("L0 "), "{human}");
+    // inspect does not open the database: no new writer epoch.
+    let again: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    assert_eq!(again["writer_epoch"], 1);
+    // Everything is still readable after the SST flushes.
+    assert_eq!(s.ok(&["scan", "--prefix", "key"]).lines().count(), 200);
+}
+
+#[test]
+fn bad_url_scheme_is_one_line_error() {
+    let s = Store::new();
+    for args in [
+        &["--store", "ftp://host/x", "get", "a"][..],
+        &["--store", "ftp://host/x", "put", "a", "b"],
+        &["--store", "ftp://host/x", "inspect"],
+        &["--store", "s3://", "scan"],
+    ] {
+        let out = s.run(args);
+        let err = assert_one_line_error(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("store URL"), "{err}");
+    }
+}
+
+#[test]
+fn settings_errors_are_clear() {
+    let s = Store::new();
+    let path = s.dir.path().join("settings.json");
+    let p = path.to_str().unwrap();
+
+    std::fs::write(&path, r#"{"memtable_bytes": 65536, "nope": 1}"#).unwrap();
+    let out = s.run(&["--settings", p, "put", "a", "b"]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("unknown field `nope`"), "{err}");
+    assert!(err.contains("settings.json"), "{err}");
+
+    std::fs::write(&path, r#"{"wal": {"max_puts_per_sec": 0}}"#).unwrap();
+    let out = s.run(&["--settings", p, "get", "a"]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("max_puts_per_sec"), "{err}");
+
+    let out = s.run(&["--settings", "/nonexistent/settings.json", "get", "a"]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("cannot read settings file"), "{err}");
+
+    std::fs::write(&path, r#"{"wal": {"flush_interval": "50ms"}}"#).unwrap();
+    s.ok(&["--settings", p, "put", "a", "b"]);
+    assert_eq!(s.ok(&["--settings", p, "get", "a"]), "b\n");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_exit_codes() {
+    let s = Store::new();
+    assert_eq!(s.run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(s.run(&["put", "only-key"]).status.code(), Some(2));
+    assert_eq!(s.run(&["scan", "--limit", "many"]).status.code(), Some(2));
+    let help = s.ok(&["--help"]);
+    assert!(help.contains("Exit codes"), "{help}");
+    assert!(!help.contains("load"), "load is hidden: {help}");
+    // Invalid input caught by the engine (empty key) is exit 2 too.
+    let out = s.run(&["put", "", "v"]);
+    if !out.status.success() {
+        assert_one_line_error(&out);
+        assert_eq!(out.status.code(), Some(2));
+    }
+}
+
+#[test]
+fn readers_do_not_fence_and_a_new_writer_fences_the_old_one() {
+    let s = Store::new();
+    let mut load = s
+        .cmd(&["load", "--count", "1000000", "--prefix", "bg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(load.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "bg00000000");
+    // A read-only get sees acknowledged writes and does not stop the writer.
+    assert_eq!(s.ok(&["get", "bg00000000"]), "bg00000000bg0000\n");
+    assert!(lines.next().unwrap().is_ok());
+    // inspect reports the running writer's epoch without changing it.
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    assert_eq!(v["writer_epoch"], 1);
+    // A second writer fences the first, which then exits with code 3.
+    s.ok(&["put", "x", "y"]);
+    let acked: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let out = load.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = assert_one_line_error(&out);
+    assert!(err.contains("fenced"), "{err}");
+    // Every key the loader acknowledged survives.
+    if let Some(last) = acked.last() {
+        assert!(s.run(&["get", last]).status.success(), "{last} lost");
+    }
+    assert_eq!(s.ok(&["get", "x"]), "y\n");
+}
+
+#[test]
+fn bare_path_store_and_default_store() {
+    let s = Store::new();
+    let path = s.dir.path().join("plain");
+    let p = path.to_str().unwrap();
+    s.ok(&["--store", p, "put", "k", "v"]);
+    assert_eq!(s.ok(&["--store", p, "get", "k"]), "v\n");
+    // Default store is ./silt-data in the working directory.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_silt"));
+    let out = c
+        .env_remove("SILT_STORE")
+        .current_dir(s.dir.path())
+        .args(["put", "d", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(Path::new(&s.dir.path().join("silt-data")).is_dir());
+}
