@@ -78,6 +78,9 @@ impl Error {
             }
             Error::Store { source, .. } => match source.as_ref() {
                 object_store::Error::NotFound { .. } => ErrorKind::Corrupt,
+                // Wrong credentials or permissions: a configuration problem, not an outage.
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => ErrorKind::InvalidInput,
                 _ => ErrorKind::Unavailable,
             },
             Error::Closed => ErrorKind::Closed,

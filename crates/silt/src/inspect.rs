@@ -11,7 +11,7 @@ use crate::objstore::Storage;
 pub struct SstReport {
     /// ULID of the SST (object `sst/<id>.sst`).
     pub id: String,
-    /// `L0` for now; sorted runs arrive with compaction.
+    /// `L0`, or `run-<id>` for an SST of a sorted run.
     pub level: String,
     /// Object size in bytes.
     pub size: u64,
@@ -25,6 +25,23 @@ pub struct SstReport {
     pub min_seq: u64,
     /// Highest sequence number in the SST.
     pub max_seq: u64,
+}
+
+/// One sorted run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub id: u64,
+    /// SSTs in the run.
+    pub ssts: usize,
+    /// Bytes of those SSTs.
+    pub bytes: u64,
+    /// Entries in those SSTs.
+    pub entries: u64,
+    /// Smallest key of the run (lossy UTF-8).
+    pub smallest_key: String,
+    /// Largest key of the run (lossy UTF-8).
+    pub largest_key: String,
 }
 
 /// What `silt inspect` prints.
@@ -46,6 +63,8 @@ pub struct StoreReport {
     pub wal_segments_to_replay: usize,
     /// SSTs in L0.
     pub l0_ssts: usize,
+    /// Sorted runs, newest first.
+    pub runs: Vec<RunReport>,
     /// Every SST the manifest references.
     pub ssts: Vec<SstReport>,
     /// SST objects in the store (referenced or not).
@@ -68,19 +87,37 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
     let (sst_objects, sst_bytes) = storage.dir_bytes("sst").await?;
     let (manifests, manifest_bytes) = storage.dir_bytes("manifest").await?;
     let wal_bytes: u64 = wal.iter().map(|l| l.size).sum();
-    let ssts =
-        m.l0.iter()
-            .map(|i| SstReport {
-                id: i.id.clone(),
-                level: "L0".into(),
-                size: i.size,
-                entries: i.props.entries,
-                smallest_key: String::from_utf8_lossy(&i.props.smallest_key).into_owned(),
-                largest_key: String::from_utf8_lossy(&i.props.largest_key).into_owned(),
-                min_seq: i.props.min_seq,
-                max_seq: i.props.max_seq,
-            })
-            .collect();
+    let report = |level: String, i: &silt_format::manifest::SstInfo| SstReport {
+        id: i.id.clone(),
+        level,
+        size: i.size,
+        entries: i.props.entries,
+        smallest_key: String::from_utf8_lossy(&i.props.smallest_key).into_owned(),
+        largest_key: String::from_utf8_lossy(&i.props.largest_key).into_owned(),
+        min_seq: i.props.min_seq,
+        max_seq: i.props.max_seq,
+    };
+    let mut ssts: Vec<SstReport> = m.l0.iter().map(|i| report("L0".into(), i)).collect();
+    let mut runs = Vec::new();
+    for run in &m.runs {
+        ssts.extend(
+            run.ssts
+                .iter()
+                .map(|i| report(format!("run-{}", run.id), i)),
+        );
+        let key = |k: Option<&Vec<u8>>| {
+            k.map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default()
+        };
+        runs.push(RunReport {
+            id: run.id,
+            ssts: run.ssts.len(),
+            bytes: run.ssts.iter().map(|i| i.size).sum(),
+            entries: run.ssts.iter().map(|i| i.props.entries).sum(),
+            smallest_key: key(run.ssts.first().map(|i| &i.props.smallest_key)),
+            largest_key: key(run.ssts.last().map(|i| &i.props.largest_key)),
+        });
+    }
     Ok(StoreReport {
         writer_epoch: m.writer_epoch,
         manifest_id: m.id,
@@ -90,6 +127,7 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
         wal_bytes,
         wal_segments_to_replay: wal.iter().filter(|l| l.id >= m.wal_replay_from).count(),
         l0_ssts: m.l0.len(),
+        runs,
         ssts,
         sst_objects,
         sst_bytes,
