@@ -26,6 +26,9 @@ pub struct Settings {
     pub max_frozen_memtables: usize,
     /// In-memory block cache for SST data blocks, in bytes. Default 64 MiB.
     pub block_cache_bytes: u64,
+    /// Write the memtables to SSTs on `close()`, so the next open replays no WAL.
+    /// Default true; false makes closing faster and the next open slower.
+    pub flush_on_close: bool,
     /// Remote write-ahead log.
     pub wal: WalSettings,
     /// Layout of the SSTs this writer produces.
@@ -42,6 +45,7 @@ impl Default for Settings {
             memtable_bytes: 64 * MIB,
             max_frozen_memtables: 2,
             block_cache_bytes: 64 * MIB as u64,
+            flush_on_close: true,
             wal: WalSettings::default(),
             sst: SstOptions::default(),
             compaction: CompactionSettings::default(),

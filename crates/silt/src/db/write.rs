@@ -158,8 +158,12 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());
         }
+        let healthy = self.inner.fatal.lock().is_none();
         let flushed = match &self.inner.wal {
-            Some(wal) if self.inner.fatal.lock().is_none() => wal.flush().await,
+            Some(wal) if healthy => match wal.flush().await {
+                Ok(()) if self.inner.settings.flush_on_close => self.flush_memtables().await,
+                other => other,
+            },
             _ => Ok(()),
         };
         self.inner.closed.store(true, Ordering::Release);

@@ -1,0 +1,496 @@
+//! The local log: a write-ahead log on a local drive for `Durability::Local`, in front of
+//! the remote WAL (DESIGN.md "Local log", seed 003).
+//!
+//! * Files `<index:010>.slog` in `local_log.dir` are preallocated by writing zeros (fsync'd
+//!   once, with the directory), then overwritten in place and recycled, so a commit's
+//!   `fdatasync` writes the data blocks alone (no size or extent change to journal).
+//! * Each commit group is one `pwrite` of whole 4 KiB blocks — header, records, zero
+//!   padding — and one `fdatasync` (leader/follower group commit: whoever waits first
+//!   starts a writer on the blocking pool, which keeps writing groups while anybody waits).
+//! * Every group header carries a generation: one per file life (bumped when a file is
+//!   (re)started and when the log is reopened), so recovery stops at the first torn, zero,
+//!   garbage or stale (older generation) group. `docs/local-log.md` has the details.
+//! * Once the remote WAL covers every record of a file ([`LocalLog::remote_covered`]), the
+//!   file is recycled at the next file switch.
+//!
+//! A failed write or `fdatasync` poisons the log: every later call returns
+//! [`Error::Stopped`] with the original error.
+
+// Until `Durability::Local` is wired into the write path, nothing outside this module's
+// tests calls it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+pub mod bench;
+mod recover;
+mod writer;
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use silt_format::local_log::encode_local_record;
+use silt_format::wal::WalRecord;
+use silt_format::{SeqNo, ValueKind};
+use tokio::sync::watch;
+
+use self::writer::Writer;
+use crate::error::{Error, Result};
+
+/// Largest encoded record (one write batch) the local log accepts.
+pub const MAX_LOCAL_RECORD_BYTES: usize = 1 << 31;
+
+/// Whether commit groups are padded to 4 KiB blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalLogMode {
+    /// Every commit group starts in a fresh 4 KiB block and is zero-padded to the next
+    /// boundary: each record reaches the drive once; a compressing drive drops the zeros.
+    #[default]
+    Sparse,
+    /// Groups back to back (RocksDB style): consecutive small commits rewrite the same
+    /// block. For drives without transparent compression, and for comparison.
+    Packed,
+}
+
+/// Settings of the local log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalLogSettings {
+    /// Directory of the log files; one log per directory. Default `./silt-local-log`
+    /// (set it in practice).
+    pub dir: PathBuf,
+    /// Size of each preallocated file, a multiple of 4 KiB between 8 KiB and 1 GiB.
+    /// Default 64 MiB. A record larger than this gets a file of its own size.
+    pub file_bytes: u64,
+    /// Sparse (default) or packed.
+    pub mode: LocalLogMode,
+}
+
+impl Default for LocalLogSettings {
+    fn default() -> Self {
+        LocalLogSettings {
+            dir: PathBuf::from("./silt-local-log"),
+            file_bytes: 64 << 20,
+            mode: LocalLogMode::Sparse,
+        }
+    }
+}
+
+impl LocalLogSettings {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSettings`] when `file_bytes` is out of range or not a multiple of
+    /// 4 KiB, or `dir` is empty.
+    pub fn validate(&self) -> Result<()> {
+        let block = silt_format::local_log::LOCAL_BLOCK_SIZE as u64;
+        if self.file_bytes < 2 * block || self.file_bytes > 1 << 30 || self.file_bytes % block != 0
+        {
+            return Err(Error::InvalidSettings(format!(
+                "local_log.file_bytes must be a multiple of 4096 between 8 KiB and 1 GiB, got {}",
+                self.file_bytes
+            )));
+        }
+        if self.dir.as_os_str().is_empty() {
+            return Err(Error::InvalidSettings("local_log.dir is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of the local log (monotonic unless noted).
+#[derive(Debug, Default)]
+pub struct LocalLogMetrics {
+    /// Records (write batches) made durable.
+    pub commits: AtomicU64,
+    /// `fdatasync` calls on log files (one per group, plus one per file switch mid-group).
+    pub syncs: AtomicU64,
+    /// Commit groups written (one header each).
+    pub groups: AtomicU64,
+    /// 4 KiB blocks written (each `pwrite` covers whole blocks).
+    pub blocks_written: AtomicU64,
+    /// Bytes handed to `pwrite` (= `blocks_written * 4096`).
+    pub bytes_written: AtomicU64,
+    /// Key and value bytes of the records made durable.
+    pub user_bytes: AtomicU64,
+    /// Gauge: bytes of encoded records waiting for the next group.
+    pub pending_bytes: AtomicU64,
+    /// Files created (each preallocated with zeros).
+    pub files_created: AtomicU64,
+    /// Files reused for a new life.
+    pub files_recycled: AtomicU64,
+    /// Spare files deleted (more than two free files).
+    pub files_deleted: AtomicU64,
+}
+
+/// What [`LocalLog::enqueue`] returns: the record's last sequence number, to pass to
+/// [`LocalLog::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommitTicket {
+    seq: SeqNo,
+}
+
+impl CommitTicket {
+    /// Last sequence number of the enqueued record.
+    pub fn seq(&self) -> SeqNo {
+        self.seq
+    }
+}
+
+/// Receives every 4 KiB block the log writes, right after its `pwrite` (for the
+/// compressed-drive model of the benchmark).
+pub(crate) type BlockObserver = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// One encoded record waiting for the next group.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingRecord {
+    /// End offset of the record in `Pending::payload`.
+    pub end: usize,
+    /// Its last sequence number.
+    pub last_seq: SeqNo,
+}
+
+/// Records enqueued but not yet handed to the writer. Sequence numbers are consecutive.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub payload: Vec<u8>,
+    pub records: Vec<PendingRecord>,
+    pub first_seq: SeqNo,
+    pub user_bytes: u64,
+}
+
+impl Pending {
+    fn last_seq(&self) -> Option<SeqNo> {
+        self.records.last().map(|r| r.last_seq)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    pending: Pending,
+    /// Sequence number the next record must start at; `None` until the first record when
+    /// nothing was recovered.
+    next_seq: Option<SeqNo>,
+    /// The next record may skip forward (first record after open).
+    may_skip: bool,
+    /// Highest sequence a caller waits for.
+    wanted: SeqNo,
+    /// Highest durable sequence.
+    durable: SeqNo,
+    /// A writer task is running.
+    writing: bool,
+    poison: Option<Error>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    durable: SeqNo,
+    fatal: Option<Error>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Held by the one running writer task.
+    writer: Mutex<Writer>,
+    progress: watch::Sender<Progress>,
+    /// Remote-covered sequence + 1 (0: nothing covered yet).
+    covered: AtomicU64,
+    metrics: Arc<LocalLogMetrics>,
+    observer: Option<BlockObserver>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLog")
+            .field("state", &*self.state.lock())
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Handle to the local log; clones share it.
+#[derive(Debug, Clone)]
+pub struct LocalLog {
+    inner: Arc<Inner>,
+}
+
+fn stopped(e: &Error) -> Error {
+    Error::Stopped(Arc::new(e.clone()))
+}
+
+impl LocalLog {
+    /// Opens (or creates) the log in `settings.dir` and recovers it: returns the records of
+    /// the log in sequence order, contiguous, up to the first torn, zero, garbage or stale
+    /// group. Blocking (reads every log file; may preallocate one): call it from
+    /// `spawn_blocking` in async code.
+    ///
+    /// The first [`LocalLog::enqueue`] after open must start above every recovered
+    /// sequence number (it may skip forward, e.g. when the remote WAL had more); later ones
+    /// must follow on exactly.
+    ///
+    /// # Errors
+    /// `InvalidSettings`; `Internal` on I/O errors; `Corrupt` when a group's CRC matches
+    /// but its records do not match its header.
+    pub fn open(settings: &LocalLogSettings) -> Result<(LocalLog, Vec<WalRecord>)> {
+        Self::open_with_observer(settings, None)
+    }
+
+    pub(crate) fn open_with_observer(
+        settings: &LocalLogSettings,
+        observer: Option<BlockObserver>,
+    ) -> Result<(LocalLog, Vec<WalRecord>)> {
+        settings.validate()?;
+        let metrics = Arc::new(LocalLogMetrics::default());
+        let recovered = recover::recover(settings, &metrics)?;
+        let durable = recovered.last_seq.unwrap_or(0);
+        let state = State {
+            pending: Pending::default(),
+            next_seq: recovered.last_seq.map(|s| s + 1),
+            may_skip: true,
+            wanted: 0,
+            durable,
+            writing: false,
+            poison: None,
+        };
+        let (progress, _) = watch::channel(Progress {
+            durable,
+            fatal: None,
+        });
+        let log = LocalLog {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                writer: Mutex::new(recovered.writer),
+                progress,
+                covered: AtomicU64::new(0),
+                metrics,
+                observer,
+            }),
+        };
+        Ok((log, recovered.records))
+    }
+
+    /// Appends one record (a write batch whose op `i` has sequence `first_seq + i`) to the
+    /// pending buffer. Cheap: no I/O. Call it in sequence order (under the write lock);
+    /// the record is written with the next group, whether or not anybody waits for it.
+    ///
+    /// # Errors
+    /// `Stopped` after a write failure; `InvalidInput` for an empty or oversized record;
+    /// `Internal` when `first_seq` does not follow the previous record.
+    pub fn enqueue<'a>(
+        &self,
+        first_seq: SeqNo,
+        ops: impl IntoIterator<Item = (ValueKind, &'a [u8], &'a [u8])>,
+    ) -> Result<CommitTicket> {
+        let mut st = self.inner.state.lock();
+        if let Some(e) = &st.poison {
+            return Err(stopped(e));
+        }
+        if let Some(next) = st.next_seq {
+            let ok = if st.may_skip {
+                first_seq >= next
+            } else {
+                first_seq == next
+            };
+            if !ok {
+                return Err(Error::Internal(format!(
+                    "local log: record at seq {first_seq}, expected {}{next}",
+                    if st.may_skip { "at least " } else { "" }
+                )));
+            }
+        }
+        let pending = &mut st.pending;
+        let before = pending.payload.len();
+        let mut user_bytes = 0u64;
+        let (len, count) = encode_local_record(
+            &mut pending.payload,
+            ops.into_iter().inspect(|(kind, key, value)| {
+                let v = if *kind == ValueKind::Delete { 0 } else { value.len() };
+                user_bytes += (key.len() + v) as u64;
+            }),
+        );
+        if count == 0 || len > MAX_LOCAL_RECORD_BYTES {
+            pending.payload.truncate(before);
+            return Err(Error::InvalidInput(if count == 0 {
+                "local log: empty record".into()
+            } else {
+                format!("local log: record of {len} bytes exceeds {MAX_LOCAL_RECORD_BYTES}")
+            }));
+        }
+        let last_seq = first_seq + count as u64 - 1;
+        if pending.records.is_empty() {
+            pending.first_seq = first_seq;
+        }
+        pending.records.push(PendingRecord {
+            end: pending.payload.len(),
+            last_seq,
+        });
+        pending.user_bytes += user_bytes;
+        let pending_bytes = pending.payload.len() as u64;
+        st.next_seq = Some(last_seq + 1);
+        st.may_skip = false;
+        drop(st);
+        self.inner
+            .metrics
+            .pending_bytes
+            .store(pending_bytes, Ordering::Relaxed);
+        Ok(CommitTicket { seq: last_seq })
+    }
+
+    /// Waits until the ticket's record (and every record before it) is durable: written
+    /// with `pwrite` and `fdatasync`'d. Concurrent waiters share groups.
+    ///
+    /// # Errors
+    /// `Stopped` when a write or sync failed (now or earlier); `Internal` without a tokio
+    /// runtime.
+    pub async fn wait(&self, ticket: CommitTicket) -> Result<()> {
+        let seq = ticket.seq;
+        let mut rx = self.inner.progress.subscribe();
+        let start_writer = {
+            let mut st = self.inner.state.lock();
+            if let Some(e) = &st.poison {
+                return Err(stopped(e));
+            }
+            if st.durable >= seq {
+                return Ok(());
+            }
+            if st.next_seq.is_none_or(|n| seq >= n) {
+                return Err(Error::Internal(format!(
+                    "local log: waiting for seq {seq}, which was never enqueued"
+                )));
+            }
+            st.wanted = st.wanted.max(seq);
+            !std::mem::replace(&mut st.writing, true)
+        };
+        if start_writer {
+            let inner = Arc::clone(&self.inner);
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    drop(handle.spawn_blocking(move || writer_task(&inner)));
+                }
+                Err(_) => {
+                    self.inner.state.lock().writing = false;
+                    return Err(Error::Internal(
+                        "local log: wait called outside a tokio runtime".into(),
+                    ));
+                }
+            }
+        }
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if p.durable >= seq {
+                    return Ok(());
+                }
+                if let Some(e) = &p.fatal {
+                    return Err(stopped(e));
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Writes and syncs every enqueued record (including ones nobody waits for).
+    ///
+    /// # Errors
+    /// As [`LocalLog::wait`].
+    pub async fn flush(&self) -> Result<()> {
+        let last = {
+            let st = self.inner.state.lock();
+            if let Some(e) = &st.poison {
+                return Err(stopped(e));
+            }
+            st.pending.last_seq()
+        };
+        match last {
+            Some(seq) => self.wait(CommitTicket { seq }).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Every record `<= seq` is durable in the remote WAL: files whose records are all
+    /// `<= seq` are recycled at the next file switch (no I/O here).
+    pub fn remote_covered(&self, seq: SeqNo) {
+        self.inner
+            .covered
+            .fetch_max(seq.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Highest sequence number that is durable in the local log.
+    pub fn durable_seq(&self) -> SeqNo {
+        self.inner.progress.borrow().durable
+    }
+
+    /// The log's counters.
+    pub fn metrics(&self) -> Arc<LocalLogMetrics> {
+        Arc::clone(&self.inner.metrics)
+    }
+}
+
+/// Marks the writer as stopped (and the log as poisoned) if the writer task unwinds.
+struct WriterGuard<'a> {
+    inner: &'a Inner,
+    done: bool,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let e = Error::Internal("local log writer panicked".into());
+            let mut st = self.inner.state.lock();
+            st.writing = false;
+            st.poison.get_or_insert(e.clone());
+            self.inner.progress.send_modify(|p| p.fatal = Some(e));
+        }
+    }
+}
+
+/// The writer: takes the pending records as one group, writes and syncs them, and goes on
+/// while somebody waits for records that are still pending. Runs on the blocking pool.
+fn writer_task(inner: &Inner) {
+    let mut guard = WriterGuard { inner, done: false };
+    let mut writer = inner.writer.lock();
+    loop {
+        let batch = {
+            let mut st = inner.state.lock();
+            if st.poison.is_some() || st.wanted <= st.durable || st.pending.records.is_empty() {
+                st.writing = false;
+                guard.done = true;
+                return;
+            }
+            std::mem::take(&mut st.pending)
+        };
+        inner.metrics.pending_bytes.store(0, Ordering::Relaxed);
+        let covered = inner.covered.load(Ordering::Relaxed).checked_sub(1);
+        let result = writer.write_batch(&batch, &inner.metrics, inner.observer.as_ref(), covered);
+        let mut st = inner.state.lock();
+        match result {
+            Ok(()) => {
+                let last = batch.last_seq().unwrap_or(st.durable);
+                st.durable = st.durable.max(last);
+                let durable = st.durable;
+                let m = &inner.metrics;
+                m.commits
+                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                m.user_bytes.fetch_add(batch.user_bytes, Ordering::Relaxed);
+                inner.progress.send_modify(|p| p.durable = durable);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "local log write failed; the log is stopped");
+                st.poison = Some(e.clone());
+                st.writing = false;
+                inner.progress.send_modify(|p| p.fatal = Some(e));
+                guard.done = true;
+                return;
+            }
+        }
+    }
+}
