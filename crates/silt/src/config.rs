@@ -26,6 +26,8 @@ pub struct Settings {
     pub max_frozen_memtables: usize,
     /// In-memory block cache for SST data blocks, in bytes. Default 64 MiB.
     pub block_cache_bytes: u64,
+    /// Local-disk cache of SST blocks.
+    pub cache: crate::lsm::disk_cache::CacheSettings,
     /// Write the memtables to SSTs on `close()`, so the next open replays no WAL.
     /// Default true; false makes closing faster and the next open slower.
     pub flush_on_close: bool,
@@ -45,6 +47,7 @@ impl Default for Settings {
             memtable_bytes: 64 * MIB,
             max_frozen_memtables: 2,
             block_cache_bytes: 64 * MIB as u64,
+            cache: crate::lsm::disk_cache::CacheSettings::default(),
             flush_on_close: true,
             wal: WalSettings::default(),
             sst: SstOptions::default(),

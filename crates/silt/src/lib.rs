@@ -40,6 +40,7 @@ pub use db::{
     WriteOptions,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use lsm::disk_cache::{CacheSettings, DiskCacheMetrics};
 pub use lsm::iter::DbIterator;
 pub use object_store;
 pub use silt_format::{sst::SstOptions, Compression};

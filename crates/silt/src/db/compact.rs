@@ -57,6 +57,8 @@ impl DbInner {
             fill_cache: false,
         };
         let outputs: Mutex<Vec<Arc<SstHandle>>> = Mutex::new(Vec::new());
+        // Output ids stay pending (safe from GC) until the commit below is done.
+        let pending = Mutex::new(Vec::new());
         let snapshots = self.snapshots_desc();
         let stats = merge(
             ctx,
@@ -64,7 +66,11 @@ impl DbInner {
             &snapshots,
             &self.settings.sst,
             self.settings.compaction.target_sst_bytes,
-            || self.new_sst_id(),
+            || {
+                let (id, guard) = self.new_sst_id();
+                pending.lock().push(guard);
+                id
+            },
             |out| {
                 let outputs = &outputs;
                 async move {
@@ -83,6 +89,7 @@ impl DbInner {
         .await?;
         let outputs = outputs.into_inner();
         self.commit_compaction(job, outputs).await?;
+        drop(pending);
         let c = &self.counters;
         c.compactions.fetch_add(1, Ordering::Relaxed);
         c.compaction_bytes_in

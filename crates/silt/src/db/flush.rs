@@ -51,7 +51,7 @@ impl DbInner {
     }
 
     async fn flush_one(&self, mem: &Arc<Memtable>) -> Result<()> {
-        let id = self.new_sst_id();
+        let (id, _pending) = self.new_sst_id();
         let (data, info) = build_sst(mem, &self.settings.sst, id)?;
         let path = self.storage.sst_path(&info.id);
         self.storage.put_new(&path, data.clone()).await?;

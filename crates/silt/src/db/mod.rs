@@ -72,6 +72,8 @@ pub(crate) struct DbInner {
     pub compaction_lock: tokio::sync::Mutex<()>,
     /// Every open SST handle, weakly: GC never deletes an SST a reader still holds.
     pub sst_registry: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<SstHandle>>>,
+    /// SSTs being uploaded whose manifest is not written yet: GC must not touch them.
+    pub pending_ssts: Arc<Mutex<std::collections::HashSet<String>>>,
     pub counters: Arc<EngineCounters>,
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,
@@ -136,9 +138,29 @@ impl DbInner {
         h
     }
 
-    /// A fresh SST name (ULID: time-ordered, unique).
-    pub(crate) fn new_sst_id(&self) -> String {
-        ulid::Ulid::from_parts(self.clock.unix_millis(), rand::random()).to_string()
+    /// A fresh SST name (ULID: time-ordered, unique), protected from GC until the returned
+    /// guard is dropped (after the manifest that references it is written, or on failure).
+    pub(crate) fn new_sst_id(&self) -> (String, PendingSst) {
+        let id = ulid::Ulid::from_parts(self.clock.unix_millis(), rand::random()).to_string();
+        self.pending_ssts.lock().insert(id.clone());
+        let guard = PendingSst {
+            set: Arc::clone(&self.pending_ssts),
+            id: id.clone(),
+        };
+        (id, guard)
+    }
+}
+
+/// Keeps an SST id in `pending_ssts` while alive.
+#[derive(Debug)]
+pub(crate) struct PendingSst {
+    set: Arc<Mutex<std::collections::HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for PendingSst {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.id);
     }
 }
 

@@ -13,6 +13,7 @@ use super::tasks::Tasks;
 use super::{Db, DbInner};
 use crate::error::Result;
 use crate::lsm::cache::BlockCache;
+use crate::lsm::disk_cache::DiskCache;
 use crate::lsm::run::RunHandle;
 use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
@@ -124,6 +125,10 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         )
     });
 
+    let disk_cache = match &settings.cache.disk_dir {
+        Some(dir) => Some(DiskCache::open(dir, settings.cache.disk_bytes)?),
+        None => None,
+    };
     let mut version = Version::new(Arc::clone(&mem), l0, runs);
     if !read_only && mem.size_bytes() >= settings.memtable_bytes {
         version.frozen.push(mem);
@@ -131,7 +136,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     }
     let inner = Arc::new(DbInner {
         storage,
-        cache: BlockCache::new(settings.block_cache_bytes),
+        cache: BlockCache::new(settings.block_cache_bytes, disk_cache),
         settings,
         clock,
         wal,
@@ -149,6 +154,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         compacted: Notify::new(),
         compaction_lock: tokio::sync::Mutex::new(()),
         sst_registry: registry,
+        pending_ssts: Arc::default(),
         counters: Arc::default(),
         store_metrics,
     });

@@ -19,6 +19,16 @@ pub struct DbStats {
     pub wal_unflushed_bytes: usize,
     /// Bytes held by the block cache.
     pub block_cache_bytes: u64,
+    /// Block cache lookups that hit.
+    pub block_cache_hits: u64,
+    /// Block cache lookups that missed.
+    pub block_cache_misses: u64,
+    /// Bytes of block files in the disk cache (0 when disabled).
+    pub disk_cache_bytes: u64,
+    /// Disk cache lookups that hit.
+    pub disk_cache_hits: u64,
+    /// Disk cache lookups that missed.
+    pub disk_cache_misses: u64,
     /// Bytes of SST index and filter blocks held in memory.
     pub sst_meta_bytes: usize,
     /// SSTs in L0.
@@ -42,6 +52,19 @@ impl Db {
             frozen_memtable_bytes: v.frozen.iter().map(|m| m.size_bytes()).sum(),
             wal_unflushed_bytes: inner.wal.as_ref().map_or(0, |w| w.unflushed_bytes()),
             block_cache_bytes: inner.cache.size_bytes(),
+            block_cache_hits: inner.cache.hits.load(Ordering::Relaxed),
+            block_cache_misses: inner.cache.misses.load(Ordering::Relaxed),
+            disk_cache_bytes: inner.cache.disk.as_ref().map_or(0, |d| d.size_bytes()),
+            disk_cache_hits: inner
+                .cache
+                .disk
+                .as_ref()
+                .map_or(0, |d| d.metrics.hits.load(Ordering::Relaxed)),
+            disk_cache_misses: inner
+                .cache
+                .disk
+                .as_ref()
+                .map_or(0, |d| d.metrics.misses.load(Ordering::Relaxed)),
             sst_meta_bytes: v.l0.iter().map(|s| s.meta_bytes()).sum(),
             l0_ssts: v.l0.len(),
             visible_seq: inner.visible_seq.load(Ordering::Acquire),

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use moka::sync::Cache;
 use silt_format::block::Block;
 
+use super::disk_cache::DiskCache;
+
 /// Key: SST id and the block's offset in the file.
 type Key = (Arc<str>, u64);
 
@@ -13,19 +15,31 @@ type Key = (Arc<str>, u64);
 #[derive(Clone, Debug)]
 pub(crate) struct BlockCache {
     inner: Cache<Key, Block>,
+    /// The optional local-disk tier below it.
+    pub disk: Option<DiskCache>,
+    pub hits: Arc<std::sync::atomic::AtomicU64>,
+    pub misses: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl BlockCache {
-    pub fn new(capacity_bytes: u64) -> Self {
+    pub fn new(capacity_bytes: u64, disk: Option<DiskCache>) -> Self {
         let inner = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &Key, b: &Block| u32::try_from(b.size_bytes()).unwrap_or(u32::MAX))
             .build();
-        BlockCache { inner }
+        BlockCache {
+            inner,
+            disk,
+            hits: Arc::default(),
+            misses: Arc::default(),
+        }
     }
 
     pub fn get(&self, sst: &Arc<str>, offset: u64) -> Option<Block> {
-        self.inner.get(&(Arc::clone(sst), offset))
+        let b = self.inner.get(&(Arc::clone(sst), offset));
+        let counter = if b.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        b
     }
 
     pub fn insert(&self, sst: &Arc<str>, offset: u64, block: Block) {

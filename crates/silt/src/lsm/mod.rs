@@ -2,6 +2,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod compaction;
+pub mod disk_cache;
 pub(crate) mod flush;
 pub(crate) mod iter;
 pub(crate) mod run;

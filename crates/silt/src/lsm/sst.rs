@@ -127,7 +127,7 @@ impl SstHandle {
         if let Some(b) = cache.get(&self.id, h.offset) {
             return Ok(b);
         }
-        let block = self.fetch(storage, h).await?;
+        let block = self.fetch(storage, cache, h).await?;
         cache.insert(&self.id, h.offset, block.clone());
         Ok(block)
     }
@@ -149,14 +149,26 @@ impl SstHandle {
         if let Some(b) = cache.get(&self.id, h.offset) {
             return Ok(b);
         }
-        self.fetch(storage, h).await
+        self.fetch(storage, cache, h).await
     }
 
-    async fn fetch(&self, storage: &Storage, h: silt_format::sst::BlockHandle) -> Result<Block> {
+    async fn fetch(&self, storage: &Storage, cache: &BlockCache, h: silt_format::sst::BlockHandle) -> Result<Block> {
+        if let Some(disk) = &cache.disk {
+            if let Some(frame) = disk.get(&self.id, h.offset).await {
+                match decode_block_frame(&frame).and_then(Block::decode) {
+                    Ok(b) => return Ok(b),
+                    // A damaged cache file: drop it and read the store.
+                    Err(_) => disk.discard(&self.id, h.offset).await,
+                }
+            }
+        }
         let frame = storage.get_range(&self.path, h.range()).await?;
-        let raw =
-            decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
-        Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))
+        let raw = decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        let block = Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        if let Some(disk) = &cache.disk {
+            disk.insert(&self.id, h.offset, &frame).await;
+        }
+        Ok(block)
     }
 
     /// Newest entry for `key` with sequence `<= seq`, if this SST has one.

@@ -1,0 +1,307 @@
+//! Damaged objects on a `file://` store are reported as `ErrorKind::Corrupt`, never used
+//! silently and never a panic: SST data blocks (on read), SST footer and index (on open),
+//! WAL segments past the replay point (on recovery) and the newest manifest (on open).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use silt::{Db, Durability, ErrorKind, Settings, WriteOptions};
+use silt_format::block::decode_block_frame;
+use silt_format::sst::{Footer, IndexBlock};
+
+const BUFFERED: WriteOptions = WriteOptions {
+    durability: Durability::Buffered,
+};
+
+fn url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// Every file under `dir/sub` whose name ends with `.{ext}`, sorted by name (ids are
+/// zero-padded, so this is id order for WAL segments and manifests).
+fn files(dir: &Path, sub: &str, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    out.sort();
+    out
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut data = std::fs::read(path).unwrap();
+    assert!(offset < data.len(), "offset {offset} past {}", path.display());
+    data[offset] ^= 0x5a;
+    std::fs::write(path, data).unwrap();
+}
+
+fn truncate_by(path: &Path, n: usize) {
+    let data = std::fs::read(path).unwrap();
+    std::fs::write(path, &data[..data.len() - n]).unwrap();
+}
+
+fn key(i: usize) -> String {
+    format!("key{i:05}")
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value-{i:05}-{}", "v".repeat(60)).into_bytes()
+}
+
+const KEYS: usize = 400;
+
+/// Small memtables and blocks; a generous PUT budget so durable writes do not wait; no
+/// memtable flush on close, so data written without `flush_memtables` stays in the WAL.
+fn settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.flush_on_close = false;
+    s.wal.max_puts_per_sec = 10_000.0;
+    s.wal.put_burst = 100;
+    s
+}
+
+/// A database whose data sits in exactly one SST (several data blocks); closed.
+async fn db_with_one_sst(dir: &Path) -> PathBuf {
+    let db = Db::open(&url(dir), settings()).await.unwrap();
+    for i in 0..KEYS {
+        db.put_with(key(i), value(i), &BUFFERED).await.unwrap();
+    }
+    db.flush_memtables().await.unwrap();
+    db.close().await.unwrap();
+    let ssts = files(dir, "sst", "sst");
+    assert_eq!(ssts.len(), 1, "expected one SST");
+    ssts.into_iter().next().unwrap()
+}
+
+fn footer_of(data: &[u8]) -> Footer {
+    Footer::decode(&data[data.len() - Footer::SIZE..], data.len() as u64).unwrap()
+}
+
+fn index_of(data: &[u8]) -> IndexBlock {
+    let f = footer_of(data);
+    let r = f.index.range();
+    IndexBlock::decode(decode_block_frame(&data[r.start as usize..r.end as usize]).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sst_data_block_corruption_is_reported_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sst = db_with_one_sst(dir.path()).await;
+    let data = std::fs::read(&sst).unwrap();
+    let index = index_of(&data);
+    assert!(index.entries().len() >= 3, "want several data blocks");
+    // Damage the middle of the second data block.
+    let victim = &index.entries()[1];
+    let h = victim.handle;
+    flip_byte(&sst, (h.offset + h.len / 2) as usize);
+    // A key stored in that block: the block's last key.
+    let victim_key = victim.last_key.clone();
+    let healthy_key = index.entries()[0].last_key.clone();
+
+    // Open reads only footer, index and filter: it succeeds.
+    let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+    let e = db.get(&victim_key).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    // Other blocks are still readable.
+    assert!(db.get(&healthy_key).await.unwrap().is_some());
+    // A scan over the damaged block fails too (no partial silent results past it).
+    let mut it = db.scan::<&str>(..).unwrap();
+    let err = loop {
+        match it.next().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("scan over a corrupt block ended without an error"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    // The error is not cached as a good block: reading again fails again.
+    let e = db.get(&victim_key).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sst_footer_corruption_fails_open() {
+    for offset_from_end in [1, 10, Footer::SIZE - 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let sst = db_with_one_sst(dir.path()).await;
+        let len = std::fs::metadata(&sst).unwrap().len() as usize;
+        flip_byte(&sst, len - offset_from_end);
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "byte -{offset_from_end}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sst_index_and_filter_corruption_fails_open() {
+    for part in ["index", "filter"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sst = db_with_one_sst(dir.path()).await;
+        let data = std::fs::read(&sst).unwrap();
+        let f = footer_of(&data);
+        let h = if part == "index" { f.index } else { f.filter };
+        flip_byte(&sst, (h.offset + 1) as usize);
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{part}: {e}");
+        // Read-only opens validate the same way.
+        let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
+        let e = Db::builder(store, root)
+            .settings(settings())
+            .read_only()
+            .open()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{part} (read-only): {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_sst_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let sst = db_with_one_sst(dir.path()).await;
+    truncate_by(&sst, 7);
+    let e = Db::open(&url(dir.path()), settings())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+}
+
+/// A closed database whose writes are only in the WAL (no memtable flush): recovery must
+/// replay them. Returns the WAL segments holding data (not fence segments), oldest first.
+async fn db_with_wal_only(dir: &Path) -> Vec<PathBuf> {
+    let db = Db::open(&url(dir), settings()).await.unwrap();
+    // Two data segments: one made durable by flush(), one by Remote puts.
+    for i in 0..10 {
+        db.put_with(key(i), value(i), &BUFFERED).await.unwrap();
+    }
+    db.flush().await.unwrap();
+    for i in 10..20 {
+        db.put(key(i), value(i)).await.unwrap();
+    }
+    db.close().await.unwrap();
+    // Sanity: a clean reopen replays everything.
+    let db = Db::open(&url(dir), settings()).await.unwrap();
+    assert_eq!(db.get(key(19)).await.unwrap().as_deref(), Some(&value(19)[..]));
+    db.close().await.unwrap();
+    let data: Vec<PathBuf> = files(dir, "wal", "wal")
+        .into_iter()
+        .filter(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            let h = silt_format::wal::decode_segment_header(&bytes).unwrap();
+            h.record_count > 0
+        })
+        .collect();
+    assert!(!data.is_empty());
+    data
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_segment_corruption_fails_recovery() {
+    // Header, first body byte, last body byte (before the trailer), trailer.
+    for which in ["header", "body-start", "body-end", "trailer"] {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = db_with_wal_only(dir.path()).await;
+        let seg = segs.last().unwrap();
+        let len = std::fs::metadata(seg).unwrap().len() as usize;
+        let hdr = silt_format::wal::WAL_HEADER_SIZE;
+        let offset = match which {
+            "header" => 12,
+            "body-start" => hdr,
+            "body-end" => len - 5,
+            _ => len - 1,
+        };
+        flip_byte(seg, offset);
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{which}: {e}");
+        // Not silently "repaired" by the failed attempt: still corrupt.
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{which} (second open): {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_wal_segment_fails_recovery() {
+    for cut in [1, 4, 30] {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = db_with_wal_only(dir.path()).await;
+        let seg = segs.first().unwrap();
+        truncate_by(seg, cut);
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "cut {cut}: {e}");
+    }
+    // An empty object is no segment either.
+    let dir = tempfile::tempdir().unwrap();
+    let segs = db_with_wal_only(dir.path()).await;
+    std::fs::write(&segs[0], b"").unwrap();
+    let e = Db::open(&url(dir.path()), settings())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "empty segment: {e}");
+}
+
+/// Segments before the manifest's replay point are never read: damage there is harmless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_segments_before_replay_point_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = db_with_wal_only(dir.path()).await;
+    let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+    db.flush_memtables().await.unwrap();
+    db.put("after", "flush").await.unwrap();
+    db.close().await.unwrap();
+    for seg in &segs {
+        if seg.exists() {
+            flip_byte(seg, silt_format::wal::WAL_HEADER_SIZE);
+        }
+    }
+    let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+    for i in 0..20 {
+        assert_eq!(db.get(key(i)).await.unwrap().as_deref(), Some(&value(i)[..]));
+    }
+    assert_eq!(db.get("after").await.unwrap().as_deref(), Some(&b"flush"[..]));
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_manifest_corruption_fails_open() {
+    for how in ["flip-start", "flip-middle", "flip-end", "truncate", "empty"] {
+        let dir = tempfile::tempdir().unwrap();
+        db_with_one_sst(dir.path()).await;
+        let manifests = files(dir.path(), "manifest", "manifest");
+        assert!(manifests.len() >= 2);
+        let newest = manifests.last().unwrap();
+        let len = std::fs::metadata(newest).unwrap().len() as usize;
+        match how {
+            "flip-start" => flip_byte(newest, 0),
+            "flip-middle" => flip_byte(newest, len / 2),
+            "flip-end" => flip_byte(newest, len - 1),
+            "truncate" => truncate_by(newest, 3),
+            _ => std::fs::write(newest, b"").unwrap(),
+        }
+        let e = Db::open(&url(dir.path()), settings())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{how}: {e}");
+        // Never falls back to an older manifest, read-only or not.
+        let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
+        let e = Db::builder(store, root)
+            .settings(settings())
+            .read_only()
+            .open()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{how} (read-only): {e}");
+        // The failed opens did not write a newer manifest over the damage.
+        assert_eq!(files(dir.path(), "manifest", "manifest").len(), manifests.len());
+    }
+}

@@ -1,0 +1,445 @@
+//! Single-writer fencing: a second writer's open fences the first one; the fenced writer's
+//! WAL uploads and manifest writes fail with `ErrorKind::Fenced`, and nothing it
+//! acknowledged before the new writer opened is lost.
+#![allow(clippy::unwrap_used)]
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use silt::object_store::memory::InMemory;
+use silt::object_store::path::Path;
+use silt::object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
+use tokio::sync::{Notify, Semaphore};
+use silt::{Db, Durability, ErrorKind, Settings, WriteBatch, WriteOptions};
+
+fn store() -> Arc<dyn ObjectStore> {
+    Arc::new(InMemory::new())
+}
+
+fn root() -> Path {
+    Path::from("db")
+}
+
+/// Small settings with a generous PUT budget, so sequential durable writes do not wait.
+fn settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.wal.max_puts_per_sec = 10_000.0;
+    s.wal.put_burst = 100;
+    s
+}
+
+async fn open(store: &Arc<dyn ObjectStore>) -> Db {
+    Db::open_with_store(Arc::clone(store), root(), settings())
+        .await
+        .unwrap()
+}
+
+const BUFFERED: WriteOptions = WriteOptions {
+    durability: Durability::Buffered,
+};
+
+/// Writes acknowledged by A: some flushed to an SST, some only in the WAL (one of them a
+/// `Buffered` write made durable by `flush()`), a batch and a delete.
+async fn write_acknowledged(a: &Db) -> Vec<(String, Option<String>)> {
+    let mut expect = Vec::new();
+    for i in 0..50 {
+        a.put(format!("sst{i:02}"), format!("a{i}")).await.unwrap();
+        expect.push((format!("sst{i:02}"), Some(format!("a{i}"))));
+    }
+    a.flush_memtables().await.unwrap();
+    for i in 0..20 {
+        a.put(format!("wal{i:02}"), format!("a{i}")).await.unwrap();
+        expect.push((format!("wal{i:02}"), Some(format!("a{i}"))));
+    }
+    a.delete("sst07").await.unwrap();
+    expect[7].1 = None;
+    let mut b = WriteBatch::new();
+    b.put("batch-x", "1").put("batch-y", "2").delete("wal03");
+    a.write(b).await.unwrap();
+    expect.push(("batch-x".into(), Some("1".into())));
+    expect.push(("batch-y".into(), Some("2".into())));
+    expect[50 + 3].1 = None;
+    a.put_with("buffered", "flushed", &BUFFERED).await.unwrap();
+    a.flush().await.unwrap();
+    expect.push(("buffered".into(), Some("flushed".into())));
+    expect
+}
+
+async fn check(db: &Db, expect: &[(String, Option<String>)]) {
+    for (k, v) in expect {
+        let got = db.get(k).await.unwrap();
+        assert_eq!(
+            got.as_deref(),
+            v.as_deref().map(str::as_bytes),
+            "key {k} through the new writer"
+        );
+    }
+    let live = expect.iter().filter(|(_, v)| v.is_some()).count();
+    let all = db.scan::<&str>(..).unwrap().collect(usize::MAX).await.unwrap();
+    assert!(all.len() >= live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_writer_fences_first_wal_put() {
+    let store = store();
+    let a = open(&store).await;
+    let expect = write_acknowledged(&a).await;
+
+    let b = open(&store).await;
+    assert!(b.writer_epoch() > a.writer_epoch());
+
+    // A's next durable write needs a WAL upload, which must be refused.
+    let e = a.put("after-fence", "a").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert!(e.is_fenced());
+    // The WAL stays stopped: later writes fail the same way, durable or not.
+    let e = a.put("after-fence-2", "a").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    let e = a.flush().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+
+    check(&b, &expect).await;
+    assert_eq!(b.get("after-fence").await.unwrap(), None);
+
+    // B keeps working, through the WAL, an SST flush and a reopen.
+    b.put("b-key", "b").await.unwrap();
+    b.flush_memtables().await.unwrap();
+    b.put("b-key-2", "b").await.unwrap();
+    b.close().await.unwrap();
+    // A's close must not resurrect anything.
+    let _ = a.close().await;
+
+    let c = open(&store).await;
+    check(&c, &expect).await;
+    assert_eq!(c.get("b-key").await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(c.get("b-key-2").await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(c.get("after-fence").await.unwrap(), None);
+    assert_eq!(c.get("after-fence-2").await.unwrap(), None);
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_writer_manifest_write_fails() {
+    let store = store();
+    let a = open(&store).await;
+    let expect = write_acknowledged(&a).await;
+    // Unflushed data, so flush_memtables has an SST and a manifest to write.
+    a.put("pending", "x").await.unwrap();
+    let mut expect = expect;
+    expect.push(("pending".into(), Some("x".into())));
+
+    let b = open(&store).await;
+    let e = a.flush_memtables().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    // The failed flush stopped A.
+    let e = a.get("pending").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+
+    check(&b, &expect).await;
+    b.put("b-key", "b").await.unwrap();
+    b.flush_memtables().await.unwrap();
+    b.close().await.unwrap();
+
+    // A's SST uploaded before the refused manifest write is not referenced by anyone.
+    let c = open(&store).await;
+    check(&c, &expect).await;
+    assert_eq!(c.get("b-key").await.unwrap().as_deref(), Some(&b"b"[..]));
+    c.close().await.unwrap();
+}
+
+/// A `Buffered` write A makes after being fenced is acknowledged locally, but its segment can
+/// never be stored: `flush()` reports Fenced and no later writer sees the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_writer_buffered_write_is_never_visible() {
+    let store = store();
+    let a = open(&store).await;
+    let expect = write_acknowledged(&a).await;
+    let b = open(&store).await;
+
+    // The append may or may not already know about the fence (it only learns on upload).
+    match a.put_with("zombie", "a", &BUFFERED).await {
+        Ok(()) => {
+            let e = a.flush().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Fenced, "{e}"),
+    }
+    assert_eq!(b.get("zombie").await.unwrap(), None);
+    b.put("b-after", "b").await.unwrap();
+    b.close().await.unwrap();
+
+    let c = open(&store).await;
+    assert_eq!(c.get("zombie").await.unwrap(), None);
+    assert_eq!(c.get("b-after").await.unwrap().as_deref(), Some(&b"b"[..]));
+    check(&c, &expect).await;
+    c.close().await.unwrap();
+}
+
+/// A read-only handle does not fence the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_open_does_not_fence() {
+    let store = store();
+    let a = open(&store).await;
+    a.put("k", "1").await.unwrap();
+    let r = Db::builder(Arc::clone(&store), root())
+        .settings(settings())
+        .read_only()
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(r.get("k").await.unwrap().as_deref(), Some(&b"1"[..]));
+    a.put("k", "2").await.unwrap();
+    a.flush_memtables().await.unwrap();
+    let e = r.put("x", "y").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    a.close().await.unwrap();
+}
+
+/// Two writers opening at the same time: whatever the interleaving, once both opens have
+/// returned exactly one handle can still write; the other fails with Fenced (at open or on
+/// its next write). Writes either acknowledged before the race ended are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_opens_leave_exactly_one_writer() {
+    for round in 0..30 {
+        let store = store();
+        // An existing database, so both openers also replay something.
+        let seed = open(&store).await;
+        seed.put("seed", "0").await.unwrap();
+        seed.close().await.unwrap();
+
+        let open_task = |name: &'static str| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let db = match Db::open_with_store(store, root(), settings()).await
+                {
+                    Ok(db) => db,
+                    Err(e) => {
+                        assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}");
+                        return None;
+                    }
+                };
+                let acked = match db.put(name, "first").await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}");
+                        false
+                    }
+                };
+                Some((name, db, acked))
+            })
+        };
+        let (x, y) = tokio::join!(open_task("x"), open_task("y"));
+        let opened: Vec<_> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+        assert!(!opened.is_empty(), "round {round}: neither open succeeded");
+
+        let mut writers = Vec::new();
+        let mut acked_first = Vec::new();
+        for (name, db, acked) in opened {
+            if acked {
+                acked_first.push(name);
+            }
+            match db.put(format!("{name}-second"), "second").await {
+                Ok(()) => writers.push((name, db)),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}"),
+            }
+        }
+        assert_eq!(writers.len(), 1, "round {round}: not exactly one writer");
+        let (winner, db) = writers.pop().unwrap();
+        db.close().await.unwrap();
+
+        let db = open(&store).await;
+        assert_eq!(db.get("seed").await.unwrap().as_deref(), Some(&b"0"[..]));
+        for name in &acked_first {
+            assert_eq!(
+                db.get(name).await.unwrap().as_deref(),
+                Some(&b"first"[..]),
+                "round {round}: acknowledged write of {name} lost"
+            );
+        }
+        let loser = if winner == "x" { "y" } else { "x" };
+        assert_eq!(
+            db.get(format!("{winner}-second")).await.unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(db.get(format!("{loser}-second")).await.unwrap(), None, "round {round}");
+        db.close().await.unwrap();
+    }
+}
+
+/// Delegates to a shared store, but holds the first listing of `wal/` until released: this
+/// parks a writer's open between its manifest claim and its WAL fence.
+#[derive(Debug)]
+struct GatedStore {
+    inner: Arc<dyn ObjectStore>,
+    armed: AtomicBool,
+    reached: Arc<Notify>,
+    release: Arc<Semaphore>,
+}
+
+impl fmt::Display for GatedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatedStore({})", self.inner)
+    }
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+// `ObjectStore` is declared with `#[async_trait]`; these are its desugared signatures.
+impl ObjectStore for GatedStore {
+    fn put_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'async_trait, OsResult<PutResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.put_opts(location, payload, opts)
+    }
+
+    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        opts: PutMultipartOptions,
+    ) -> BoxFut<'async_trait, OsResult<Box<dyn MultipartUpload>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.put_multipart_opts(location, opts)
+    }
+
+    fn get_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        options: GetOptions,
+    ) -> BoxFut<'async_trait, OsResult<GetResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.get_opts(location, options)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, OsResult<Path>>,
+    ) -> BoxStream<'static, OsResult<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        let is_wal = prefix.is_some_and(|p| p.filename() == Some("wal"));
+        if !(is_wal && self.armed.swap(false, Ordering::SeqCst)) {
+            return self.inner.list(prefix);
+        }
+        // List only after the release (the in-memory store lists when called).
+        let (inner, prefix) = (Arc::clone(&self.inner), prefix.cloned());
+        let (reached, release) = (Arc::clone(&self.reached), Arc::clone(&self.release));
+        futures::stream::once(async move {
+            reached.notify_one();
+            release.acquire().await.unwrap().forget();
+            inner.list(prefix.as_ref())
+        })
+        .flatten()
+        .boxed()
+    }
+
+    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        prefix: Option<&'life1 Path>,
+    ) -> BoxFut<'async_trait, OsResult<ListResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.list_with_delimiter(prefix)
+    }
+
+    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: CopyOptions,
+    ) -> BoxFut<'async_trait, OsResult<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.copy_opts(from, to, options)
+    }
+}
+
+/// Interleaving: X claims the manifest (epoch n), then Y claims (epoch n+1) and writes its
+/// WAL fence, and only then does X write its fence (at the next free id, above Y's). X is
+/// the older writer and must not end up accepting durable writes: either its open or its
+/// first durable write fails with Fenced. Otherwise X acknowledges writes that every later
+/// recovery skips (segments of an older epoch above a newer one are ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_writer_fencing_after_newer_writer_is_fenced() {
+    let shared = store();
+    let seed = open(&shared).await;
+    seed.put("seed", "0").await.unwrap();
+    seed.close().await.unwrap();
+
+    let gated = Arc::new(GatedStore {
+        inner: Arc::clone(&shared),
+        armed: AtomicBool::new(true),
+        reached: Arc::new(Notify::new()),
+        release: Arc::new(Semaphore::new(0)),
+    });
+    let (reached, release) = (Arc::clone(&gated.reached), Arc::clone(&gated.release));
+    let x_store: Arc<dyn ObjectStore> = gated;
+    let x_open = tokio::spawn(async move { Db::open_with_store(x_store, root(), settings()).await });
+    // X has claimed its manifest and waits to list the WAL for its fence.
+    reached.notified().await;
+
+    let y = open(&shared).await;
+    release.add_permits(1);
+    let x_acked = match x_open.await.unwrap() {
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+            false
+        }
+        Ok(x) => {
+            assert!(x.writer_epoch() < y.writer_epoch());
+            match x.put("x-key", "x").await {
+                Ok(()) => true,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+                    false
+                }
+            }
+        }
+    };
+    y.put("y-key", "y").await.unwrap();
+    y.close().await.unwrap();
+
+    let z = open(&shared).await;
+    let x_value = z.get("x-key").await.unwrap();
+    assert_eq!(z.get("y-key").await.unwrap().as_deref(), Some(&b"y"[..]));
+    assert_eq!(z.get("seed").await.unwrap().as_deref(), Some(&b"0"[..]));
+    z.close().await.unwrap();
+    assert!(
+        !x_acked,
+        "the older writer acknowledged a durable write after a newer writer opened \
+         (visible after recovery: {:?})",
+        x_value
+    );
+}
