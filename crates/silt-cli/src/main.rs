@@ -3,6 +3,10 @@
 //! See `docs/cli.md` for usage. Errors are printed as one `error: ...` line on stderr and
 //! mapped to the exit codes in [`exit`].
 
+// No unwrap on I/O or decoded data outside tests (tests may: clippy.toml).
+#![warn(clippy::unwrap_used)]
+
+mod bench;
 mod cli;
 mod commands;
 mod exit;

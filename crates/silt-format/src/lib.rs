@@ -5,6 +5,9 @@
 //! [`FormatError`] instead of panicking, whatever the bytes. The layouts are
 //! documented byte by byte in `docs/format.md` at the workspace root.
 
+// No unwrap on I/O or decoded data outside tests (tests may: clippy.toml).
+#![warn(clippy::unwrap_used)]
+
 mod codec;
 #[cfg(test)]
 mod fuzz_tests;
@@ -15,6 +18,7 @@ pub mod compress;
 pub mod error;
 pub mod hex;
 pub mod key;
+pub mod local_log;
 pub mod manifest;
 pub mod sst;
 pub mod wal;

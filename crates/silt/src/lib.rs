@@ -20,11 +20,15 @@
 //! # Ok::<(), silt::Error>(()) }).unwrap();
 //! ```
 
+// No unwrap on I/O or decoded data outside tests (tests may: clippy.toml).
+#![warn(clippy::unwrap_used)]
+
 pub mod clock;
 pub mod config;
 mod db;
 pub mod error;
 pub mod inspect;
+mod live;
 mod lsm;
 mod manifest;
 mod memtable;
@@ -40,6 +44,7 @@ pub use db::{
     WriteOptions,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use live::{live_objects, LiveObjects};
 pub use lsm::disk_cache::{CacheSettings, DiskCacheMetrics};
 pub use lsm::iter::DbIterator;
 pub use object_store;

@@ -35,16 +35,22 @@ pub(crate) type Slot = Option<Bytes>;
 
 /// One memtable. Inserts are concurrent; the write path inserts under its own lock so
 /// sequence numbers arrive in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Memtable {
     map: SkipMap<InternalKey, Slot>,
     bytes: AtomicUsize,
     max_seq: AtomicU64,
+    _live: crate::live::LiveToken,
 }
 
 impl Memtable {
     pub fn new() -> Self {
-        Self::default()
+        Memtable {
+            map: SkipMap::new(),
+            bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+            _live: crate::live::LiveToken::new(crate::live::Kind::Memtable),
+        }
     }
 
     pub fn insert(&self, key: Bytes, seq: SeqNo, value: Slot) {

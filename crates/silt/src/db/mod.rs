@@ -77,6 +77,7 @@ pub(crate) struct DbInner {
     pub counters: Arc<EngineCounters>,
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,
+    pub _live: crate::live::LiveToken,
 }
 
 /// Counters of background work.

@@ -155,6 +155,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         compaction_lock: tokio::sync::Mutex::new(()),
         sst_registry: registry,
         pending_ssts: Arc::default(),
+        _live: crate::live::LiveToken::new(crate::live::Kind::Db),
         counters: Arc::default(),
         store_metrics,
     });

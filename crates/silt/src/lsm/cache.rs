@@ -37,7 +37,11 @@ impl BlockCache {
 
     pub fn get(&self, sst: &Arc<str>, offset: u64) -> Option<Block> {
         let b = self.inner.get(&(Arc::clone(sst), offset));
-        let counter = if b.is_some() { &self.hits } else { &self.misses };
+        let counter = if b.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         b
     }

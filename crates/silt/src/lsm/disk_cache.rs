@@ -159,7 +159,9 @@ impl DiskCache {
 
     /// Store a frame (best effort: a failed write only costs a future miss).
     pub async fn insert(&self, sst: &Arc<str>, offset: u64, frame: &Bytes) {
-        let Ok(size) = u32::try_from(frame.len()) else { return };
+        let Ok(size) = u32::try_from(frame.len()) else {
+            return;
+        };
         let name = file_name(sst, offset);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);
@@ -202,7 +204,8 @@ mod tests {
         let sst: Arc<str> = Arc::from("01ABC");
         let c = DiskCache::open(dir.path(), 10_000).unwrap();
         for i in 0..5u64 {
-            c.insert(&sst, i * 1000, &Bytes::from(vec![i as u8; 3000])).await;
+            c.insert(&sst, i * 1000, &Bytes::from(vec![i as u8; 3000]))
+                .await;
         }
         c.sync();
         assert!(c.size_bytes() <= 10_000, "{}", c.size_bytes());
@@ -224,7 +227,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(parse_name(&file_name("01H-X", 42)), Some((Arc::from("01H-X"), 42)));
+        assert_eq!(
+            parse_name(&file_name("01H-X", 42)),
+            Some((Arc::from("01H-X"), 42))
+        );
         assert_eq!(parse_name("nope"), None);
     }
 }

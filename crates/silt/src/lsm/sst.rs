@@ -13,6 +13,7 @@ use silt_format::{Entry, FormatError, SeqNo};
 
 use super::cache::BlockCache;
 use crate::error::{Error, Result};
+use crate::live::{Kind, LiveToken};
 use crate::objstore::Storage;
 
 /// Bytes fetched from the end of an SST when opening it, hoping to get footer and metadata
@@ -27,6 +28,7 @@ pub(crate) struct SstHandle {
     path: Path,
     index: IndexBlock,
     filter: BloomFilter,
+    _live: LiveToken,
 }
 
 impl SstHandle {
@@ -99,6 +101,7 @@ impl SstHandle {
             path,
             index,
             filter,
+            _live: LiveToken::new(Kind::Sst),
         })
     }
 
@@ -152,7 +155,12 @@ impl SstHandle {
         self.fetch(storage, cache, h).await
     }
 
-    async fn fetch(&self, storage: &Storage, cache: &BlockCache, h: silt_format::sst::BlockHandle) -> Result<Block> {
+    async fn fetch(
+        &self,
+        storage: &Storage,
+        cache: &BlockCache,
+        h: silt_format::sst::BlockHandle,
+    ) -> Result<Block> {
         if let Some(disk) = &cache.disk {
             if let Some(frame) = disk.get(&self.id, h.offset).await {
                 match decode_block_frame(&frame).and_then(Block::decode) {
@@ -163,7 +171,8 @@ impl SstHandle {
             }
         }
         let frame = storage.get_range(&self.path, h.range()).await?;
-        let raw = decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        let raw =
+            decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
         let block = Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
         if let Some(disk) = &cache.disk {
             disk.insert(&self.id, h.offset, &frame).await;

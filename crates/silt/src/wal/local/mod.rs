@@ -311,7 +311,11 @@ impl LocalLog {
         let (len, count) = encode_local_record(
             &mut pending.payload,
             ops.into_iter().inspect(|(kind, key, value)| {
-                let v = if *kind == ValueKind::Delete { 0 } else { value.len() };
+                let v = if *kind == ValueKind::Delete {
+                    0
+                } else {
+                    value.len()
+                };
                 user_bytes += (key.len() + v) as u64;
             }),
         );

@@ -50,11 +50,7 @@ impl LogFile {
             .write(true)
             .open(&path)
             .map_err(|e| io_err("open", &path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| io_err("stat", &path, e))?
-            .len()
-            & !(BLOCK - 1);
+        let len = file.metadata().map_err(|e| io_err("stat", &path, e))?.len() & !(BLOCK - 1);
         Ok(LogFile {
             index,
             path,
@@ -218,7 +214,12 @@ impl Writer {
 
     /// Starts a new life in another file of at least `min_len` bytes. The active file must
     /// be synced already.
-    fn switch_file(&mut self, min_len: u64, covered: Option<SeqNo>, metrics: &LocalLogMetrics) -> Result<()> {
+    fn switch_file(
+        &mut self,
+        min_len: u64,
+        covered: Option<SeqNo>,
+        metrics: &LocalLogMetrics,
+    ) -> Result<()> {
         let generation = self
             .generation
             .checked_add(1)
@@ -296,7 +297,14 @@ impl Writer {
             }
             let payload = &batch.payload[start..records[j - 1].end];
             let last_seq = records[j - 1].last_seq;
-            self.write_group(first_seq, last_seq, (j - i) as u32, payload, metrics, observer)?;
+            self.write_group(
+                first_seq,
+                last_seq,
+                (j - i) as u32,
+                payload,
+                metrics,
+                observer,
+            )?;
             unsynced = true;
             start = records[j - 1].end;
             first_seq = last_seq + 1;

@@ -104,6 +104,7 @@ pub(crate) struct Shared {
     space: Notify,
     durable: watch::Sender<Durable>,
     pub metrics: Arc<WalMetrics>,
+    _live: crate::live::LiveToken,
 }
 
 /// Handle to the remote WAL, shared by the write path and the flusher task.
@@ -156,6 +157,7 @@ impl RemoteWal {
                 space: Notify::new(),
                 durable,
                 metrics: Arc::new(WalMetrics::default()),
+                _live: crate::live::LiveToken::new(crate::live::Kind::Wal),
             }),
         }
     }
