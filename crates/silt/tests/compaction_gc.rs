@@ -20,7 +20,12 @@ fn settings() -> Settings {
 async fn count(store: &Arc<dyn ObjectStore>, dir: &str) -> usize {
     use futures::TryStreamExt;
     let p = Path::from(format!("db/{dir}"));
-    store.list(Some(&p)).try_collect::<Vec<_>>().await.unwrap().len()
+    store
+        .list(Some(&p))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .len()
 }
 
 async fn fill(db: &Db, round: u32, keys: u32) {
@@ -31,7 +36,10 @@ async fn fill(db: &Db, round: u32, keys: u32) {
             if round > 0 && i % 7 == 0 {
                 b.delete(format!("key{i:06}"));
             } else {
-                b.put(format!("key{i:06}"), format!("r{round}-{i}-{}", "x".repeat(40)));
+                b.put(
+                    format!("key{i:06}"),
+                    format!("r{round}-{i}-{}", "x".repeat(40)),
+                );
             }
         }
         db.write_with(b, &buffered).await.unwrap();
@@ -55,7 +63,10 @@ async fn compaction_bounds_l0_and_preserves_latest_values() {
     db.flush_memtables().await.unwrap();
     let before = db.counters();
     assert!(
-        before.compactions.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        before
+            .compactions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
         "background compaction never ran"
     );
     assert!(db.stats().l0_ssts < 10, "L0 grew to {}", db.stats().l0_ssts);
@@ -79,7 +90,10 @@ async fn compaction_bounds_l0_and_preserves_latest_values() {
         );
     }
     let live = db.scan::<&str>(..).unwrap().collect(10_000).await.unwrap();
-    assert_eq!(live.len(), (0..3000).filter(|i| expected(3, *i).is_some()).count());
+    assert_eq!(
+        live.len(),
+        (0..3000).filter(|i| expected(3, *i).is_some()).count()
+    );
     drop(snap);
     db.close().await.unwrap();
 
@@ -115,14 +129,20 @@ async fn gc_keeps_what_readers_need_and_deletes_the_rest() {
     let rest = scan.collect(10_000).await.unwrap();
     assert_eq!(rest.len(), 1999);
     let report2 = db.gc(Some(Duration::ZERO)).await.unwrap();
-    assert!(report2.sst > 0, "SSTs released by the scan are collected: {report2:?}");
+    assert!(
+        report2.sst > 0,
+        "SSTs released by the scan are collected: {report2:?}"
+    );
     // Nothing the current manifest needs was deleted.
     db.close().await.unwrap();
     let db = Db::open_with_store(store.clone(), Path::from("db"), settings())
         .await
         .unwrap();
     let all = db.scan::<&str>(..).unwrap().collect(10_000).await.unwrap();
-    assert_eq!(all.len(), (0..2000).filter(|i| expected(1, *i).is_some()).count());
+    assert_eq!(
+        all.len(),
+        (0..2000).filter(|i| expected(1, *i).is_some()).count()
+    );
     let info = silt::inspect::inspect(db.storage()).await.unwrap();
     assert!(
         info.wal_segments <= info.wal_segments_to_replay + 1,

@@ -31,7 +31,11 @@ fn files(dir: &Path, sub: &str, ext: &str) -> Vec<PathBuf> {
 
 fn flip_byte(path: &Path, offset: usize) {
     let mut data = std::fs::read(path).unwrap();
-    assert!(offset < data.len(), "offset {offset} past {}", path.display());
+    assert!(
+        offset < data.len(),
+        "offset {offset} past {}",
+        path.display()
+    );
     data[offset] ^= 0x5a;
     std::fs::write(path, data).unwrap();
 }
@@ -81,7 +85,8 @@ fn footer_of(data: &[u8]) -> Footer {
 fn index_of(data: &[u8]) -> IndexBlock {
     let f = footer_of(data);
     let r = f.index.range();
-    IndexBlock::decode(decode_block_frame(&data[r.start as usize..r.end as usize]).unwrap()).unwrap()
+    IndexBlock::decode(decode_block_frame(&data[r.start as usize..r.end as usize]).unwrap())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,9 +133,7 @@ async fn sst_footer_corruption_fails_open() {
         let sst = db_with_one_sst(dir.path()).await;
         let len = std::fs::metadata(&sst).unwrap().len() as usize;
         flip_byte(&sst, len - offset_from_end);
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "byte -{offset_from_end}: {e}");
     }
 }
@@ -144,9 +147,7 @@ async fn sst_index_and_filter_corruption_fails_open() {
         let f = footer_of(&data);
         let h = if part == "index" { f.index } else { f.filter };
         flip_byte(&sst, (h.offset + 1) as usize);
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{part}: {e}");
         // Read-only opens validate the same way.
         let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
@@ -165,9 +166,7 @@ async fn truncated_sst_fails_open() {
     let dir = tempfile::tempdir().unwrap();
     let sst = db_with_one_sst(dir.path()).await;
     truncate_by(&sst, 7);
-    let e = Db::open(&url(dir.path()), settings())
-        .await
-        .unwrap_err();
+    let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
 }
 
@@ -186,7 +185,10 @@ async fn db_with_wal_only(dir: &Path) -> Vec<PathBuf> {
     db.close().await.unwrap();
     // Sanity: a clean reopen replays everything.
     let db = Db::open(&url(dir), settings()).await.unwrap();
-    assert_eq!(db.get(key(19)).await.unwrap().as_deref(), Some(&value(19)[..]));
+    assert_eq!(
+        db.get(key(19)).await.unwrap().as_deref(),
+        Some(&value(19)[..])
+    );
     db.close().await.unwrap();
     let data: Vec<PathBuf> = files(dir, "wal", "wal")
         .into_iter()
@@ -216,14 +218,10 @@ async fn wal_segment_corruption_fails_recovery() {
             _ => len - 1,
         };
         flip_byte(seg, offset);
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{which}: {e}");
         // Not silently "repaired" by the failed attempt: still corrupt.
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{which} (second open): {e}");
     }
 }
@@ -235,18 +233,14 @@ async fn truncated_wal_segment_fails_recovery() {
         let segs = db_with_wal_only(dir.path()).await;
         let seg = segs.first().unwrap();
         truncate_by(seg, cut);
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "cut {cut}: {e}");
     }
     // An empty object is no segment either.
     let dir = tempfile::tempdir().unwrap();
     let segs = db_with_wal_only(dir.path()).await;
     std::fs::write(&segs[0], b"").unwrap();
-    let e = Db::open(&url(dir.path()), settings())
-        .await
-        .unwrap_err();
+    let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "empty segment: {e}");
 }
 
@@ -266,9 +260,15 @@ async fn wal_segments_before_replay_point_are_not_read() {
     }
     let db = Db::open(&url(dir.path()), settings()).await.unwrap();
     for i in 0..20 {
-        assert_eq!(db.get(key(i)).await.unwrap().as_deref(), Some(&value(i)[..]));
+        assert_eq!(
+            db.get(key(i)).await.unwrap().as_deref(),
+            Some(&value(i)[..])
+        );
     }
-    assert_eq!(db.get("after").await.unwrap().as_deref(), Some(&b"flush"[..]));
+    assert_eq!(
+        db.get("after").await.unwrap().as_deref(),
+        Some(&b"flush"[..])
+    );
     db.close().await.unwrap();
 }
 
@@ -288,9 +288,7 @@ async fn newest_manifest_corruption_fails_open() {
             "truncate" => truncate_by(newest, 3),
             _ => std::fs::write(newest, b"").unwrap(),
         }
-        let e = Db::open(&url(dir.path()), settings())
-            .await
-            .unwrap_err();
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{how}: {e}");
         // Never falls back to an older manifest, read-only or not.
         let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
@@ -302,6 +300,9 @@ async fn newest_manifest_corruption_fails_open() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{how} (read-only): {e}");
         // The failed opens did not write a newer manifest over the damage.
-        assert_eq!(files(dir.path(), "manifest", "manifest").len(), manifests.len());
+        assert_eq!(
+            files(dir.path(), "manifest", "manifest").len(),
+            manifests.len()
+        );
     }
 }

@@ -60,9 +60,21 @@ impl Rng {
 fn parse_value(v: &[u8]) -> (u64, u64) {
     let s = std::str::from_utf8(v).unwrap();
     let mut parts = s.split('-');
-    let round = parts.next().unwrap().strip_prefix('r').unwrap().parse().unwrap();
+    let round = parts
+        .next()
+        .unwrap()
+        .strip_prefix('r')
+        .unwrap()
+        .parse()
+        .unwrap();
     let _task = parts.next().unwrap();
-    let counter = parts.next().unwrap().strip_prefix('c').unwrap().parse().unwrap();
+    let counter = parts
+        .next()
+        .unwrap()
+        .strip_prefix('c')
+        .unwrap()
+        .parse()
+        .unwrap();
     (round, counter)
 }
 
@@ -86,7 +98,11 @@ fn child_writer() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let db = Arc::new(Db::open(&format!("file://{dir}"), settings()).await.unwrap());
+        let db = Arc::new(
+            Db::open(&format!("file://{dir}"), settings())
+                .await
+                .unwrap(),
+        );
         let mut tasks = Vec::new();
         for t in 0..TASKS {
             let db = Arc::clone(&db);
@@ -207,7 +223,12 @@ async fn verify(dir: &Path, acked: &BTreeMap<String, (u64, u64)>, round: u64, se
         assert_eq!(a, b, "seed {seed} round {round}: torn batch of task {t}");
     }
     // Every stored value is one the writers produced, and the scan agrees with gets.
-    let all = db.scan::<&str>(..).unwrap().collect(usize::MAX).await.unwrap();
+    let all = db
+        .scan::<&str>(..)
+        .unwrap()
+        .collect(usize::MAX)
+        .await
+        .unwrap();
     for (k, v) in &all {
         let (r, _) = parse_value(v);
         assert!(r <= round, "key {k:?} has a value from the future");

@@ -43,7 +43,10 @@ async fn disk_cache_serves_reads_after_restart() {
         .unwrap();
     read_all(&db).await;
     let first = db.metrics();
-    assert!(first.store.get_ranges > 0, "cold reads fetch blocks from the store");
+    assert!(
+        first.store.get_ranges > 0,
+        "cold reads fetch blocks from the store"
+    );
     assert!(first.stats.disk_cache_bytes > 0);
     db.close().await.unwrap();
 
@@ -54,7 +57,10 @@ async fn disk_cache_serves_reads_after_restart() {
     let before = db.metrics().store.get_ranges;
     read_all(&db).await;
     let m = db.metrics();
-    assert_eq!(m.store.get_ranges, before, "warm disk cache serves every block");
+    assert_eq!(
+        m.store.get_ranges, before,
+        "warm disk cache serves every block"
+    );
     assert!(m.stats.disk_cache_hits > 0);
     db.close().await.unwrap();
 
@@ -71,6 +77,9 @@ async fn disk_cache_serves_reads_after_restart() {
         .unwrap();
     let before = db.metrics().store.get_ranges;
     read_all(&db).await;
-    assert!(db.metrics().store.get_ranges > before, "damaged files are refetched");
+    assert!(
+        db.metrics().store.get_ranges > before,
+        "damaged files are refetched"
+    );
     db.close().await.unwrap();
 }

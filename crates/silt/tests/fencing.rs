@@ -17,8 +17,8 @@ use silt::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
-use tokio::sync::{Notify, Semaphore};
 use silt::{Db, Durability, ErrorKind, Settings, WriteBatch, WriteOptions};
+use tokio::sync::{Notify, Semaphore};
 
 fn store() -> Arc<dyn ObjectStore> {
     Arc::new(InMemory::new())
@@ -83,7 +83,12 @@ async fn check(db: &Db, expect: &[(String, Option<String>)]) {
         );
     }
     let live = expect.iter().filter(|(_, v)| v.is_some()).count();
-    let all = db.scan::<&str>(..).unwrap().collect(usize::MAX).await.unwrap();
+    let all = db
+        .scan::<&str>(..)
+        .unwrap()
+        .collect(usize::MAX)
+        .await
+        .unwrap();
     assert!(all.len() >= live);
 }
 
@@ -218,8 +223,7 @@ async fn racing_opens_leave_exactly_one_writer() {
         let open_task = |name: &'static str| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let db = match Db::open_with_store(store, root(), settings()).await
-                {
+                let db = match Db::open_with_store(store, root(), settings()).await {
                     Ok(db) => db,
                     Err(e) => {
                         assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}");
@@ -269,7 +273,11 @@ async fn racing_opens_leave_exactly_one_writer() {
             db.get(format!("{winner}-second")).await.unwrap().as_deref(),
             Some(&b"second"[..])
         );
-        assert_eq!(db.get(format!("{loser}-second")).await.unwrap(), None, "round {round}");
+        assert_eq!(
+            db.get(format!("{loser}-second")).await.unwrap(),
+            None,
+            "round {round}"
+        );
         db.close().await.unwrap();
     }
 }
@@ -406,7 +414,8 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() {
     });
     let (reached, release) = (Arc::clone(&gated.reached), Arc::clone(&gated.release));
     let x_store: Arc<dyn ObjectStore> = gated;
-    let x_open = tokio::spawn(async move { Db::open_with_store(x_store, root(), settings()).await });
+    let x_open =
+        tokio::spawn(async move { Db::open_with_store(x_store, root(), settings()).await });
     // X has claimed its manifest and waits to list the WAL for its fence.
     reached.notified().await;
 

@@ -135,7 +135,10 @@ impl ObjectStore for GatedStore {
 }
 
 fn unix_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,7 +97,10 @@ enum Op {
     Gc,
     /// Reopen; `clean` closes first, otherwise flush() and drop (a crash after the WAL is
     /// durable). The new handle flushes its memtables on close if `flush_on_close`.
-    Reopen { clean: bool, flush_on_close: bool },
+    Reopen {
+        clean: bool,
+        flush_on_close: bool,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -182,7 +185,9 @@ fn model_read(m: &Model, r: &Read) -> (Option<Vec<u8>>, Pairs) {
 }
 
 fn to_pairs(v: Vec<(silt::Bytes, silt::Bytes)>) -> Pairs {
-    v.into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+    v.into_iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
 }
 
 /// Something that can be read: the database or a snapshot.
@@ -219,13 +224,23 @@ async fn db_read(r: Reader<'_>, read: &Read) -> (Option<Vec<u8>>, Pairs) {
 }
 
 async fn open(store: &Arc<dyn ObjectStore>, flush_on_close: bool) -> Db {
-    Db::open_with_store(Arc::clone(store), Path::from("model"), settings(flush_on_close))
-        .await
-        .unwrap()
+    Db::open_with_store(
+        Arc::clone(store),
+        Path::from("model"),
+        settings(flush_on_close),
+    )
+    .await
+    .unwrap()
 }
 
 async fn full_scan(db: &Db) -> Pairs {
-    to_pairs(db.scan::<&[u8]>(..).unwrap().collect(usize::MAX).await.unwrap())
+    to_pairs(
+        db.scan::<&[u8]>(..)
+            .unwrap()
+            .collect(usize::MAX)
+            .await
+            .unwrap(),
+    )
 }
 
 fn model_pairs(m: &Model) -> Pairs {
@@ -310,20 +325,34 @@ async fn run(ops: Vec<Op>) {
                     drop(db);
                 }
                 db = open(&store, flush_on_close).await;
-                assert_eq!(full_scan(&db).await, model_pairs(&model), "step {step}: after reopen");
+                assert_eq!(
+                    full_scan(&db).await,
+                    model_pairs(&model),
+                    "step {step}: after reopen"
+                );
             }
         }
     }
     assert_eq!(full_scan(&db).await, model_pairs(&model), "at the end");
     for (snap, m) in &snapshots {
-        let got = to_pairs(snap.scan::<&[u8]>(..).unwrap().collect(usize::MAX).await.unwrap());
+        let got = to_pairs(
+            snap.scan::<&[u8]>(..)
+                .unwrap()
+                .collect(usize::MAX)
+                .await
+                .unwrap(),
+        );
         assert_eq!(got, model_pairs(m), "snapshot at the end");
     }
     drop(snapshots);
     db.close().await.unwrap();
     // Everything is durable after close.
     let db = open(&store, true).await;
-    assert_eq!(full_scan(&db).await, model_pairs(&model), "after the final reopen");
+    assert_eq!(
+        full_scan(&db).await,
+        model_pairs(&model),
+        "after the final reopen"
+    );
     db.close().await.unwrap();
 }
 

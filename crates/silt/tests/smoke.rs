@@ -24,7 +24,12 @@ async fn put_get_scan_reopen() {
     assert_eq!(db.get("k0042").await.unwrap().unwrap().len(), 100);
     let all = db.scan::<&str>(..).unwrap().collect(10_000).await.unwrap();
     assert_eq!(all.len(), 502);
-    let some = db.scan("k0010".."k0020").unwrap().collect(100).await.unwrap();
+    let some = db
+        .scan("k0010".."k0020")
+        .unwrap()
+        .collect(100)
+        .await
+        .unwrap();
     assert_eq!(some.len(), 10);
     db.close().await.unwrap();
 

@@ -202,11 +202,19 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     s.wal.flush_interval = Duration::from_secs(10);
     let db = open(&store, s).await;
     settle().await;
-    assert_eq!(store.wal_puts(), 1, "open writes exactly one (fence) segment");
+    assert_eq!(
+        store.wal_puts(),
+        1,
+        "open writes exactly one (fence) segment"
+    );
 
     let t0 = Instant::now();
     db.put("k1", "v1").await.unwrap();
-    assert_eq!(Instant::now(), t0, "a lone Remote put must not wait for the linger");
+    assert_eq!(
+        Instant::now(),
+        t0,
+        "a lone Remote put must not wait for the linger"
+    );
     assert_eq!(store.wal_puts(), 2, "one PUT for the lone Remote put");
     assert!(db.durable_seq() >= db.visible_seq());
 
@@ -233,11 +241,10 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     assert_eq!(store.wal_puts(), 4);
 
     // The uploaded segment really holds the write.
-    let listed: Vec<ObjectMeta> = futures::TryStreamExt::try_collect(
-        store.inner.list(Some(&Path::from("db/wal"))),
-    )
-    .await
-    .unwrap();
+    let listed: Vec<ObjectMeta> =
+        futures::TryStreamExt::try_collect(store.inner.list(Some(&Path::from("db/wal"))))
+            .await
+            .unwrap();
     assert_eq!(listed.len(), 4);
     db.close().await.unwrap();
 }
@@ -258,7 +265,11 @@ async fn buffered_writes_are_sealed_after_the_linger() {
         db.put_with(format!("b{i}"), "x", &BUFFERED).await.unwrap();
     }
     settle().await;
-    assert_eq!(store.wal_puts(), 1, "Buffered writes must not seal before the linger");
+    assert_eq!(
+        store.wal_puts(),
+        1,
+        "Buffered writes must not seal before the linger"
+    );
     assert!(db.durable_seq() < db.visible_seq());
 
     tokio::time::advance(Duration::from_millis(60)).await;
@@ -272,7 +283,11 @@ async fn buffered_writes_are_sealed_after_the_linger() {
     tokio::time::advance(Duration::from_millis(1)).await;
     settle().await;
     assert_eq!(Instant::now() - t0, Duration::from_millis(100));
-    assert_eq!(store.wal_puts(), 2, "one segment sealed at the linger deadline");
+    assert_eq!(
+        store.wal_puts(),
+        2,
+        "one segment sealed at the linger deadline"
+    );
     assert_eq!(db.durable_seq(), db.visible_seq());
     assert_eq!(metric(&db, |m| &m.seals_linger), 1);
 
@@ -307,11 +322,8 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
     s.wal.max_puts_per_sec = 10.0;
     s.wal.put_burst = 2;
     s.wal.segment_bytes = 8 * 1024;
-    let (rate, burst, segment_bytes) = (
-        s.wal.max_puts_per_sec,
-        s.wal.put_burst,
-        s.wal.segment_bytes,
-    );
+    let (rate, burst, segment_bytes) =
+        (s.wal.max_puts_per_sec, s.wal.put_burst, s.wal.segment_bytes);
     let db = Arc::new(open(&store, s).await);
     settle().await;
     let puts_at_open = store.wal_puts();
@@ -323,7 +335,9 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
         let db = Arc::clone(&db);
         handles.push(tokio::spawn(async move {
             for i in 0..PUTS_PER_TASK {
-                db.put(format!("t{t:03}-{i}"), vec![b'v'; 20]).await.unwrap();
+                db.put(format!("t{t:03}-{i}"), vec![b'v'; 20])
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -345,7 +359,10 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
          (burst {burst}, rate {rate}/s, {bytes} bytes)"
     );
     let writes = (TASKS * PUTS_PER_TASK) as u64;
-    assert!(puts * 10 < writes, "{puts} PUTs for {writes} writes: no group commit");
+    assert!(
+        puts * 10 < writes,
+        "{puts} PUTs for {writes} writes: no group commit"
+    );
     // Every writer's latency is bounded by the refill interval, so the whole run takes about
     // PUTS_PER_TASK refills (a broken bucket that never refills would hit the linger instead).
     assert!(
@@ -354,13 +371,23 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
     );
     assert_eq!(metric(&db, |m| &m.seals_linger), 0);
     assert_eq!(db.durable_seq(), db.visible_seq());
-    let all = db.scan::<&str>(..).unwrap().collect(usize::MAX).await.unwrap();
+    let all = db
+        .scan::<&str>(..)
+        .unwrap()
+        .collect(usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(all.len(), TASKS * PUTS_PER_TASK);
     db.close().await.unwrap();
 
     // Everything acknowledged is in the WAL.
     let db = open(&store, Settings::small_for_tests()).await;
-    let all = db.scan::<&str>(..).unwrap().collect(usize::MAX).await.unwrap();
+    let all = db
+        .scan::<&str>(..)
+        .unwrap()
+        .collect(usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(all.len(), TASKS * PUTS_PER_TASK);
     db.close().await.unwrap();
 }
@@ -380,16 +407,30 @@ async fn segment_size_trigger_seals_without_waiting() {
     let t0 = Instant::now();
     let value = vec![b'x'; 1000];
     for i in 0..3 {
-        db.put_with(format!("k{i}"), &value, &BUFFERED).await.unwrap();
+        db.put_with(format!("k{i}"), &value, &BUFFERED)
+            .await
+            .unwrap();
     }
     settle().await;
-    assert_eq!(store.wal_puts(), 1, "3000 bytes < segment_bytes: nothing sealed yet");
+    assert_eq!(
+        store.wal_puts(),
+        1,
+        "3000 bytes < segment_bytes: nothing sealed yet"
+    );
 
     db.put_with("k3", &value, &BUFFERED).await.unwrap();
     db.put_with("k4", &value, &BUFFERED).await.unwrap();
     settle().await;
-    assert_eq!(store.wal_puts(), 2, "crossing segment_bytes seals one segment");
-    assert_eq!(Instant::now(), t0, "the size trigger does not wait for time");
+    assert_eq!(
+        store.wal_puts(),
+        2,
+        "crossing segment_bytes seals one segment"
+    );
+    assert_eq!(
+        Instant::now(),
+        t0,
+        "the size trigger does not wait for time"
+    );
     assert_eq!(metric(&db, |m| &m.seals_size), 1);
     assert_eq!(db.durable_seq(), db.visible_seq());
 
@@ -405,7 +446,11 @@ async fn segment_size_trigger_seals_without_waiting() {
     assert_eq!(store2.wal_puts(), 2);
     let t1 = Instant::now();
     db2.put("big", vec![b'y'; 5000]).await.unwrap();
-    assert_eq!(Instant::now(), t1, "a full segment must not wait for a token");
+    assert_eq!(
+        Instant::now(),
+        t1,
+        "a full segment must not wait for a token"
+    );
     assert_eq!(store2.wal_puts(), 3);
     db.close().await.unwrap();
     db2.close().await.unwrap();
