@@ -26,6 +26,9 @@ pub struct Settings {
     pub max_frozen_memtables: usize,
     /// In-memory block cache for SST data blocks, in bytes. Default 64 MiB.
     pub block_cache_bytes: u64,
+    /// The optional local log tier (`Durability::Local`). Default `None`: no local log.
+    /// When set, every write is also appended to it, so recovery has no sequence holes.
+    pub local_log: Option<crate::wal::local::LocalLogSettings>,
     /// Local-disk cache of SST blocks.
     pub cache: crate::lsm::disk_cache::CacheSettings,
     /// Write the memtables to SSTs on `close()`, so the next open replays no WAL.
@@ -47,6 +50,7 @@ impl Default for Settings {
             memtable_bytes: 64 * MIB,
             max_frozen_memtables: 2,
             block_cache_bytes: 64 * MIB as u64,
+            local_log: None,
             cache: crate::lsm::disk_cache::CacheSettings::default(),
             flush_on_close: true,
             wal: WalSettings::default(),
@@ -223,6 +227,9 @@ impl Settings {
         }
         if self.sst.restart_interval == 0 {
             return bad("sst.restart_interval must be at least 1".into());
+        }
+        if let Some(l) = &self.local_log {
+            l.validate()?;
         }
         let c = &self.compaction;
         if c.l0_trigger < 2 || c.l0_slowdown < c.l0_trigger || c.l0_stop < c.l0_slowdown {

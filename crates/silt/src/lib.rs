@@ -49,4 +49,8 @@ pub use lsm::disk_cache::{CacheSettings, DiskCacheMetrics};
 pub use lsm::iter::DbIterator;
 pub use object_store;
 pub use silt_format::{sst::SstOptions, Compression};
+pub use wal::local::{
+    bench as local_log_bench, CommitTicket, LocalLog, LocalLogMetrics, LocalLogMode,
+    LocalLogSettings,
+};
 pub use wal::remote::WalMetrics;

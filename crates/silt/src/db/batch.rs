@@ -14,6 +14,10 @@ pub enum Durability {
     /// Acknowledged once in the memtable and the WAL buffer. Lost writes on a crash are always
     /// a suffix (the newest), bounded by `wal.flush_interval`.
     Buffered,
+    /// Acknowledged once its commit group is written and `fdatasync`ed in the local log
+    /// (`settings.local_log`); still shipped to the object store by the remote WAL.
+    /// Survives a process crash or reboot, not the loss of the local disk.
+    Local,
     /// Acknowledged once the WAL segment holding it is stored in the object store.
     #[default]
     Remote,

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub wal: Option<serde_json::Value>,
     /// Object-store requests by kind, bytes, latency quantiles.
     pub store: StoreMetricsSnapshot,
+    /// Local log counters (absent without a local log).
+    pub local_log: Option<serde_json::Value>,
+    /// Live engine objects in the process.
+    pub live: crate::live::LiveObjects,
     /// Resident memory of the process in bytes (Linux `/proc/self/status`), if known.
     pub process_resident_bytes: Option<u64>,
 }
@@ -83,6 +87,12 @@ impl Db {
             engine: serde_json::to_value(engine).unwrap_or_default(),
             wal: wal.and_then(|w| serde_json::to_value(w).ok()),
             store: self.inner.store_metrics.snapshot(),
+            local_log: self
+                .inner
+                .local
+                .as_ref()
+                .and_then(|l| serde_json::to_value(l.metrics().as_ref()).ok()),
+            live: crate::live::live_objects(),
             process_resident_bytes: resident_bytes(),
         }
     }

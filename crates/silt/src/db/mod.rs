@@ -46,6 +46,8 @@ pub(crate) struct DbInner {
     pub clock: Arc<dyn Clock>,
     /// `None` when open read-only.
     pub wal: Option<RemoteWal>,
+    /// The local log tier, when configured (writers only).
+    pub local: Option<crate::wal::local::LocalLog>,
     /// Next sequence number; held while a commit group is sequenced, logged and inserted.
     pub write_lock: Mutex<SeqNo>,
     /// Every sequence `<= visible_seq` is in the memtable and readable.

@@ -11,6 +11,8 @@ use tokio::sync::Notify;
 use super::builder::DbBuilder;
 use super::tasks::Tasks;
 use super::{Db, DbInner};
+use crate::db::batch::Op;
+use crate::error::Error;
 use crate::error::Result;
 use crate::lsm::cache::BlockCache;
 use crate::lsm::disk_cache::DiskCache;
@@ -19,8 +21,12 @@ use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
-use crate::wal::remote::{run_flusher, RemoteWal, WalStart};
+use crate::wal::local::LocalLog;
+use crate::wal::remote::{run_flusher, Durable, RemoteWal, WalStart};
 use crate::wal::replay::{fence, replay};
+use bytes::Bytes;
+use silt_format::{SeqNo, ValueKind};
+use tokio::sync::watch;
 
 /// SSTs opened at once.
 const OPEN_CONCURRENCY: usize = 8;
@@ -109,6 +115,17 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         "replayed WAL"
     );
 
+    let (local, local_records) = match (&settings.local_log, read_only) {
+        (Some(ls), false) => {
+            let ls = ls.clone();
+            let (log, records) = tokio::task::spawn_blocking(move || LocalLog::open(&ls))
+                .await
+                .map_err(|e| Error::Internal(format!("local log open task failed: {e}")))??;
+            (Some(log), records)
+        }
+        _ => (None, Vec::new()),
+    };
+
     let wal = fence_id.map(|fence_id| {
         let mut segments: BTreeMap<u64, u64> = replayed.segments;
         segments.insert(fence_id, 0);
@@ -125,6 +142,54 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         )
     });
 
+    // Local-log records the remote WAL lacks: into the memtable and the remote WAL.
+    let mut last_seq = last_seq;
+    let mut local_replayed = 0usize;
+    if let Some(wal) = &wal {
+        for rec in local_records {
+            let ops: Vec<(SeqNo, Op)> = rec
+                .ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    let op = Op {
+                        kind: op.kind,
+                        key: Bytes::copy_from_slice(&op.key),
+                        value: Bytes::copy_from_slice(&op.value),
+                    };
+                    (rec.first_seq + i as u64, op)
+                })
+                .filter(|(seq, _)| *seq > last_seq)
+                .collect();
+            let Some(&(first, _)) = ops.first() else {
+                continue;
+            };
+            if first != last_seq + 1 {
+                return Err(Error::corrupt(
+                    "local log",
+                    silt_format::FormatError::Corrupt {
+                        what: "local log",
+                        detail: format!(
+                            "it resumes at sequence {first} but the remote WAL and SSTs end at {last_seq}: \
+                             writes in between are missing"
+                        ),
+                    },
+                ));
+            }
+            let ops: Vec<Op> = ops.into_iter().map(|(_, op)| op).collect();
+            for (i, op) in ops.iter().enumerate() {
+                let value = (op.kind == ValueKind::Put).then(|| op.value.clone());
+                mem.insert(op.key.clone(), first + i as u64, value);
+            }
+            wal.append(first, &ops)?;
+            last_seq = first + ops.len() as u64 - 1;
+            local_replayed += ops.len();
+        }
+        if local_replayed > 0 {
+            tracing::info!(ops = local_replayed, last_seq, "replayed the local log");
+        }
+    }
+
     let disk_cache = match &settings.cache.disk_dir {
         Some(dir) => Some(DiskCache::open(dir, settings.cache.disk_bytes)?),
         None => None,
@@ -140,6 +205,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         settings,
         clock,
         wal,
+        local,
         write_lock: Mutex::new(last_seq + 1),
         visible_seq: AtomicU64::new(last_seq),
         version: RwLock::new(Arc::new(version)),
@@ -182,7 +248,50 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
                 super::gc::run_gc(Arc::clone(&inner), tasks.shutdown_signal()),
             );
         }
+        if inner.local.is_some() {
+            tasks.spawn(
+                "local-log-recycler",
+                run_local_recycler(
+                    Arc::clone(&inner),
+                    wal.subscribe_durable(),
+                    tasks.shutdown_signal(),
+                ),
+            );
+        }
         inner.flush_wake.notify_one();
     }
-    Ok(Db { inner, tasks })
+    let db = Db { inner, tasks };
+    if local_replayed > 0 {
+        // Ship what only the local disk had before accepting new writes.
+        if let Some(wal) = &db.inner.wal {
+            wal.flush().await?;
+        }
+    }
+    Ok(db)
+}
+
+/// Tell the local log what the remote WAL covers, so it can recycle files.
+async fn run_local_recycler(
+    inner: Arc<DbInner>,
+    mut durable: watch::Receiver<Durable>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let seq = durable.borrow_and_update().seq;
+        if let Some(local) = &inner.local {
+            local.remote_covered(seq);
+        }
+        tokio::select! {
+            changed = durable.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
 }

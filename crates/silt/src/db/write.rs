@@ -73,13 +73,32 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
+        if opts.durability == Durability::Local && inner.local.is_none() {
+            return Err(Error::InvalidInput(
+                "Durability::Local needs settings.local_log".into(),
+            ));
+        }
         wal.reserve().await?;
         self.wait_for_frozen_space().await?;
         self.wait_for_l0().await?;
-        let last_seq = {
+        let (last_seq, ticket) = {
             let mut next_seq = inner.write_lock.lock();
             inner.check_open()?;
             let first = *next_seq;
+            // Every write enters the local log (in sequence order, under this lock), so it
+            // has no holes; only Local writes wait for its fdatasync.
+            let ticket = match &inner.local {
+                Some(local) => Some(
+                    local.enqueue(
+                        first,
+                        batch
+                            .ops
+                            .iter()
+                            .map(|op| (op.kind, op.key.as_ref(), op.value.as_ref())),
+                    )?,
+                ),
+                None => None,
+            };
             wal.append(first, &batch.ops)?;
             let active = std::sync::Arc::clone(&inner.version.read().active);
             for (i, op) in batch.ops.iter().enumerate() {
@@ -95,11 +114,13 @@ impl Db {
             if active.size_bytes() >= inner.settings.memtable_bytes {
                 inner.rotate_locked();
             }
-            last
+            (last, ticket)
         };
-        match opts.durability {
-            Durability::Buffered => Ok(()),
-            Durability::Remote => wal.wait_durable(last_seq).await,
+        match (opts.durability, &inner.local, ticket) {
+            (Durability::Buffered, ..) => Ok(()),
+            (Durability::Local, Some(local), Some(ticket)) => local.wait(ticket).await,
+            (Durability::Local, ..) => Err(Error::Internal("local log vanished".into())),
+            (Durability::Remote, ..) => wal.wait_durable(last_seq).await,
         }
     }
 

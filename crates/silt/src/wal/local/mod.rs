@@ -16,10 +16,6 @@
 //! A failed write or `fdatasync` poisons the log: every later call returns
 //! [`Error::Stopped`] with the original error.
 
-// Until `Durability::Local` is wired into the write path, nothing outside this module's
-// tests calls it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 pub mod bench;
 mod recover;
 mod writer;
@@ -106,7 +102,7 @@ impl LocalLogSettings {
 }
 
 /// Counters of the local log (monotonic unless noted).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct LocalLogMetrics {
     /// Records (write batches) made durable.
     pub commits: AtomicU64,

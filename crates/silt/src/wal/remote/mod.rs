@@ -271,6 +271,11 @@ impl RemoteWal {
         self.wait_durable(target).await
     }
 
+    /// Watch the durable watermark (and the fatal error, if any).
+    pub fn subscribe_durable(&self) -> watch::Receiver<Durable> {
+        self.sh.durable.subscribe()
+    }
+
     /// Highest durable sequence.
     pub fn durable_seq(&self) -> SeqNo {
         self.sh.durable.borrow().seq
