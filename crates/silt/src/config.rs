@@ -26,6 +26,9 @@ pub struct Settings {
     pub max_frozen_memtables: usize,
     /// In-memory block cache for SST data blocks, in bytes. Default 64 MiB.
     pub block_cache_bytes: u64,
+    /// Bytes of SST blocks being fetched from the store at once; readers wait for room
+    /// beyond it. Default 16 MiB.
+    pub max_inflight_read_bytes: usize,
     /// The optional local log tier (`Durability::Local`). Default `None`: no local log.
     /// When set, every write is also appended to it, so recovery has no sequence holes.
     pub local_log: Option<crate::wal::local::LocalLogSettings>,
@@ -50,6 +53,7 @@ impl Default for Settings {
             memtable_bytes: 64 * MIB,
             max_frozen_memtables: 2,
             block_cache_bytes: 64 * MIB as u64,
+            max_inflight_read_bytes: 16 * MIB,
             local_log: None,
             cache: crate::lsm::disk_cache::CacheSettings::default(),
             flush_on_close: true,
@@ -59,6 +63,25 @@ impl Default for Settings {
             gc: GcSettings::default(),
         }
     }
+}
+
+/// The configured bound of each memory-holding component, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryBudget {
+    /// Active plus frozen memtables: `(1 + max_frozen_memtables) * memtable_bytes`.
+    pub memtables: usize,
+    /// WAL bytes not yet durable (open segment and uploads in flight).
+    pub wal_unflushed: usize,
+    /// The block cache.
+    pub block_cache: usize,
+    /// The SST being built from a frozen memtable.
+    pub memtable_flush: usize,
+    /// The compaction output SST being built.
+    pub compaction_output: usize,
+    /// Block fetches in flight.
+    pub inflight_reads: usize,
+    /// The sum.
+    pub total: usize,
 }
 
 /// Size-tiered compaction (see `docs/compaction.md`).
@@ -188,6 +211,12 @@ impl Settings {
                 self.memtable_bytes
             ));
         }
+        if self.max_inflight_read_bytes < 64 * 1024 {
+            return bad(format!(
+                "max_inflight_read_bytes must be at least 64 KiB, got {}",
+                self.max_inflight_read_bytes
+            ));
+        }
         if self.max_frozen_memtables == 0 {
             return bad("max_frozen_memtables must be at least 1".into());
         }
@@ -251,6 +280,33 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The memory these settings allow the engine's bounded buffers to hold at once (see
+    /// `docs/memory.md`). SST index and filter blocks are not included: they grow with the
+    /// data (about 1.25 bytes per key for the filter at 10 bits/key plus one index entry per
+    /// data block) and are reported by `DbStats::sst_meta_bytes`.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        let memtables = (1 + self.max_frozen_memtables) * self.memtable_bytes;
+        let parts = MemoryBudget {
+            memtables,
+            wal_unflushed: self.wal.max_unflushed_bytes,
+            block_cache: usize::try_from(self.block_cache_bytes).unwrap_or(usize::MAX),
+            // One memtable's SST is built in memory while it uploads.
+            memtable_flush: self.memtable_bytes,
+            compaction_output: self.compaction.target_sst_bytes,
+            inflight_reads: self.max_inflight_read_bytes,
+            total: 0,
+        };
+        MemoryBudget {
+            total: parts.memtables
+                + parts.wal_unflushed
+                + parts.block_cache
+                + parts.memtable_flush
+                + parts.compaction_output
+                + parts.inflight_reads,
+            ..parts
+        }
     }
 
     /// Settings suited to tests: small memtables and segments so flushes happen often.

@@ -201,7 +201,11 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     }
     let inner = Arc::new(DbInner {
         storage,
-        cache: BlockCache::new(settings.block_cache_bytes, disk_cache),
+        cache: BlockCache::new(
+            settings.block_cache_bytes,
+            disk_cache,
+            settings.max_inflight_read_bytes,
+        ),
         settings,
         clock,
         wal,

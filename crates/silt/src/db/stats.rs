@@ -31,6 +31,12 @@ pub struct DbStats {
     pub disk_cache_misses: u64,
     /// Bytes of SST index and filter blocks held in memory.
     pub sst_meta_bytes: usize,
+    /// Bytes of block fetches in flight.
+    pub inflight_read_bytes: u64,
+    /// Bytes waiting in the local log's buffer (0 without a local log).
+    pub local_log_pending_bytes: u64,
+    /// The configured memory budget (see `Settings::memory_budget`).
+    pub memory_budget_bytes: usize,
     /// SSTs in L0.
     pub l0_ssts: usize,
     /// Highest sequence number visible to reads.
@@ -65,7 +71,18 @@ impl Db {
                 .disk
                 .as_ref()
                 .map_or(0, |d| d.metrics.misses.load(Ordering::Relaxed)),
-            sst_meta_bytes: v.l0.iter().map(|s| s.meta_bytes()).sum(),
+            sst_meta_bytes: v
+                .l0
+                .iter()
+                .chain(v.runs.iter().flat_map(|r| r.ssts.iter()))
+                .map(|s| s.meta_bytes())
+                .sum(),
+            inflight_read_bytes: inner.cache.inflight_read_bytes(),
+            local_log_pending_bytes: inner
+                .local
+                .as_ref()
+                .map_or(0, |l| l.metrics().pending_bytes.load(Ordering::Relaxed)),
+            memory_budget_bytes: inner.settings.memory_budget().total,
             l0_ssts: v.l0.len(),
             visible_seq: inner.visible_seq.load(Ordering::Acquire),
             durable_seq: self.durable_seq(),

@@ -19,10 +19,14 @@ pub(crate) struct BlockCache {
     pub disk: Option<DiskCache>,
     pub hits: Arc<std::sync::atomic::AtomicU64>,
     pub misses: Arc<std::sync::atomic::AtomicU64>,
+    /// Bounds bytes of block fetches in flight (permits are KiB).
+    pub reads: Arc<tokio::sync::Semaphore>,
+    read_permits: u32,
 }
 
 impl BlockCache {
-    pub fn new(capacity_bytes: u64, disk: Option<DiskCache>) -> Self {
+    pub fn new(capacity_bytes: u64, disk: Option<DiskCache>, inflight_read_bytes: usize) -> Self {
+        let read_permits = u32::try_from(inflight_read_bytes / 1024).unwrap_or(u32::MAX).max(1);
         let inner = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &Key, b: &Block| u32::try_from(b.size_bytes()).unwrap_or(u32::MAX))
@@ -32,7 +36,21 @@ impl BlockCache {
             disk,
             hits: Arc::default(),
             misses: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(read_permits as usize)),
+            read_permits,
         }
+    }
+
+    /// Wait for room to fetch `len` bytes (a fetch larger than the whole bound waits for
+    /// all of it, so it runs alone).
+    pub async fn read_room(&self, len: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+        self.reads.acquire_many(kib.clamp(1, self.read_permits)).await.ok()
+    }
+
+    /// Bytes of block fetches in flight now.
+    pub fn inflight_read_bytes(&self) -> u64 {
+        u64::from(self.read_permits).saturating_sub(self.reads.available_permits() as u64) * 1024
     }
 
     pub fn get(&self, sst: &Arc<str>, offset: u64) -> Option<Block> {

@@ -170,10 +170,13 @@ impl SstHandle {
                 }
             }
         }
+        // Bounded bytes in flight (settings.max_inflight_read_bytes): readers wait here.
+        let room = cache.read_room(h.len).await;
         let frame = storage.get_range(&self.path, h.range()).await?;
         let raw =
             decode_block_frame(&frame).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
         let block = Block::decode(raw).map_err(|e| Error::corrupt(self.path.to_string(), e))?;
+        drop(room);
         if let Some(disk) = &cache.disk {
             disk.insert(&self.id, h.offset, &frame).await;
         }
