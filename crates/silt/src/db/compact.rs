@@ -17,6 +17,9 @@ use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
 
+/// Pause before retrying a failed compaction.
+const COMPACTION_RETRY: Duration = Duration::from_secs(1);
+
 /// Delay per write while L0 is at or above `l0_slowdown`.
 const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
@@ -228,8 +231,18 @@ pub(crate) async fn run_compactor(inner: Arc<DbInner>, mut shutdown: watch::Rece
                 if inner.check_open().is_err() {
                     return;
                 }
-                // Transient store trouble: retry at the next wake-up.
-                tracing::warn!(error = %e, "compaction failed; will retry");
+                // Transient store trouble: retry after a pause, not only at the next flush
+                // (writers stalled on a deep L0 produce no flushes to wake us).
+                tracing::warn!(error = %e, "compaction failed; retrying in 1 s");
+                let deadline = inner.clock.now() + COMPACTION_RETRY;
+                tokio::select! {
+                    () = inner.clock.sleep_until(deadline) => continue,
+                    changed = shutdown.changed() => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            return;
+                        }
+                    }
+                }
             }
         }
         tokio::select! {
