@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Delay every object-store request: fixed (`50ms`) or uniform jitter (`20ms..80ms`).
+    /// For benchmarks and tests: a local directory behaving like a remote store.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub store_latency: Option<silt::objstore::LatencySpec>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,6 +78,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge every L0 SST and sorted run into one run now, then run GC; prints what changed.
+    Compact,
+    /// Delete objects no manifest needs any more (one GC pass); prints what was deleted.
+    Gc {
+        /// Override `gc.grace` (e.g. `0s` when no other process reads the store).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+    },
+    /// Run a benchmark against the store and report on it (see docs/bench.md).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     /// Write COUNT keys `PREFIX{i:08}`, printing each key once its write is acknowledged.
     #[command(hide = true)]
     Load(LoadArgs),
@@ -117,6 +133,8 @@ pub struct LoadArgs {
 pub enum LoadDurability {
     /// Acknowledged once in the memtable and WAL buffer.
     Buffered,
+    /// Acknowledged once fdatasync'ed in the local log (needs `local_log` in --settings).
+    Local,
     /// Acknowledged once the WAL segment is in the object store.
     Remote,
 }
@@ -125,6 +143,7 @@ impl From<LoadDurability> for silt::Durability {
     fn from(d: LoadDurability) -> Self {
         match d {
             LoadDurability::Buffered => silt::Durability::Buffered,
+            LoadDurability::Local => silt::Durability::Local,
             LoadDurability::Remote => silt::Durability::Remote,
         }
     }

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use silt::inspect::inspect;
-use silt::objstore::{store_from_url, Storage};
+use silt::objstore::{store_from_url, wrap, LatencySpec, Storage};
 use silt::{Db, DbBuilder, Durability, Settings, WriteOptions};
 
+use crate::bench;
 use crate::cli::{Cli, Command, LoadArgs, ScanArgs};
 use crate::exit::{self, UsageError};
 use crate::report;
@@ -17,30 +18,36 @@ use crate::report;
 pub async fn run(cli: Cli) -> Result<u8> {
     let url = cli.store.as_str();
     let settings = || load_settings(cli.settings.as_deref());
+    let lat = cli.store_latency;
     match cli.command {
-        Command::Inspect { json } => cmd_inspect(url, json).await,
+        Command::Inspect { json } => cmd_inspect(url, lat, json).await,
         Command::Put { key, value } => {
-            with_writer(url, settings()?, |db| async move {
+            with_writer(url, lat, settings()?, |db| async move {
                 db.put_with(&key, &value, &remote()).await?;
                 Ok(exit::OK)
             })
             .await
         }
         Command::Delete { key } => {
-            with_writer(url, settings()?, |db| async move {
+            with_writer(url, lat, settings()?, |db| async move {
                 db.delete_with(&key, &remote()).await?;
                 Ok(exit::OK)
             })
             .await
         }
-        Command::Load(args) => with_writer(url, settings()?, |db| cmd_load(db, args)).await,
+        Command::Load(args) => with_writer(url, lat, settings()?, |db| cmd_load(db, args)).await,
+        Command::Compact => with_writer(url, lat, settings()?, bench::cmd_compact).await,
+        Command::Gc { grace } => {
+            with_writer(url, lat, settings()?, |db| bench::cmd_gc(db, grace)).await
+        }
+        Command::Bench(cmd) => bench::run(url, lat, settings()?, cmd).await,
         Command::Get { key, hex } => {
-            with_reader(url, settings()?, |db| async move {
+            with_reader(url, lat, settings()?, |db| async move {
                 cmd_get(db, &key, hex).await
             })
             .await
         }
-        Command::Scan(args) => with_reader(url, settings()?, |db| cmd_scan(db, args)).await,
+        Command::Scan(args) => with_reader(url, lat, settings()?, |db| cmd_scan(db, args)).await,
     }
 }
 
@@ -65,25 +72,38 @@ pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
 }
 
 /// Open as the writer (fencing any other), run `f`, then close (making every write durable).
-async fn with_writer<F, Fut>(url: &str, settings: Settings, f: F) -> Result<u8>
+async fn with_writer<F, Fut>(
+    url: &str,
+    latency: Option<LatencySpec>,
+    settings: Settings,
+    f: F,
+) -> Result<u8>
 where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    let db = Db::open(url, settings)
+    let db = DbBuilder::from_url(url)
+        .map(|b| b.settings(settings).store_latency(latency))
+        .with_context(|| format!("cannot open {url}"))?
+        .open()
         .await
         .with_context(|| format!("cannot open {url}"))?;
     finish(db, f).await
 }
 
 /// Open read-only (no fencing of a running writer), run `f`, then close.
-async fn with_reader<F, Fut>(url: &str, settings: Settings, f: F) -> Result<u8>
+async fn with_reader<F, Fut>(
+    url: &str,
+    latency: Option<LatencySpec>,
+    settings: Settings,
+    f: F,
+) -> Result<u8>
 where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
     let db = DbBuilder::from_url(url)
-        .map(|b| b.settings(settings).read_only())
+        .map(|b| b.settings(settings).store_latency(latency).read_only())
         .with_context(|| format!("cannot open {url}"))?
         .open()
         .await
@@ -172,8 +192,9 @@ pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {
     key.iter().copied().cycle().take(size).collect()
 }
 
-async fn cmd_inspect(url: &str, json: bool) -> Result<u8> {
+async fn cmd_inspect(url: &str, latency: Option<LatencySpec>, json: bool) -> Result<u8> {
     let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
+    let (store, _) = wrap(store, latency);
     let storage = Storage::new(store, root);
     let r = inspect(&storage)
         .await

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod exit;
 mod report;
+mod walwa;
 
 use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;

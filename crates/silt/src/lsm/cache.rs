@@ -26,7 +26,9 @@ pub(crate) struct BlockCache {
 
 impl BlockCache {
     pub fn new(capacity_bytes: u64, disk: Option<DiskCache>, inflight_read_bytes: usize) -> Self {
-        let read_permits = u32::try_from(inflight_read_bytes / 1024).unwrap_or(u32::MAX).max(1);
+        let read_permits = u32::try_from(inflight_read_bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .max(1);
         let inner = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &Key, b: &Block| u32::try_from(b.size_bytes()).unwrap_or(u32::MAX))
@@ -45,7 +47,10 @@ impl BlockCache {
     /// all of it, so it runs alone).
     pub async fn read_room(&self, len: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
         let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
-        self.reads.acquire_many(kib.clamp(1, self.read_permits)).await.ok()
+        self.reads
+            .acquire_many(kib.clamp(1, self.read_permits))
+            .await
+            .ok()
     }
 
     /// Bytes of block fetches in flight now.

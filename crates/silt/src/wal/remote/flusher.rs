@@ -29,6 +29,11 @@ struct Sealed {
 
 type UploadResult = (u64, u64, Result<(), UploadError>);
 
+/// Float slack when testing for a whole token (refills accumulate rounding error).
+const TOKEN_EPSILON: f64 = 1e-9;
+/// Shortest wait for the next token, in seconds.
+const MIN_TOKEN_WAIT_S: f64 = 0.001;
+
 enum Decision {
     Seal(Sealed),
     Wait(Option<Instant>),
@@ -60,8 +65,8 @@ impl Shared {
             Some(SealReason::Size)
         } else if st.flush_wanted {
             Some(SealReason::Flush)
-        } else if remote_waiting && st.tokens >= 1.0 {
-            st.tokens -= 1.0;
+        } else if remote_waiting && st.tokens >= 1.0 - TOKEN_EPSILON {
+            st.tokens = (st.tokens - 1.0).max(0.0);
             Some(SealReason::Remote)
         } else if now >= linger_deadline {
             st.tokens = (st.tokens - 1.0).max(0.0);
@@ -72,8 +77,9 @@ impl Shared {
         let Some(reason) = reason else {
             let mut next = linger_deadline;
             if remote_waiting {
+                // At least 1 ms: a wait rounded to zero would spin without refilling.
                 let wait = (1.0 - st.tokens) / self.settings.max_puts_per_sec;
-                let token_at = now + std::time::Duration::from_secs_f64(wait.max(0.0));
+                let token_at = now + std::time::Duration::from_secs_f64(wait.max(MIN_TOKEN_WAIT_S));
                 next = next.min(token_at);
             }
             return Decision::Wait(Some(next));

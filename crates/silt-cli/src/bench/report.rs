@@ -1,0 +1,598 @@
+//! The benchmark report: JSON (field names are an interface, see `docs/bench.md`) and the
+//! human table printed at the end of a run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use silt::inspect::StoreReport;
+use silt::objstore::StoreMetricsSnapshot;
+use silt::{Metrics, Settings};
+
+use super::workload::{wal_counter, Raw};
+use super::Plan;
+
+/// S3 Standard request prices, us-east-1, USD per 1,000 requests (see `docs/bench.md`):
+/// PUT, COPY, POST and LIST requests.
+pub const USD_PER_1000_PUT_CLASS: f64 = 0.005;
+/// GET, SELECT and all other requests (DELETE is free and not counted).
+pub const USD_PER_1000_GET_CLASS: f64 = 0.0004;
+
+const MB: f64 = (1u64 << 20) as f64;
+
+/// Everything `silt bench` measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub workload: String,
+    /// RFC 3339, UTC, when the report was made.
+    pub date: String,
+    pub store_url: String,
+    /// Injected object-store latency (`0` when none).
+    pub store_latency: String,
+    pub read_ratio: f64,
+    pub durability: String,
+    /// `closed_loop` or `open_loop`.
+    pub mode: String,
+    /// Open-loop target, total operations per second.
+    pub rate: Option<f64>,
+    pub duration_s: f64,
+    pub threads: usize,
+    pub key_space: u64,
+    pub key_size: usize,
+    pub value_size: usize,
+    pub preload: u64,
+    pub preload_s: f64,
+    pub seed: u64,
+    pub ops: Ops,
+    pub ops_per_s: f64,
+    /// Operations completed in each second of the timed phase.
+    pub throughput_by_second: Vec<u64>,
+    /// Mean throughput of the last 10 s over the first 10 s (shorter windows, a third of the
+    /// run each, for runs under 30 s); `null` under 3 s.
+    pub throughput_tail_ratio: Option<f64>,
+    pub latency_us: LatencyByKind,
+    pub wal: Wal,
+    /// WAL segments uploaded in each second of the timed phase.
+    pub wal_segments_by_second: Vec<u64>,
+    /// WAL PUT requests in each second of the timed phase.
+    pub wal_puts_by_second: Vec<u64>,
+    pub object_store: ObjectStore,
+    /// Object-store GETs (whole and ranged, any object) per read operation.
+    pub gets_per_read: f64,
+    /// GETs of SSTs per read operation.
+    pub sst_gets_per_read: f64,
+    /// Bytes written to the store / user bytes written (writes x (key + value size)).
+    pub write_amplification: f64,
+    /// Store bytes after the run (every object, from inspect) / live bytes.
+    pub space_amplification: f64,
+    /// SST bytes only / live bytes.
+    pub space_amplification_sst: f64,
+    /// Distinct keys written (preload and timed phase).
+    pub live_keys: u64,
+    /// live_keys x (key_size + value_size).
+    pub live_bytes: u64,
+    pub store_bytes: u64,
+    /// Cost of the PUT-class requests (PUT, COPY, POST, LIST) per million writes.
+    pub cost_usd_per_million_writes: f64,
+    pub cost: Cost,
+    pub rss_mb: Rss,
+    /// Engine counters (flushes, compactions, GC, write stalls) during the timed phase.
+    pub engine: BTreeMap<String, u64>,
+    pub settings: Settings,
+    pub machine: Machine,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Ops {
+    pub read: u64,
+    pub write: u64,
+    /// Reads of keys never written.
+    pub read_misses: u64,
+    /// Operations that completed after the deadline (latency recorded, not counted).
+    pub late: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatencyByKind {
+    pub read: Quantiles,
+    pub write: Quantiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Quantiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Wal {
+    /// Segments uploaded during the timed phase.
+    pub segments: u64,
+    /// Bytes of those segments.
+    pub bytes: u64,
+    /// WAL PUT requests (retries and conflicts included) during the timed phase.
+    pub puts: u64,
+    pub segments_per_s: f64,
+    pub puts_per_s: f64,
+    pub mean_segment_bytes: f64,
+    pub puts_per_1000_writes: f64,
+    /// `max(max_puts_per_sec, 1/flush_interval) + wal_bytes_per_s / segment_bytes`.
+    pub put_rate_bound_per_s: f64,
+    pub wal_bytes_per_s: f64,
+    /// `puts <= put_rate_bound_per_s x duration_s + wal.put_burst` (the token bucket starts
+    /// full, which matters only in short runs).
+    pub within_bound: bool,
+    /// Seals by trigger during the timed phase.
+    pub seals: BTreeMap<String, u64>,
+    /// WAL PUTs of the whole process: open (fence segment), preload, timed phase, close.
+    pub puts_whole_run: u64,
+    /// WAL objects in the store before and after the run (`silt inspect`'s `wal_segments`).
+    /// `objects_after - objects_before = puts_whole_run - gc_deleted_whole_run` when no
+    /// upload was retried.
+    pub objects_before: usize,
+    pub objects_after: usize,
+    pub gc_deleted_whole_run: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ObjectStore {
+    /// Whole and ranged GETs.
+    pub get: u64,
+    /// PUTs (plain and conditional) and multipart requests.
+    pub put: u64,
+    pub list: u64,
+    pub head: u64,
+    pub delete: u64,
+    pub copy: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub wal_puts: u64,
+    pub sst_gets: u64,
+    pub errors: u64,
+    /// Mean and tail latency per request kind over the whole process (µs).
+    pub latency: BTreeMap<String, silt::objstore::LatencySummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cost {
+    pub usd_per_1000_put_class: f64,
+    pub usd_per_1000_get_class: f64,
+    pub put_class_requests: u64,
+    pub get_class_requests: u64,
+    /// Every request of the timed phase.
+    pub usd_total: f64,
+    pub usd_per_million_ops: f64,
+    /// GET-class requests per million reads.
+    pub usd_per_million_reads: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rss {
+    pub start: f64,
+    pub peak: f64,
+    pub end: f64,
+    /// Least-squares slope over the samples after the first 10% of the run.
+    pub growth_mb_per_s: f64,
+    pub samples: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub mem_total_gb: f64,
+    pub cpu: String,
+    pub os: String,
+    pub arch: String,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        a / b
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn f(n: u64) -> f64 {
+    n as f64
+}
+
+fn quantiles(h: &Histogram<u64>) -> Quantiles {
+    Quantiles {
+        count: h.len(),
+        mean: if h.is_empty() { 0.0 } else { h.mean() },
+        p50: h.value_at_quantile(0.50),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+    }
+}
+
+/// `b - a`, field by field, for the counters the report uses.
+fn delta(a: &StoreMetricsSnapshot, b: &StoreMetricsSnapshot) -> StoreMetricsSnapshot {
+    let d = |x: u64, y: u64| y.saturating_sub(x);
+    StoreMetricsSnapshot {
+        gets: d(a.gets, b.gets),
+        get_ranges: d(a.get_ranges, b.get_ranges),
+        heads: d(a.heads, b.heads),
+        puts: d(a.puts, b.puts),
+        put_conditionals: d(a.put_conditionals, b.put_conditionals),
+        put_conditional_conflicts: d(a.put_conditional_conflicts, b.put_conditional_conflicts),
+        lists: d(a.lists, b.lists),
+        deletes: d(a.deletes, b.deletes),
+        copies: d(a.copies, b.copies),
+        renames: d(a.renames, b.renames),
+        multipart_inits: d(a.multipart_inits, b.multipart_inits),
+        multipart_parts: d(a.multipart_parts, b.multipart_parts),
+        multipart_completes: d(a.multipart_completes, b.multipart_completes),
+        multipart_aborts: d(a.multipart_aborts, b.multipart_aborts),
+        errors: d(a.errors, b.errors),
+        bytes_read: d(a.bytes_read, b.bytes_read),
+        bytes_written: d(a.bytes_written, b.bytes_written),
+        wal_puts: d(a.wal_puts, b.wal_puts),
+        wal_bytes: d(a.wal_bytes, b.wal_bytes),
+        sst_gets: d(a.sst_gets, b.sst_gets),
+        latency: b.latency.clone(),
+    }
+}
+
+fn json_delta(a: &serde_json::Value, b: &serde_json::Value) -> BTreeMap<String, u64> {
+    let Some(bm) = b.as_object() else {
+        return BTreeMap::new();
+    };
+    bm.iter()
+        .filter_map(|(k, v)| {
+            let end = v.as_u64()?;
+            let start = a.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            Some((k.clone(), end.saturating_sub(start)))
+        })
+        .collect()
+}
+
+/// Slope (y per x) of the least-squares line through `points`; 0 with fewer than 2.
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    ratio(sxy, sxx)
+}
+
+/// Mean of the last window over the mean of the first (10 s, or a third of shorter runs).
+pub fn tail_ratio(by_second: &[u64]) -> Option<f64> {
+    let w = (by_second.len() / 3).min(10);
+    if w == 0 {
+        return None;
+    }
+    let first: u64 = by_second[..w].iter().sum();
+    let last: u64 = by_second[by_second.len() - w..].iter().sum();
+    Some(ratio(f(last), f(first)))
+}
+
+fn machine() -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        mem_total_gb: (f(mem_kb) / (1024.0 * 1024.0) * 10.0).round() / 10.0,
+        cpu,
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+    }
+}
+
+/// Assemble the report from the raw measurements, the whole-process metrics after close, and
+/// the store before and after.
+pub(crate) fn build(
+    plan: &Plan,
+    raw: &Raw,
+    whole: &Metrics,
+    before: &StoreReport,
+    after: &StoreReport,
+) -> Report {
+    let args = &plan.args;
+    let secs = raw.duration.as_secs_f64();
+    let s = delta(&raw.start.store, &raw.end.store);
+    let (reads, writes) = (raw.reads, raw.writes);
+    let ops = reads + writes;
+    let wal_delta =
+        |name: &str| wal_counter(&raw.end, name).saturating_sub(wal_counter(&raw.start, name));
+    let segments = wal_delta("segments_uploaded");
+    let wal_bytes_uploaded = wal_delta("bytes_uploaded");
+    let w = &plan.settings.wal;
+    let wal_bytes_per_s = ratio(f(s.wal_bytes), secs);
+    let bound = w.max_puts_per_sec.max(1.0 / w.flush_interval.as_secs_f64())
+        + wal_bytes_per_s / w.segment_bytes as f64;
+    let puts_per_s = ratio(f(s.wal_puts), secs);
+    let seals = ["size", "remote", "linger", "flush"]
+        .iter()
+        .map(|k| ((*k).to_string(), wal_delta(&format!("seals_{k}"))))
+        .collect();
+
+    let put_class = s.puts
+        + s.put_conditionals
+        + s.copies
+        + s.renames
+        + s.lists
+        + s.multipart_inits
+        + s.multipart_parts
+        + s.multipart_completes;
+    let get_class = s.gets + s.get_ranges + s.heads;
+    let put_usd = f(put_class) * USD_PER_1000_PUT_CLASS / 1000.0;
+    let get_usd = f(get_class) * USD_PER_1000_GET_CLASS / 1000.0;
+
+    let entry = (args.key_size + args.value_size) as u64;
+    let live_bytes = raw.live_keys * entry;
+    let user_bytes = writes * entry;
+
+    let to_mb = |b: u64| (f(b) / MB * 10.0).round() / 10.0;
+    let warm = 0.1 * secs;
+    let points: Vec<(f64, f64)> = raw
+        .rss
+        .iter()
+        .filter(|(t, _)| *t >= warm)
+        .map(|(t, b)| (*t, f(*b) / MB))
+        .collect();
+
+    let gc_deleted_whole_run = whole
+        .engine
+        .get("gc_deleted_wal")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+
+    Report {
+        workload: plan.workload.to_string(),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        store_url: plan.url.clone(),
+        store_latency: plan
+            .latency
+            .map_or_else(|| "0".to_string(), |l| l.to_string()),
+        read_ratio: plan.read_ratio,
+        durability: format!("{:?}", plan.durability).to_lowercase(),
+        mode: if args.rate.is_some() {
+            "open_loop"
+        } else {
+            "closed_loop"
+        }
+        .to_string(),
+        rate: args.rate,
+        duration_s: secs,
+        threads: args.threads,
+        key_space: plan.key_space,
+        key_size: args.key_size,
+        value_size: args.value_size,
+        preload: plan.preload,
+        preload_s: (raw.preload_secs * 100.0).round() / 100.0,
+        seed: args.seed,
+        ops: Ops {
+            read: reads,
+            write: writes,
+            read_misses: raw.read_misses,
+            late: raw.late_ops,
+        },
+        ops_per_s: ratio(f(ops), secs),
+        throughput_by_second: raw.by_second.clone(),
+        throughput_tail_ratio: tail_ratio(&raw.by_second),
+        latency_us: LatencyByKind {
+            read: quantiles(&raw.read_latency),
+            write: quantiles(&raw.write_latency),
+        },
+        wal: Wal {
+            segments,
+            bytes: wal_bytes_uploaded,
+            puts: s.wal_puts,
+            segments_per_s: ratio(f(segments), secs),
+            puts_per_s,
+            mean_segment_bytes: ratio(f(wal_bytes_uploaded), f(segments)),
+            puts_per_1000_writes: ratio(f(s.wal_puts) * 1000.0, f(writes)),
+            put_rate_bound_per_s: bound,
+            wal_bytes_per_s,
+            within_bound: f(s.wal_puts) <= bound * secs + f64::from(w.put_burst),
+            seals,
+            puts_whole_run: whole.store.wal_puts,
+            objects_before: before.wal_segments,
+            objects_after: after.wal_segments,
+            gc_deleted_whole_run,
+        },
+        wal_segments_by_second: raw.wal_segments_by_second.clone(),
+        wal_puts_by_second: raw.wal_puts_by_second.clone(),
+        object_store: ObjectStore {
+            get: s.gets + s.get_ranges,
+            put: s.puts
+                + s.put_conditionals
+                + s.multipart_inits
+                + s.multipart_parts
+                + s.multipart_completes,
+            list: s.lists,
+            head: s.heads,
+            delete: s.deletes,
+            copy: s.copies,
+            bytes_read: s.bytes_read,
+            bytes_written: s.bytes_written,
+            wal_puts: s.wal_puts,
+            sst_gets: s.sst_gets,
+            errors: s.errors,
+            latency: raw.end.store.latency.clone(),
+        },
+        gets_per_read: ratio(f(s.gets + s.get_ranges), f(reads)),
+        sst_gets_per_read: ratio(f(s.sst_gets), f(reads)),
+        write_amplification: ratio(f(s.bytes_written), f(user_bytes)),
+        space_amplification: ratio(f(after.store_bytes), f(live_bytes)),
+        space_amplification_sst: ratio(f(after.sst_bytes), f(live_bytes)),
+        live_keys: raw.live_keys,
+        live_bytes,
+        store_bytes: after.store_bytes,
+        cost_usd_per_million_writes: ratio(put_usd * 1e6, f(writes)),
+        cost: Cost {
+            usd_per_1000_put_class: USD_PER_1000_PUT_CLASS,
+            usd_per_1000_get_class: USD_PER_1000_GET_CLASS,
+            put_class_requests: put_class,
+            get_class_requests: get_class,
+            usd_total: put_usd + get_usd,
+            usd_per_million_ops: ratio((put_usd + get_usd) * 1e6, f(ops)),
+            usd_per_million_reads: ratio(get_usd * 1e6, f(reads)),
+        },
+        rss_mb: Rss {
+            start: raw.rss.first().map_or(0.0, |r| to_mb(r.1)),
+            peak: raw.rss.iter().map(|r| r.1).max().map_or(0.0, to_mb),
+            end: raw.rss.last().map_or(0.0, |r| to_mb(r.1)),
+            growth_mb_per_s: slope(&points),
+            samples: raw.rss.len(),
+        },
+        engine: json_delta(&raw.start.engine, &raw.end.engine),
+        settings: plan.settings.clone(),
+        machine: machine(),
+    }
+}
+
+fn human_bytes(n: f64) -> String {
+    if n < 1024.0 {
+        return format!("{n:.0} B");
+    }
+    let mut v = n;
+    let mut unit = "B";
+    for u in ["KiB", "MiB", "GiB", "TiB"] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// The table printed at the end of a run.
+pub fn write_human(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    let mode = match r.rate {
+        Some(rate) => format!("open loop at {rate} ops/s"),
+        None => "closed loop".to_string(),
+    };
+    writeln!(
+        out,
+        "silt bench {}: {:.1} s, {} clients ({mode}), read ratio {:.2}, {} writes, store latency {}",
+        r.workload, r.duration_s, r.threads, r.read_ratio, r.durability, r.store_latency
+    )?;
+    writeln!(
+        out,
+        "  store {}   key space {}, {} B keys, {} B values, preload {} ({:.1} s)",
+        r.store_url, r.key_space, r.key_size, r.value_size, r.preload, r.preload_s
+    )?;
+    writeln!(out)?;
+    let tail = r
+        .throughput_tail_ratio
+        .map_or_else(|| "-".to_string(), |t| format!("{t:.2}"));
+    writeln!(
+        out,
+        "{:<22}{:.1} ops/s  ({} reads, {} writes; last/first 10 s: {tail})",
+        "throughput", r.ops_per_s, r.ops.read, r.ops.write
+    )?;
+    writeln!(
+        out,
+        "{:<22}{:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency (µs)", "p50", "p99", "p99.9", "max", "count"
+    )?;
+    for (name, q) in [
+        ("  read", &r.latency_us.read),
+        ("  write", &r.latency_us.write),
+    ] {
+        writeln!(
+            out,
+            "{name:<22}{:>10} {:>10} {:>10} {:>10} {:>10}",
+            q.p50, q.p99, q.p999, q.max, q.count
+        )?;
+    }
+    let w = &r.wal;
+    writeln!(
+        out,
+        "{:<22}{} segments ({:.2}/s), mean {}, {} PUTs ({:.2}/s, bound {:.2}/s: {})",
+        "WAL",
+        w.segments,
+        w.segments_per_s,
+        human_bytes(w.mean_segment_bytes),
+        w.puts,
+        w.puts_per_s,
+        w.put_rate_bound_per_s,
+        if w.within_bound { "ok" } else { "EXCEEDED" }
+    )?;
+    writeln!(
+        out,
+        "{:<22}{:.1} per 1000 writes",
+        "WAL PUTs", w.puts_per_1000_writes
+    )?;
+    let s = &r.object_store;
+    writeln!(
+        out,
+        "{:<22}GET {}  PUT {}  LIST {}  HEAD {}  DELETE {}; read {}, written {}",
+        "object store",
+        s.get,
+        s.put,
+        s.list,
+        s.head,
+        s.delete,
+        human_bytes(f(s.bytes_read)),
+        human_bytes(f(s.bytes_written))
+    )?;
+    writeln!(
+        out,
+        "{:<22}{:.2} (SST GETs {:.2})",
+        "GETs per read", r.gets_per_read, r.sst_gets_per_read
+    )?;
+    writeln!(
+        out,
+        "{:<22}write {:.2}, space {:.2} (SSTs only {:.2})",
+        "amplification", r.write_amplification, r.space_amplification, r.space_amplification_sst
+    )?;
+    writeln!(
+        out,
+        "{:<22}${:.4} per million writes (PUT class), ${:.4} per million ops",
+        "S3 request cost", r.cost_usd_per_million_writes, r.cost.usd_per_million_ops
+    )?;
+    writeln!(
+        out,
+        "{:<22}start {:.1} MB, peak {:.1} MB, end {:.1} MB, growth {:.3} MB/s",
+        "resident memory", r.rss_mb.start, r.rss_mb.peak, r.rss_mb.end, r.rss_mb.growth_mb_per_s
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_squares_slope() {
+        assert!((slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) - 2.0).abs() < 1e-9);
+        assert_eq!(slope(&[(1.0, 1.0)]), 0.0);
+        assert_eq!(slope(&[(1.0, 1.0), (1.0, 2.0)]), 0.0);
+    }
+
+    #[test]
+    fn tail_ratio_windows() {
+        assert_eq!(tail_ratio(&[1, 2]), None);
+        assert_eq!(tail_ratio(&[10, 0, 5]), Some(0.5));
+        let v: Vec<u64> = (0..30).map(|i| if i < 10 { 100 } else { 80 }).collect();
+        assert_eq!(tail_ratio(&v), Some(0.8));
+    }
+}

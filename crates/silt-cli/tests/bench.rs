@@ -1,0 +1,245 @@
+//! End-to-end test of `silt bench`: a short mixed run on a temporary directory store, then its
+//! JSON report, plot and metrics files checked against each other and against `silt inspect`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn silt(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_silt"))
+        .env_remove("RUST_LOG")
+        .env_remove("SILT_STORE")
+        .arg("--store")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = silt(url, args);
+    assert!(
+        out.status.success(),
+        "silt {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn inspect(url: &str) -> Value {
+    serde_json::from_str(&ok(url, &["inspect", "--json"])).unwrap()
+}
+
+fn u(v: &Value, ptr: &str) -> u64 {
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{ptr} is not an unsigned integer in {v:#}"))
+}
+
+fn num(v: &Value, ptr: &str) -> f64 {
+    v.pointer(ptr)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{ptr} is not a number"))
+}
+
+/// Every field `docs/bench.md` promises.
+const REQUIRED: &[&str] = &[
+    "/workload",
+    "/duration_s",
+    "/threads",
+    "/ops/read",
+    "/ops/write",
+    "/ops_per_s",
+    "/throughput_by_second",
+    "/latency_us/read/p50",
+    "/latency_us/read/p99",
+    "/latency_us/read/p999",
+    "/latency_us/read/max",
+    "/latency_us/write/p50",
+    "/latency_us/write/p99",
+    "/latency_us/write/p999",
+    "/latency_us/write/max",
+    "/wal/segments",
+    "/wal/bytes",
+    "/wal/segments_per_s",
+    "/wal/mean_segment_bytes",
+    "/wal/puts_per_1000_writes",
+    "/wal/put_rate_bound_per_s",
+    "/object_store/get",
+    "/object_store/put",
+    "/object_store/list",
+    "/object_store/head",
+    "/object_store/delete",
+    "/object_store/bytes_read",
+    "/object_store/bytes_written",
+    "/cost_usd_per_million_writes",
+    "/rss_mb/start",
+    "/rss_mb/peak",
+    "/rss_mb/end",
+    "/rss_mb/growth_mb_per_s",
+    "/wal_segments_by_second",
+    "/gets_per_read",
+    "/write_amplification",
+    "/space_amplification",
+    "/settings/wal/segment_bytes",
+    "/store_url",
+    "/store_latency",
+    "/machine/nproc",
+    "/date",
+];
+
+#[test]
+fn mixed_run_report_is_complete_and_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    let json = dir.path().join("r.json");
+    let plot = dir.path().join("r.svg");
+    let prom = dir.path().join("r.prom");
+
+    // Some history first, so "objects present before the run" is not trivially zero.
+    ok(&url, &["put", "a", "1"]);
+    let before = inspect(&url);
+    let table = ok(
+        &url,
+        &[
+            "--store-latency",
+            "1ms..3ms",
+            "bench",
+            "mixed",
+            "--duration",
+            "2s",
+            "--keys",
+            "1000",
+            "--preload",
+            "1000",
+            "--threads",
+            "8",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+            "--metrics",
+            prom.to_str().unwrap(),
+        ],
+    );
+    assert!(table.contains("throughput"), "{table}");
+    assert!(table.contains("WAL"), "{table}");
+    let after = inspect(&url);
+
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for ptr in REQUIRED {
+        assert!(r.pointer(ptr).is_some(), "missing {ptr} in {r:#}");
+    }
+    assert_eq!(r["workload"], "mixed");
+    assert_eq!(r["store_latency"], "1ms..3ms");
+    assert_eq!(u(&r, "/threads"), 8);
+    assert_eq!(u(&r, "/preload"), 1000);
+
+    // Operations: counts, rate and the per-second series agree.
+    let ops = u(&r, "/ops/read") + u(&r, "/ops/write");
+    assert!(u(&r, "/ops/read") > 0 && u(&r, "/ops/write") > 0, "{r:#}");
+    let duration = num(&r, "/duration_s");
+    assert!((duration - 2.0).abs() < 1e-9);
+    let rate_times_duration = num(&r, "/ops_per_s") * duration;
+    assert!(
+        (rate_times_duration - ops as f64).abs() < 0.5,
+        "{ops} ops vs {rate_times_duration}"
+    );
+    let by_second: Vec<u64> = r["throughput_by_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(by_second.len(), 2);
+    assert_eq!(by_second.iter().sum::<u64>(), ops);
+
+    // Reads were of preloaded keys, and preloaded keys are found.
+    assert_eq!(u(&r, "/ops/read_misses"), 0);
+    assert!(u(&r, "/latency_us/read/count") >= u(&r, "/ops/read"));
+    assert!(u(&r, "/latency_us/write/p50") <= u(&r, "/latency_us/write/max"));
+
+    // WAL: the per-second series sums to the total, and the objects in the store match the
+    // PUTs the run made (open's fence segment, preload, timed phase, close), less GC.
+    let segs: u64 = r["wal_segments_by_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(segs, u(&r, "/wal/segments"));
+    assert!(u(&r, "/wal/segments") > 0);
+    // The PUT-rate bound, plus the bucket's burst, plus one PUT of slack: the counters are
+    // read when the sampler wakes, a few ms after the deadline.
+    let allowed =
+        num(&r, "/wal/put_rate_bound_per_s") * duration + num(&r, "/settings/wal/put_burst") + 1.0;
+    assert!(u(&r, "/wal/puts") as f64 <= allowed, "{:#}", r["wal"]);
+    let new_objects = u(&after, "/wal_segments") - u(&before, "/wal_segments");
+    assert_eq!(u(&r, "/wal/objects_before"), u(&before, "/wal_segments"));
+    assert_eq!(u(&r, "/wal/objects_after"), u(&after, "/wal_segments"));
+    assert_eq!(
+        new_objects,
+        u(&r, "/wal/puts_whole_run") - u(&r, "/wal/gc_deleted_whole_run"),
+        "{:#}",
+        r["wal"]
+    );
+    // The timed phase's segments are a part of them (the rest: fence, preload, close).
+    assert!(u(&r, "/wal/segments") < new_objects);
+
+    // Derived figures are finite and sensible.
+    assert!(num(&r, "/write_amplification") > 0.0);
+    assert!(num(&r, "/space_amplification") >= 1.0);
+    assert!(num(&r, "/cost_usd_per_million_writes") > 0.0);
+    assert!(num(&r, "/rss_mb/peak") >= num(&r, "/rss_mb/start"));
+
+    // The plot is an SVG document with its title.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.trim_start().starts_with("<svg"), "{}", &svg[..100]);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("silt bench mixed"));
+    assert!(svg.contains("read ratio 0.80"));
+    assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+
+    let prom = std::fs::read_to_string(&prom).unwrap();
+    assert!(prom.contains("silt_wal_segments_uploaded "), "{prom}");
+    assert!(prom.contains("silt_store_wal_puts "));
+
+    // Maintenance commands work on the same store.
+    let compacted = ok(&url, &["compact"]);
+    assert!(compacted.contains("L0 SSTs"), "{compacted}");
+    let gc = ok(&url, &["gc", "--grace", "0s"]);
+    assert!(gc.starts_with("deleted "), "{gc}");
+    assert_eq!(ok(&url, &["get", "a"]), "1\n");
+}
+
+#[test]
+fn bad_bench_arguments_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    for args in [
+        &["--store-latency", "5parsecs", "inspect"][..],
+        &["bench", "mixed", "--read-ratio", "1.5"],
+        &["bench", "fill", "--threads", "0", "--duration", "1s"],
+        &[
+            "bench",
+            "read",
+            "--keys",
+            "1000",
+            "--key-size",
+            "3",
+            "--duration",
+            "1s",
+        ],
+        &["bench", "fill", "--rate", "0", "--duration", "1s"],
+    ] {
+        let out = silt(&url, args);
+        assert_eq!(out.status.code(), Some(2), "silt {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!Path::new(&dir.path().join("db").join("wal")).exists());
+}
