@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::codec::{len_u32, Reader};
 use crate::error::{FormatError, Result};
 use crate::key::{SeqNo, ValueKind};
-use crate::wal::{WalOp, WalRecord};
+use crate::wal::{decode_ops, encode_ops, WalRecord, OP_HEADER_SIZE};
 
 const WHAT: &str = "local log group";
 
@@ -43,8 +43,8 @@ pub const GROUP_HEADER_SIZE: usize = 2 + 1 + 1 + 4 + 8 + 8 + 4 + 4 + 4;
 pub const FLAG_PADDED: u8 = 1;
 /// Bytes of a record besides its ops: op_count.
 pub const LOCAL_RECORD_OVERHEAD: usize = 4;
-/// Fixed bytes per op: kind, key_len, value_len.
-pub const LOCAL_OP_HEADER_SIZE: usize = 1 + 4 + 4;
+/// Fixed bytes per op: kind, key_len, value_len (the op encoding of the remote WAL).
+pub const LOCAL_OP_HEADER_SIZE: usize = OP_HEADER_SIZE;
 
 const CRC_AT: usize = GROUP_HEADER_SIZE - 4;
 
@@ -118,20 +118,7 @@ pub fn encode_local_record<'a>(
 ) -> (usize, usize) {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    let mut count = 0usize;
-    for (kind, key, value) in ops {
-        let value = if kind == ValueKind::Delete {
-            &[][..]
-        } else {
-            value
-        };
-        buf.push(kind as u8);
-        buf.extend_from_slice(&len_u32(key.len()).to_le_bytes());
-        buf.extend_from_slice(&len_u32(value.len()).to_le_bytes());
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        count += 1;
-    }
+    let count = encode_ops(buf, ops);
     buf[start..start + 4].copy_from_slice(&len_u32(count).to_le_bytes());
     (buf.len() - start, count)
 }
@@ -320,24 +307,7 @@ pub fn decode_group_records(header: &GroupHeader, payload: &Bytes) -> Result<Vec
             return Err(FormatError::corrupt(WHAT, "record without ops"));
         }
         let first_seq = seq;
-        let mut ops = Vec::with_capacity(count.min(r.remaining() / LOCAL_OP_HEADER_SIZE));
-        for _ in 0..count {
-            let kind = ValueKind::try_from(r.u8()?)?;
-            let key_len = r.len32()?;
-            let value_len = r.len32()?;
-            let key_start = r.pos();
-            r.take(key_len)?;
-            r.take(value_len)?;
-            if kind == ValueKind::Delete && value_len != 0 {
-                return Err(FormatError::corrupt(WHAT, "delete op with a value"));
-            }
-            let value_start = key_start + key_len;
-            ops.push(WalOp {
-                kind,
-                key: payload.slice(key_start..value_start),
-                value: payload.slice(value_start..value_start + value_len),
-            });
-        }
+        let ops = decode_ops(&mut r, payload, 0, count, WHAT)?;
         seq = seq
             .checked_add(count as u64)
             .ok_or_else(|| FormatError::corrupt(WHAT, "sequence overflow"))?;

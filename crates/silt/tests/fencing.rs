@@ -3,22 +3,17 @@
 //! acknowledged before the new writer opened is lost.
 #![allow(clippy::unwrap_used)]
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
 use std::sync::Arc;
 
+use common::{Gate, Hook, HookStore};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
-use silt::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
-};
+use silt::object_store::{ObjectMeta, ObjectStore, Result as OsResult};
 use silt::{Db, Durability, ErrorKind, Settings, WriteBatch, WriteOptions};
-use tokio::sync::{Notify, Semaphore};
 
 fn store() -> Arc<dyn ObjectStore> {
     Arc::new(InMemory::new())
@@ -282,115 +277,29 @@ async fn racing_opens_leave_exactly_one_writer() {
     }
 }
 
-/// Delegates to a shared store, but holds the first listing of `wal/` until released: this
-/// parks a writer's open between its manifest claim and its WAL fence.
+/// Holds the first listing of `wal/` at the gate (the shared store behind it lists only once
+/// released): this parks a writer's open between its manifest claim and its WAL fence.
 #[derive(Debug)]
-struct GatedStore {
-    inner: Arc<dyn ObjectStore>,
-    armed: AtomicBool,
-    reached: Arc<Notify>,
-    release: Arc<Semaphore>,
-}
+struct HoldWalListing(Arc<Gate>);
 
-impl fmt::Display for GatedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatedStore({})", self.inner)
-    }
-}
-
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-// `ObjectStore` is declared with `#[async_trait]`; these are its desugared signatures.
-impl ObjectStore for GatedStore {
-    fn put_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'async_trait, OsResult<PutResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.put_opts(location, payload, opts)
-    }
-
-    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        opts: PutMultipartOptions,
-    ) -> BoxFut<'async_trait, OsResult<Box<dyn MultipartUpload>>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.put_multipart_opts(location, opts)
-    }
-
-    fn get_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        options: GetOptions,
-    ) -> BoxFut<'async_trait, OsResult<GetResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.get_opts(location, options)
-    }
-
-    fn delete_stream(
+impl Hook for HoldWalListing {
+    fn list(
         &self,
-        locations: BoxStream<'static, OsResult<Path>>,
-    ) -> BoxStream<'static, OsResult<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        inner: &Arc<dyn ObjectStore>,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, OsResult<ObjectMeta>> {
         let is_wal = prefix.is_some_and(|p| p.filename() == Some("wal"));
-        if !(is_wal && self.armed.swap(false, Ordering::SeqCst)) {
-            return self.inner.list(prefix);
+        if !(is_wal && self.0.trip()) {
+            return inner.list(prefix);
         }
         // List only after the release (the in-memory store lists when called).
-        let (inner, prefix) = (Arc::clone(&self.inner), prefix.cloned());
-        let (reached, release) = (Arc::clone(&self.reached), Arc::clone(&self.release));
+        let (inner, prefix, gate) = (Arc::clone(inner), prefix.cloned(), Arc::clone(&self.0));
         futures::stream::once(async move {
-            reached.notify_one();
-            release.acquire().await.unwrap().forget();
+            gate.hold().await;
             inner.list(prefix.as_ref())
         })
         .flatten()
         .boxed()
-    }
-
-    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        prefix: Option<&'life1 Path>,
-    ) -> BoxFut<'async_trait, OsResult<ListResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.list_with_delimiter(prefix)
-    }
-
-    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: CopyOptions,
-    ) -> BoxFut<'async_trait, OsResult<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.copy_opts(from, to, options)
     }
 }
 
@@ -406,21 +315,16 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() {
     seed.put("seed", "0").await.unwrap();
     seed.close().await.unwrap();
 
-    let gated = Arc::new(GatedStore {
-        inner: Arc::clone(&shared),
-        armed: AtomicBool::new(true),
-        reached: Arc::new(Notify::new()),
-        release: Arc::new(Semaphore::new(0)),
-    });
-    let (reached, release) = (Arc::clone(&gated.reached), Arc::clone(&gated.release));
-    let x_store: Arc<dyn ObjectStore> = gated;
+    let gate = Gate::new(true);
+    let x_store: Arc<dyn ObjectStore> =
+        HookStore::new(Arc::clone(&shared), HoldWalListing(Arc::clone(&gate)));
     let x_open =
         tokio::spawn(async move { Db::open_with_store(x_store, root(), settings()).await });
     // X has claimed its manifest and waits to list the WAL for its fence.
-    reached.notified().await;
+    gate.reached.notified().await;
 
     let y = open(&shared).await;
-    release.add_permits(1);
+    gate.release.add_permits(1);
     let x_acked = match x_open.await.unwrap() {
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");

@@ -10,162 +10,65 @@
 //!    bucket, 3. linger (`wal.flush_interval`), 4. explicit `flush()`.
 #![allow(clippy::unwrap_used)]
 
-use std::fmt;
-use std::future::Future;
-use std::ops::Range;
-use std::pin::Pin;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
+use common::{BoxFut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+    ObjectMeta, ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
-use silt::{Bytes, Db, Durability, Settings, WriteOptions};
+use silt::{Db, Durability, Settings, WriteOptions};
 use tokio::time::Instant;
 
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Delegates to an inner store, counting PUTs of WAL segments.
-#[derive(Debug)]
-struct CountingStore {
-    inner: Arc<dyn ObjectStore>,
+/// Counts PUTs of WAL segments (and their bytes) before passing them on.
+#[derive(Debug, Default)]
+struct WalPutCounter {
     wal_puts: AtomicU64,
     wal_bytes: AtomicU64,
 }
 
-impl CountingStore {
-    fn new() -> Arc<Self> {
-        Arc::new(CountingStore {
-            inner: Arc::new(InMemory::new()),
-            wal_puts: AtomicU64::new(0),
-            wal_bytes: AtomicU64::new(0),
-        })
+impl Hook for WalPutCounter {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        if is_wal(location) {
+            self.wal_puts.fetch_add(1, Ordering::SeqCst);
+            self.wal_bytes
+                .fetch_add(payload.content_length() as u64, Ordering::SeqCst);
+        }
+        inner.put_opts(location, payload, opts)
     }
+}
 
+/// An `InMemory` store counting the PUTs of WAL segments.
+type CountingStore = HookStore<WalPutCounter>;
+
+fn counting_store() -> Arc<CountingStore> {
+    HookStore::new(Arc::new(InMemory::new()), WalPutCounter::default())
+}
+
+impl CountingStore {
     fn wal_puts(&self) -> u64 {
-        self.wal_puts.load(Ordering::SeqCst)
+        self.hook.wal_puts.load(Ordering::SeqCst)
     }
 
     fn wal_bytes(&self) -> u64 {
-        self.wal_bytes.load(Ordering::SeqCst)
+        self.hook.wal_bytes.load(Ordering::SeqCst)
     }
 }
 
 fn is_wal(location: &Path) -> bool {
     let s = location.as_ref();
     s.starts_with("wal/") || s.contains("/wal/")
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore({})", self.inner)
-    }
-}
-
-// The trait is declared with `#[async_trait]`; these are its desugared signatures, each
-// delegating to the inner store's (identically boxed) future.
-impl ObjectStore for CountingStore {
-    fn put_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'async_trait, OsResult<PutResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        if is_wal(location) {
-            self.wal_puts.fetch_add(1, Ordering::SeqCst);
-            self.wal_bytes
-                .fetch_add(payload.content_length() as u64, Ordering::SeqCst);
-        }
-        self.inner.put_opts(location, payload, opts)
-    }
-
-    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        opts: PutMultipartOptions,
-    ) -> BoxFut<'async_trait, OsResult<Box<dyn MultipartUpload>>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.put_multipart_opts(location, opts)
-    }
-
-    fn get_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        options: GetOptions,
-    ) -> BoxFut<'async_trait, OsResult<GetResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.get_opts(location, options)
-    }
-
-    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        ranges: &'life2 [Range<u64>],
-    ) -> BoxFut<'async_trait, OsResult<Vec<Bytes>>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.get_ranges(location, ranges)
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, OsResult<Path>>,
-    ) -> BoxStream<'static, OsResult<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        prefix: Option<&'life1 Path>,
-    ) -> BoxFut<'async_trait, OsResult<ListResult>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.list_with_delimiter(prefix)
-    }
-
-    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: CopyOptions,
-    ) -> BoxFut<'async_trait, OsResult<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.copy_opts(from, to, options)
-    }
 }
 
 /// Let every spawned task (flusher, uploads) run until nothing is ready. On a current-thread
@@ -197,7 +100,7 @@ fn metric(db: &Db, f: impl Fn(&silt::WalMetrics) -> &AtomicU64) -> u64 {
 /// PUT beyond the fence segment written by open, and no simulated time passes.
 #[tokio::test(start_paused = true)]
 async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
-    let store = CountingStore::new();
+    let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_secs(10);
     let db = open(&store, s).await;
@@ -253,7 +156,7 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
 /// its oldest record has lingered `wal.flush_interval`.
 #[tokio::test(start_paused = true)]
 async fn buffered_writes_are_sealed_after_the_linger() {
-    let store = CountingStore::new();
+    let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_millis(100);
     let db = open(&store, s).await;
@@ -315,7 +218,7 @@ async fn buffered_writes_are_sealed_after_the_linger() {
 async fn concurrent_remote_writers_respect_the_put_budget() {
     const TASKS: usize = 200;
     const PUTS_PER_TASK: usize = 5;
-    let store = CountingStore::new();
+    let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.memtable_bytes = 64 << 20;
     s.wal.flush_interval = Duration::from_secs(1);
@@ -396,7 +299,7 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
 /// waiting writer.
 #[tokio::test(start_paused = true)]
 async fn segment_size_trigger_seals_without_waiting() {
-    let store = CountingStore::new();
+    let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_secs(3600);
     s.wal.segment_bytes = 4096;
@@ -435,7 +338,7 @@ async fn segment_size_trigger_seals_without_waiting() {
     assert_eq!(db.durable_seq(), db.visible_seq());
 
     // A Remote writer with an empty PUT budget still gets a size seal immediately.
-    let store2 = CountingStore::new();
+    let store2 = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_secs(3600);
     s.wal.segment_bytes = 4096;

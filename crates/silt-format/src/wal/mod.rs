@@ -6,6 +6,7 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use record::{decode_ops, encode_ops};
 pub use record::{
     encode_record, record_encoded_len, WalOp, WalRecord, OP_HEADER_SIZE, RECORD_OVERHEAD,
 };

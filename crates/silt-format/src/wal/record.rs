@@ -61,20 +61,7 @@ pub fn encode_record<'a>(
     let body = buf.len();
     buf.extend_from_slice(&first_seq.to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    let mut count = 0usize;
-    for (kind, key, value) in ops {
-        let value = if kind == ValueKind::Delete {
-            &[][..]
-        } else {
-            value
-        };
-        buf.push(kind as u8);
-        buf.extend_from_slice(&len_u32(key.len()).to_le_bytes());
-        buf.extend_from_slice(&len_u32(value.len()).to_le_bytes());
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        count += 1;
-    }
+    let count = encode_ops(buf, ops);
     buf[body + 8..body + 12].copy_from_slice(&len_u32(count).to_le_bytes());
     let crc = crc32c::crc32c(&buf[body..]);
     buf.extend_from_slice(&crc.to_le_bytes());
@@ -113,24 +100,64 @@ pub(crate) fn decode_record(body: &Bytes, pos: usize) -> Result<(WalRecord, usiz
     let mut r = Reader::new(&body[start..crc_at], WHAT);
     let first_seq = r.u64()?;
     let count = r.u32()? as usize;
+    let ops = decode_ops(&mut r, body, start, count, WHAT)?;
+    r.finish()?;
+    Ok((WalRecord { first_seq, ops }, end))
+}
+
+/// Appends the encoding of `ops` (`op*`, see the module docs) to `buf`; returns their
+/// number. Values of `Delete` ops are not stored. Shared with the local log's records.
+///
+/// # Panics
+/// If a key or value exceeds `u32::MAX` bytes.
+pub(crate) fn encode_ops<'a>(
+    buf: &mut Vec<u8>,
+    ops: impl IntoIterator<Item = (ValueKind, &'a [u8], &'a [u8])>,
+) -> usize {
+    let mut count = 0usize;
+    for (kind, key, value) in ops {
+        let value = if kind == ValueKind::Delete {
+            &[][..]
+        } else {
+            value
+        };
+        buf.push(kind as u8);
+        buf.extend_from_slice(&len_u32(key.len()).to_le_bytes());
+        buf.extend_from_slice(&len_u32(value.len()).to_le_bytes());
+        buf.extend_from_slice(key);
+        buf.extend_from_slice(value);
+        count += 1;
+    }
+    count
+}
+
+/// Decodes `count` ops with `r`, which reads `buf[base..]`; keys and values are slices of
+/// `buf`. Errors of its own are reported as `Corrupt` of `what` (the reader's own errors
+/// name the reader's). Shared with the local log's records.
+pub(crate) fn decode_ops(
+    r: &mut Reader<'_>,
+    buf: &Bytes,
+    base: usize,
+    count: usize,
+    what: &'static str,
+) -> Result<Vec<WalOp>> {
     let mut ops = Vec::with_capacity(count.min(r.remaining() / OP_HEADER_SIZE));
     for _ in 0..count {
         let kind = ValueKind::try_from(r.u8()?)?;
         let key_len = r.len32()?;
         let value_len = r.len32()?;
-        let key_start = start + r.pos();
+        let key_start = base + r.pos();
         r.take(key_len)?;
         r.take(value_len)?;
         if kind == ValueKind::Delete && value_len != 0 {
-            return Err(FormatError::corrupt(WHAT, "delete op with a value"));
+            return Err(FormatError::corrupt(what, "delete op with a value"));
         }
         let value_start = key_start + key_len;
         ops.push(WalOp {
             kind,
-            key: body.slice(key_start..value_start),
-            value: body.slice(value_start..value_start + value_len),
+            key: buf.slice(key_start..value_start),
+            value: buf.slice(value_start..value_start + value_len),
         });
     }
-    r.finish()?;
-    Ok((WalRecord { first_seq, ops }, end))
+    Ok(ops)
 }

@@ -1,0 +1,203 @@
+//! Helpers shared by the integration tests: [`HookStore`], an `ObjectStore` that delegates
+//! every call to an inner store except where its [`Hook`] steps in, and [`Gate`], which
+//! holds one request until the test releases it.
+
+// Every test binary that declares `mod common;` compiles all of this but uses only part of
+// it; what one binary leaves unused is not dead code.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use silt::object_store::path::Path;
+use silt::object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
+use silt::Bytes;
+use tokio::sync::{Notify, Semaphore};
+
+/// The boxed future of an `#[async_trait]` method.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a [`HookStore`] does in place of plain delegation. Each method gets the inner store
+/// and by default just calls it.
+pub trait Hook: fmt::Debug + Send + Sync + 'static {
+    /// `ObjectStore::put_opts`.
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        inner.put_opts(location, payload, opts)
+    }
+
+    /// `ObjectStore::list` (also behind the default `list_with_offset`).
+    fn list(
+        &self,
+        inner: &Arc<dyn ObjectStore>,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        inner.list(prefix)
+    }
+}
+
+/// Delegates every `ObjectStore` method to `inner`, except `put_opts` and `list`, which go
+/// through `hook`. The provided methods `list_with_offset` and `rename_opts` keep their
+/// defaults, so they too pass through the hooked `list` and the delegating `copy_opts`.
+#[derive(Debug)]
+pub struct HookStore<H> {
+    /// The store everything is delegated to.
+    pub inner: Arc<dyn ObjectStore>,
+    /// The hook.
+    pub hook: H,
+}
+
+impl<H: Hook> HookStore<H> {
+    pub fn new(inner: Arc<dyn ObjectStore>, hook: H) -> Arc<Self> {
+        Arc::new(HookStore { inner, hook })
+    }
+}
+
+impl<H> fmt::Display for HookStore<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HookStore({})", self.inner)
+    }
+}
+
+// `ObjectStore` is declared with `#[async_trait]`; these are its desugared signatures, each
+// returning the inner store's (or the hook's) boxed future.
+impl<H: Hook> ObjectStore for HookStore<H> {
+    fn put_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'async_trait, OsResult<PutResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.hook.put_opts(&self.inner, location, payload, opts)
+    }
+
+    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        opts: PutMultipartOptions,
+    ) -> BoxFut<'async_trait, OsResult<Box<dyn MultipartUpload>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.put_multipart_opts(location, opts)
+    }
+
+    fn get_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        options: GetOptions,
+    ) -> BoxFut<'async_trait, OsResult<GetResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.get_opts(location, options)
+    }
+
+    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        ranges: &'life2 [Range<u64>],
+    ) -> BoxFut<'async_trait, OsResult<Vec<Bytes>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.get_ranges(location, ranges)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, OsResult<Path>>,
+    ) -> BoxStream<'static, OsResult<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        self.hook.list(&self.inner, prefix)
+    }
+
+    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        prefix: Option<&'life1 Path>,
+    ) -> BoxFut<'async_trait, OsResult<ListResult>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.list_with_delimiter(prefix)
+    }
+
+    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: CopyOptions,
+    ) -> BoxFut<'async_trait, OsResult<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.copy_opts(from, to, options)
+    }
+}
+
+/// Holds one request of a hook until the test releases it: a hook that finds the gate armed
+/// (and disarms it, [`Gate::trip`]) calls [`Gate::hold`], which notifies `reached` and waits
+/// for a permit of `release`.
+#[derive(Debug)]
+pub struct Gate {
+    /// Set: the next matching request is held.
+    pub armed: AtomicBool,
+    /// Notified when the held request reaches the gate.
+    pub reached: Notify,
+    /// One permit lets the held request go on.
+    pub release: Semaphore,
+}
+
+impl Gate {
+    pub fn new(armed: bool) -> Arc<Self> {
+        Arc::new(Gate {
+            armed: AtomicBool::new(armed),
+            reached: Notify::new(),
+            release: Semaphore::new(0),
+        })
+    }
+
+    /// Disarms the gate; true if it was armed, i.e. the caller's request is to be held.
+    pub fn trip(&self) -> bool {
+        self.armed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Tells the test the request has arrived, then waits for its release.
+    pub async fn hold(&self) {
+        self.reached.notify_one();
+        self.release.acquire().await.unwrap().forget();
+    }
+}
