@@ -59,6 +59,8 @@ const KEYS: usize = 400;
 /// memtable flush on close, so data written without `flush_memtables` stays in the WAL.
 fn settings() -> Settings {
     let mut s = Settings::small_for_tests();
+    // Large enough that KEYS entries make exactly one memtable (one SST).
+    s.memtable_bytes = 1024 * 1024;
     s.flush_on_close = false;
     s.wal.max_puts_per_sec = 10_000.0;
     s.wal.put_burst = 100;

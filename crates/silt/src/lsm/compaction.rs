@@ -50,10 +50,26 @@ pub(crate) fn pick(v: &Version, s: &CompactionSettings, force: bool) -> Option<J
         });
     }
     if v.l0.len() >= s.l0_trigger {
+        // L0 becomes a new run; it absorbs the newest runs that are not much larger than
+        // what is merged so far (the size-ratio rule, with L0 as the newest run), and as
+        // many more as it takes to keep at most `max_runs` runs. Without this, sustained
+        // writes keep L0 at its trigger and the run count grows without bound.
+        let mut acc: u64 = v.l0.iter().map(|s| s.info.size).sum();
+        let mut k = 0;
+        while k < v.runs.len() {
+            let size = v.runs[k].size();
+            let fits = size.saturating_mul(100) <= acc.saturating_mul(100 + s.size_ratio_percent);
+            let too_many = v.runs.len() - k + 1 > s.max_runs;
+            if !fits && !too_many {
+                break;
+            }
+            acc += size;
+            k += 1;
+        }
         return Some(Job {
             l0: v.l0.clone(),
-            runs: Vec::new(),
-            bottom: v.runs.is_empty(),
+            runs: v.runs[..k].to_vec(),
+            bottom: k == v.runs.len(),
             reason: "l0",
         });
     }
@@ -196,6 +212,7 @@ pub(crate) struct CompactionStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CompactionSettings;
 
     fn e(seq: SeqNo, put: bool) -> Entry {
         Entry {
@@ -208,6 +225,54 @@ mod tests {
             },
             value: Bytes::new(),
         }
+    }
+
+    fn sst(size: u64) -> Arc<SstHandle> {
+        let mem = crate::memtable::Memtable::new();
+        mem.insert(Bytes::from_static(b"k"), 1, Some(Bytes::from_static(b"v")));
+        let (data, info) =
+            crate::lsm::flush::build_sst(&mem, &SstOptions::default(), "x".into()).unwrap();
+        let storage = crate::objstore::Storage::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            object_store::path::Path::from("db"),
+        );
+        let mut h = SstHandle::from_bytes(&storage, info, &data).unwrap();
+        h.info.size = size;
+        Arc::new(h)
+    }
+
+    fn version(l0: &[u64], runs: &[u64]) -> Version {
+        let mut v = Version::new(
+            Arc::new(crate::memtable::Memtable::new()),
+            l0.iter().map(|s| sst(*s)).collect(),
+            Vec::new(),
+        );
+        v.runs = runs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Arc::new(RunHandle {
+                    id: i as u64,
+                    ssts: vec![sst(*s)],
+                })
+            })
+            .collect();
+        v
+    }
+
+    #[test]
+    fn l0_merges_absorb_small_runs_and_keep_the_run_count_bounded() {
+        let s = CompactionSettings::default();
+        // L0 of 4 x 10 absorbs the newest runs no more than twice the bytes merged so far.
+        let job = pick(&version(&[10, 10, 10, 10], &[30, 100, 1000]), &s, false).unwrap();
+        assert_eq!((job.l0.len(), job.runs.len(), job.bottom), (4, 2, false));
+        // Many large runs (sustained writes): never more than max_runs afterwards.
+        let runs: Vec<u64> = (0..12).map(|i| 1000 * 3u64.pow(i)).collect();
+        let job = pick(&version(&[1, 1, 1, 1], &runs), &s, false).unwrap();
+        assert_eq!(12 - job.runs.len() + 1, s.max_runs);
+        assert!(!job.bottom);
+        // Below the trigger with few runs: nothing to do.
+        assert!(pick(&version(&[1, 1], &[1000]), &s, false).is_none());
     }
 
     fn seqs(v: &[Entry]) -> Vec<SeqNo> {

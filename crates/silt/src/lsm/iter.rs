@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::memtable::{InternalKey, Memtable};
 use crate::objstore::Storage;
 
+/// Bytes of data blocks a cache-bypassing reader (compaction) fetches per GET.
+const READAHEAD_BYTES: u64 = 1024 * 1024;
+
 /// Entries copied out of a memtable per refill.
 const MEM_BATCH: usize = 128;
 
@@ -92,6 +95,8 @@ struct SstCursor {
     iter: Option<BlockIter>,
     /// The first block read must be positioned at the range start.
     seek_pending: bool,
+    /// Blocks read ahead (sequential readers that bypass the cache).
+    ahead: VecDeque<silt_format::block::Block>,
 }
 
 impl SstCursor {
@@ -107,6 +112,7 @@ impl SstCursor {
             next_block,
             iter: None,
             seek_pending: true,
+            ahead: VecDeque::new(),
         }
     }
 
@@ -127,9 +133,22 @@ impl SstCursor {
                     .block(&ctx.storage, &ctx.cache, self.next_block)
                     .await?
             } else {
-                self.sst
-                    .block_uncached(&ctx.storage, &ctx.cache, self.next_block)
-                    .await?
+                if self.ahead.is_empty() {
+                    self.ahead = self
+                        .sst
+                        .blocks_readahead(
+                            &ctx.storage,
+                            &ctx.cache,
+                            self.next_block,
+                            READAHEAD_BYTES,
+                        )
+                        .await?
+                        .into();
+                }
+                match self.ahead.pop_front() {
+                    Some(b) => b,
+                    None => return Ok(None),
+                }
             };
             let seek = std::mem::take(&mut self.seek_pending);
             self.next_block += 1;

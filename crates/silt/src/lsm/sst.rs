@@ -135,24 +135,45 @@ impl SstHandle {
         Ok(block)
     }
 
-    /// Data block `i` from the cache if present, else from the store without caching it
-    /// (compaction reads every block once; caching them would evict the hot set).
-    pub async fn block_uncached(
+    /// Data blocks `from..` whose frames add up to about `max_bytes` (at least one), in one
+    /// ranged GET, without touching the cache: sequential readers (compaction) pay one
+    /// request per `max_bytes` instead of one per block.
+    pub async fn blocks_readahead(
         &self,
         storage: &Storage,
         cache: &BlockCache,
-        i: usize,
-    ) -> Result<Block> {
-        let h = self
-            .index
-            .entries()
-            .get(i)
-            .ok_or_else(|| Error::Internal(format!("block {i} out of range in {}", self.path)))?
-            .handle;
-        if let Some(b) = cache.get(&self.id, h.offset) {
-            return Ok(b);
+        from: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Block>> {
+        let entries = self.index.entries();
+        let Some(first) = entries.get(from) else {
+            return Ok(Vec::new());
+        };
+        let start = first.handle.offset;
+        let mut end = from;
+        while end < entries.len()
+            && (end == from
+                || entries[end].handle.offset + entries[end].handle.len - start <= max_bytes)
+        {
+            end += 1;
         }
-        self.fetch(storage, cache, h).await
+        let last = &entries[end - 1].handle;
+        let len = last.offset + last.len - start;
+        let room = cache.read_room(len).await;
+        let bytes = storage.get_range(&self.path, start..start + len).await?;
+        drop(room);
+        entries[from..end]
+            .iter()
+            .map(|e| {
+                let at = (e.handle.offset - start) as usize;
+                let frame = bytes
+                    .get(at..at + e.handle.len as usize)
+                    .ok_or_else(|| corrupt(&self.path, "short read-ahead".into()))?;
+                let raw = decode_block_frame(frame)
+                    .map_err(|err| Error::corrupt(self.path.to_string(), err))?;
+                Block::decode(raw).map_err(|err| Error::corrupt(self.path.to_string(), err))
+            })
+            .collect()
     }
 
     async fn fetch(
