@@ -243,3 +243,208 @@ fn bad_bench_arguments_are_usage_errors() {
     }
     assert!(!Path::new(&dir.path().join("db").join("wal")).exists());
 }
+
+/// The soak's extra fields, on a 3 s run with a 1 s warm-up.
+#[test]
+fn soak_reports_memory_cache_and_gets_per_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    let json = dir.path().join("soak.json");
+    let plot = dir.path().join("soak.svg");
+    let table = ok(
+        &url,
+        &[
+            "bench",
+            "soak",
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+            "--keys",
+            "2000",
+            "--threads",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+    );
+    assert!(table.contains("soak"), "{table}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for ptr in REQUIRED.iter().chain(&[
+        "/memory_budget_mb",
+        "/cache_hit_ratio",
+        "/object_store_gets_per_read",
+        "/rss_growth_after_warmup_mb_per_s",
+        "/rss_peak_mb",
+        "/gauges_end_mb/memtables",
+        "/gauges_end_mb/wal_unflushed",
+        "/gauges_end_mb/block_cache",
+        "/gauges_end_mb/sst_meta",
+        "/live_end/databases",
+        "/memory_by_second",
+    ]) {
+        assert!(r.pointer(ptr).is_some(), "missing {ptr} in {r:#}");
+    }
+    assert_eq!(r["workload"], "soak");
+    assert!((num(&r, "/read_ratio") - 0.8).abs() < 1e-9);
+    assert!((num(&r, "/warmup_s") - 1.0).abs() < 1e-9);
+    // A soak preloads its key space by default, so reads find their keys and reach SSTs.
+    assert_eq!(u(&r, "/preload"), 2000);
+    assert_eq!(u(&r, "/ops/read_misses"), 0);
+    assert!(u(&r, "/ops/read") > 0);
+
+    // The budget is the settings' total (464 MiB by default).
+    let budget = num(&r, "/memory_budget_mb");
+    assert!(budget > 0.0);
+    let parts: f64 = r["memory_budget_parts_mb"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((parts - budget).abs() < 0.01, "{parts} vs {budget}");
+    assert!((budget - 464.0).abs() < 1e-9, "{budget}");
+
+    let hit = num(&r, "/cache_hit_ratio");
+    assert!((0.0..=1.0).contains(&hit), "{hit}");
+    if let Some(h) = r["cache_hit_ratio_after_warmup"].as_f64() {
+        assert!((0.0..=1.0).contains(&h), "{h}");
+    }
+    assert!(
+        r["disk_cache_hit_ratio"].is_null(),
+        "no disk cache configured"
+    );
+    let gpr = num(&r, "/object_store_gets_per_read");
+    assert!(gpr.is_finite() && gpr >= 0.0);
+    assert!((gpr - num(&r, "/gets_per_read")).abs() < 1e-9);
+    let after = num(&r, "/object_store_gets_per_read_after_warmup");
+    assert!(after.is_finite() && after >= 0.0);
+    assert!(u(&r, "/reads_after_warmup") <= u(&r, "/ops/read"));
+
+    let growth = num(&r, "/rss_growth_after_warmup_mb_per_s");
+    assert!(growth.is_finite(), "{growth}");
+    let peak = num(&r, "/rss_peak_mb");
+    assert!(peak > 0.0 && (peak - num(&r, "/rss_mb/peak")).abs() < 0.1);
+    assert!((num(&r, "/rss_peak_over_budget") - peak / budget).abs() < 1e-3);
+    let samples = r["memory_by_second"].as_array().unwrap();
+    assert_eq!(samples.len(), 4, "start and one per second");
+    assert_eq!(u(&r, "/live_end/databases"), 1);
+    assert!(
+        num(&r, "/gauges_end_mb/block_cache") > 0.0,
+        "reads filled the cache"
+    );
+
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("silt bench soak"));
+    assert!(svg.contains("memory budget"));
+
+    // The warm-up must leave some of the run to measure.
+    let out = silt(
+        &url,
+        &["bench", "soak", "--duration", "2s", "--warmup", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `--delete-ratio`: the report counts deletes, deleted keys read back as absent, and
+/// `bench verify` checks every key against the state the runs recorded.
+#[test]
+fn delete_ratio_deletes_and_verify_checks_latest_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    let state = dir.path().join("state.bin");
+    let state = state.to_str().unwrap();
+    let json = dir.path().join("fill.json");
+    let common = [
+        "--keys",
+        "500",
+        "--durability",
+        "buffered",
+        "--threads",
+        "4",
+        "--state",
+        state,
+    ];
+    // Run 1: every key, then overwrites. Run 2: overwrites and half deletes.
+    let mut run1 = vec!["bench", "fill", "--duration", "1s", "--preload", "500"];
+    run1.extend(common);
+    ok(&url, &run1);
+    let mut run2 = vec![
+        "bench",
+        "fill",
+        "--duration",
+        "1s",
+        "--seed",
+        "7",
+        "--delete-ratio",
+        "0.5",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    run2.extend(common);
+    ok(&url, &run2);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (writes, deletes) = (u(&r, "/ops/write"), u(&r, "/ops/delete"));
+    assert!(deletes > 0 && deletes < writes, "{deletes} of {writes}");
+    assert!((num(&r, "/delete_ratio") - 0.5).abs() < 1e-9);
+    // Writes hit all 500 keys many times over, so about half are deleted now.
+    let live = u(&r, "/live_keys");
+    assert!((150..350).contains(&live), "{live}");
+
+    // The same seed twice would make the runs' values indistinguishable.
+    let mut again = run2.clone();
+    again.retain(|a| *a != "--json" && !a.ends_with("fill.json"));
+    assert_eq!(silt(&url, &again).status.code(), Some(2));
+
+    let report = dir.path().join("verify.json");
+    let text = ok(
+        &url,
+        &[
+            "bench",
+            "verify",
+            "--state",
+            state,
+            "--json",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(text.contains("mismatches 0"), "{text}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(u(&v, "/checked"), 500);
+    assert_eq!(u(&v, "/mismatches"), 0);
+    assert_eq!(u(&v, "/ok_present"), live);
+    assert_eq!(u(&v, "/ok_absent"), 500 - live);
+
+    // A deleted key reads back as nothing (`get` exits 1). Find one through the verify
+    // state: the keys that run 2 deleted are exactly those the report counts as absent.
+    let absent = (0..500)
+        .map(|i| format!("k{i:0>15}"))
+        .find(|k| silt(&url, &["get", k]).status.code() == Some(1))
+        .expect("some key was deleted");
+    assert_eq!(absent.len(), 16);
+
+    // After compaction and GC the store still reads back the same, with no WAL segment older
+    // than the replay point.
+    ok(&url, &["compact"]);
+    let gc = ok(&url, &["gc", "--grace", "0s"]);
+    assert!(gc.contains("0 segments older than it remain"), "{gc}");
+    let insp = inspect(&url);
+    assert_eq!(
+        u(&insp, "/wal_segments"),
+        u(&insp, "/wal_segments_to_replay")
+    );
+    assert!(ok(
+        &url,
+        &["bench", "verify", "--state", state, "--sample", "200"]
+    )
+    .contains("mismatches 0"));
+
+    // A tampered key is caught.
+    ok(&url, &["put", &absent, "x"]);
+    let out = silt(&url, &["bench", "verify", "--state", state]);
+    assert_eq!(out.status.code(), Some(4));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unexpected 1"), "{text}");
+}

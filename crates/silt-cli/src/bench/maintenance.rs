@@ -31,12 +31,23 @@ pub async fn cmd_compact(db: Arc<Db>) -> Result<u8> {
         count(&c.gc_deleted_sst),
         count(&c.gc_deleted_manifest),
     );
+    let m0 = db.metrics().store;
     db.compact().await.context("compacting")?;
+    let m1 = db.metrics().store;
     let after = inspect(db.storage())
         .await
         .context("inspecting the store")?;
     let mut out = std::io::stdout().lock();
     print_change(&mut out, &before, &after)?;
+    writeln!(
+        out,
+        "store traffic: {} B written, {} B read, {} GETs, {} PUTs",
+        m1.bytes_written - m0.bytes_written,
+        m1.bytes_read - m0.bytes_read,
+        (m1.gets + m1.get_ranges) - (m0.gets + m0.get_ranges),
+        (m1.puts + m1.put_conditionals + m1.multipart_parts)
+            - (m0.puts + m0.put_conditionals + m0.multipart_parts)
+    )?;
     writeln!(
         out,
         "compactions: {}; GC deleted {} WAL segments, {} SSTs, {} manifests",
@@ -84,6 +95,14 @@ pub async fn cmd_gc(db: Arc<Db>, grace: Option<Duration>) -> Result<u8> {
         out,
         "store bytes {} -> {}",
         before.store_bytes, after.store_bytes
+    )?;
+    writeln!(
+        out,
+        "WAL segments {} -> {}; replay point {}: {} segments older than it remain",
+        before.wal_segments,
+        after.wal_segments,
+        after.wal_replay_from,
+        after.wal_segments - after.wal_segments_to_replay
     )?;
     out.flush()?;
     Ok(exit::OK)

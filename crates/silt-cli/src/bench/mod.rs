@@ -7,6 +7,8 @@
 mod maintenance;
 mod plot;
 mod report;
+mod state;
+mod verify;
 mod workload;
 
 use std::io::Write as _;
@@ -33,6 +35,11 @@ pub enum BenchCommand {
     Read(BenchArgs),
     /// Reads and writes mixed by `--read-ratio` (the seed-000 workload is 0.8).
     Mixed(MixedArgs),
+    /// The mixed workload for a long time (default 10 min): memory growth after a warm-up,
+    /// peak memory against the budget, cache hit ratios, GETs per read.
+    Soak(SoakArgs),
+    /// Read keys back and compare them with the expected state that `--state` recorded.
+    Verify(verify::VerifyArgs),
     /// Local log write amplification, sparse versus packed, under a compressing-drive model
     /// (seed 003). Needs no store.
     WalWa(crate::walwa::WalWaArgs),
@@ -48,12 +55,27 @@ pub struct MixedArgs {
     pub common: BenchArgs,
 }
 
+/// `silt bench soak` arguments.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Fraction of operations that are reads (0.0..=1.0).
+    #[arg(long, default_value_t = 0.8, value_parser = parse_ratio, value_name = "R")]
+    pub read_ratio: f64,
+    /// The first part of the timed phase that the "after warm-up" figures leave out (memory
+    /// growth, warm cache hit ratio, warm GETs per read). Must be shorter than `--duration`.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "D")]
+    pub warmup: Duration,
+    #[command(flatten)]
+    pub common: BenchArgs,
+}
+
 /// Arguments every workload takes.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Length of the timed phase (after any preload), e.g. `30s`, `2m`.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "D")]
-    pub duration: Duration,
+    /// Length of the timed phase (after any preload), e.g. `30s`, `2m`. Default 30 s
+    /// (`soak`: 10 min).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub duration: Option<Duration>,
     /// Concurrent clients. Closed loop: each issues its next operation when the previous one
     /// returns. With `--rate`, they share the open-loop schedule.
     #[arg(long, default_value_t = 16, value_name = "N")]
@@ -86,9 +108,17 @@ pub struct BenchArgs {
     /// Override `memtable_bytes`.
     #[arg(long, value_name = "B")]
     pub memtable_bytes: Option<usize>,
+    /// Fraction of writes that are deletes (0.0..=1.0). Which keys a run deletes is decided
+    /// per key from `--seed`, so every write a run makes to one key is the same operation.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio, value_name = "R")]
+    pub delete_ratio: f64,
+    /// Expected-state file for `silt bench verify`: loaded before the run when it exists,
+    /// updated with the keys this run wrote or deleted, and saved after the run.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Before timing, write keys 0..N in `Buffered` batches, then flush the WAL and the
-    /// memtables so that reads reach SSTs in the store. Default: `--keys` for `read`, else 0.
-    /// The key space becomes max(--keys, N).
+    /// memtables so that reads reach SSTs in the store. Default: `--keys` for `read` and
+    /// `soak`, else 0. The key space becomes max(--keys, N).
     #[arg(long, value_name = "N")]
     pub preload: Option<u64>,
     /// Seed of the key, operation and value choices.
@@ -97,7 +127,7 @@ pub struct BenchArgs {
     /// Write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Draw throughput and WAL segments per second to FILE (SVG).
+    /// Draw throughput and WAL segments per second (`soak`: resident memory) to FILE (SVG).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Write every engine metric at the end of the timed phase in the Prometheus text format.
@@ -120,6 +150,10 @@ pub(crate) struct Plan {
     pub workload: &'static str,
     pub read_ratio: f64,
     pub args: BenchArgs,
+    /// Length of the timed phase.
+    pub duration: Duration,
+    /// `soak` only: the warm-up at the start of the timed phase.
+    pub warmup: Option<Duration>,
     pub preload: u64,
     pub key_space: u64,
     pub durability: silt::Durability,
@@ -135,17 +169,32 @@ impl Plan {
         mut settings: Settings,
         cmd: BenchCommand,
     ) -> Result<Plan> {
-        let (workload, read_ratio, args) = match cmd {
-            BenchCommand::Fill(a) => ("fill", 0.0, a),
-            BenchCommand::Read(a) => ("read", 1.0, a),
-            BenchCommand::Mixed(m) => ("mixed", m.read_ratio, m.common),
-            BenchCommand::WalWa(_) => {
-                return Err(anyhow::anyhow!("wal-wa is not a store workload"));
+        let (workload, read_ratio, args, warmup) = match cmd {
+            BenchCommand::Fill(a) => ("fill", 0.0, a, None),
+            BenchCommand::Read(a) => ("read", 1.0, a, None),
+            BenchCommand::Mixed(m) => ("mixed", m.read_ratio, m.common, None),
+            BenchCommand::Soak(s) => ("soak", s.read_ratio, s.common, Some(s.warmup)),
+            BenchCommand::WalWa(_) | BenchCommand::Verify(_) => {
+                return Err(anyhow::anyhow!("not a load workload"));
             }
         };
         let usage = |msg: String| anyhow::Error::new(UsageError(msg));
-        if args.duration.is_zero() {
+        let duration = args.duration.unwrap_or(if workload == "soak" {
+            Duration::from_secs(600)
+        } else {
+            Duration::from_secs(30)
+        });
+        if duration.is_zero() {
             return Err(usage("--duration must be positive".into()));
+        }
+        if let Some(w) = warmup {
+            if w >= duration {
+                return Err(usage(format!(
+                    "--warmup ({}) must be shorter than --duration ({})",
+                    humantime::format_duration(w),
+                    humantime::format_duration(duration)
+                )));
+            }
         }
         if args.threads == 0 {
             return Err(usage("--threads must be at least 1".into()));
@@ -162,7 +211,11 @@ impl Plan {
         }
         let preload = args
             .preload
-            .unwrap_or(if workload == "read" { args.keys } else { 0 });
+            .unwrap_or(if matches!(workload, "read" | "soak") {
+                args.keys
+            } else {
+                0
+            });
         let key_space = args.keys.max(preload);
         if key_space == 0 {
             return Err(usage("--keys must be at least 1".into()));
@@ -193,6 +246,8 @@ impl Plan {
         Ok(Plan {
             workload,
             read_ratio,
+            duration,
+            warmup,
             durability: args.durability.into(),
             preload,
             key_space,
@@ -211,11 +266,23 @@ pub async fn run(
     settings: Settings,
     cmd: BenchCommand,
 ) -> Result<u8> {
-    if let BenchCommand::WalWa(args) = cmd {
-        crate::walwa::run(args).await?;
-        return Ok(0);
-    }
+    let cmd = match cmd {
+        BenchCommand::WalWa(args) => {
+            crate::walwa::run(args).await?;
+            return Ok(0);
+        }
+        BenchCommand::Verify(args) => return verify::run(url, latency, settings, args).await,
+        other => other,
+    };
     let plan = Plan::new(url, latency, settings, cmd)?;
+    // The expected state before the run (`--state`), checked before anything is written.
+    let mut state = match &plan.args.state {
+        Some(path) => Some(
+            state::State::load_for_run(path, plan.args.key_size, plan.key_space, plan.args.seed)
+                .map_err(|e| anyhow::Error::new(UsageError(format!("{e:#}"))))?,
+        ),
+        None => None,
+    };
     // WAL objects before the run, straight from the store (no latency, not counted).
     let before = {
         let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
@@ -230,7 +297,7 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot open {url}"))?;
     let db = Arc::new(db);
-    let outcome = workload::run(&plan, &db).await;
+    let outcome = workload::run(&plan, &db, state.as_ref()).await;
     let prometheus = db.metrics().to_prometheus();
     let closed = db.close().await.context("closing the database");
     let raw = outcome?;
@@ -241,6 +308,11 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot inspect {url}"))?;
     let report = report::build(&plan, &raw, &whole, &before, &after);
+    // The database closed cleanly, so every write of the run is in the store.
+    if let (Some(st), Some(path)) = (state.as_mut(), &plan.args.state) {
+        workload::record_run(&plan, &raw, st);
+        st.save(path)?;
+    }
 
     if let Some(path) = &plan.args.metrics {
         write_file(path, prometheus.as_bytes())?;
@@ -251,7 +323,12 @@ pub async fn run(
         write_file(path, &text)?;
     }
     if let Some(path) = &plan.args.plot {
-        let svg = plot::render(&report).context("drawing the plot")?;
+        let svg = if report.soak.is_some() {
+            plot::render_soak(&report)
+        } else {
+            plot::render(&report)
+        }
+        .context("drawing the plot")?;
         write_file(path, svg.as_bytes())?;
     }
     let mut out = std::io::stdout().lock();
@@ -260,6 +337,6 @@ pub async fn run(
     Ok(exit::OK)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }

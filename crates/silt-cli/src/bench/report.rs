@@ -10,7 +10,7 @@ use silt::inspect::StoreReport;
 use silt::objstore::StoreMetricsSnapshot;
 use silt::{Metrics, Settings};
 
-use super::workload::{wal_counter, Raw};
+use super::workload::{wal_counter, Raw, Sample};
 use super::Plan;
 
 /// S3 Standard request prices, us-east-1, USD per 1,000 requests (see `docs/bench.md`):
@@ -31,6 +31,8 @@ pub struct Report {
     /// Injected object-store latency (`0` when none).
     pub store_latency: String,
     pub read_ratio: f64,
+    /// Fraction of writes that are deletes.
+    pub delete_ratio: f64,
     pub durability: String,
     /// `closed_loop` or `open_loop`.
     pub mode: String,
@@ -62,13 +64,17 @@ pub struct Report {
     pub gets_per_read: f64,
     /// GETs of SSTs per read operation.
     pub sst_gets_per_read: f64,
-    /// Bytes written to the store / user bytes written (writes x (key + value size)).
+    /// Block cache lookups of the timed phase (reads and scans; compactions bypass the cache).
+    pub block_cache: BlockCache,
+    /// Bytes written to the store / user bytes written (puts x (key + value size) + deletes x
+    /// key size).
     pub write_amplification: f64,
     /// Store bytes after the run (every object, from inspect) / live bytes.
     pub space_amplification: f64,
     /// SST bytes only / live bytes.
     pub space_amplification_sst: f64,
-    /// Distinct keys written (preload and timed phase).
+    /// Keys holding a value after the run (with `--state`: over every recorded run; else the
+    /// preload's and this run's).
     pub live_keys: u64,
     /// live_keys x (key_size + value_size).
     pub live_bytes: u64,
@@ -79,15 +85,116 @@ pub struct Report {
     pub rss_mb: Rss,
     /// Engine counters (flushes, compactions, GC, write stalls) during the timed phase.
     pub engine: BTreeMap<String, u64>,
+    /// Shape of the tree during and after the run.
+    pub lsm: Lsm,
+    /// The whole process (open, preload, timed phase, close): user bytes and store traffic.
+    pub whole_run: WholeRun,
+    /// `soak` only (flattened into the top level).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<Soak>,
     pub settings: Settings,
     pub machine: Machine,
 }
 
 #[derive(Debug, Serialize)]
+pub struct BlockCache {
+    pub hits: u64,
+    pub misses: u64,
+    /// `hits / (hits + misses)`, `null` without lookups.
+    pub hit_ratio: Option<f64>,
+    /// Misses per read operation: the blocks reads had to fetch (from the disk cache or the
+    /// store), i.e. read amplification in blocks, without the GETs of compactions.
+    pub misses_per_read: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Lsm {
+    /// Most L0 SSTs seen by the once-a-second sampler (start and end included).
+    pub l0_ssts_max: u64,
+    pub l0_trigger: usize,
+    pub l0_slowdown: usize,
+    pub l0_stop: usize,
+    /// After close, from `silt inspect`.
+    pub l0_ssts_after: usize,
+    pub runs_after: usize,
+    pub wal_segments_after: usize,
+    /// WAL segments at or past the replay point after close.
+    pub wal_segments_to_replay_after: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WholeRun {
+    /// Preload and every put (key + value bytes) and delete (key bytes), late ones included.
+    pub user_bytes: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    /// GETs, whole and ranged.
+    pub gets: u64,
+    pub puts: u64,
+    /// `bytes_written / user_bytes`: WAL, flushes, compactions, manifests.
+    pub write_amplification: f64,
+    pub memtable_flushes: u64,
+    pub compactions: u64,
+    pub compaction_bytes_in: u64,
+    pub compaction_bytes_out: u64,
+}
+
+/// The `soak` figures (see `docs/bench.md`, "Soak").
+#[derive(Debug, Serialize)]
+pub struct Soak {
+    pub warmup_s: f64,
+    /// `Settings::memory_budget().total`, MB.
+    pub memory_budget_mb: f64,
+    /// Its parts, MB.
+    pub memory_budget_parts_mb: BTreeMap<String, f64>,
+    /// Peak resident memory of the timed phase, MB.
+    pub rss_peak_mb: f64,
+    /// `rss_peak_mb / memory_budget_mb`.
+    pub rss_peak_over_budget: f64,
+    /// Least-squares slope of resident memory over the samples after the warm-up, MB/s.
+    pub rss_growth_after_warmup_mb_per_s: f64,
+    /// Block cache hits / lookups over the timed phase (`null` without lookups).
+    pub cache_hit_ratio: Option<f64>,
+    /// The same after the warm-up.
+    pub cache_hit_ratio_after_warmup: Option<f64>,
+    /// Disk cache hits / lookups over the timed phase (`null` when disabled or unused).
+    pub disk_cache_hit_ratio: Option<f64>,
+    pub disk_cache_hit_ratio_after_warmup: Option<f64>,
+    /// Object-store GETs (whole and ranged, any object) per read over the timed phase.
+    pub object_store_gets_per_read: f64,
+    /// The same after the warm-up.
+    pub object_store_gets_per_read_after_warmup: f64,
+    pub reads_after_warmup: u64,
+    pub gets_after_warmup: u64,
+    /// Memory gauges at the end of the timed phase, MB.
+    pub gauges_end_mb: Gauges,
+    /// Live engine objects at the end of the timed phase.
+    pub live_end: silt::LiveObjects,
+    /// Once a second: resident memory, gauges and L0 SSTs.
+    pub memory_by_second: Vec<Sample>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Gauges {
+    pub active_memtable: f64,
+    pub frozen_memtables: f64,
+    pub memtables: f64,
+    pub wal_unflushed: f64,
+    pub block_cache: f64,
+    pub sst_meta: f64,
+    pub inflight_reads: f64,
+    pub disk_cache: f64,
+    pub local_log_pending: f64,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Ops {
     pub read: u64,
+    /// Puts and deletes.
     pub write: u64,
-    /// Reads of keys never written.
+    /// The deletes among the writes.
+    pub delete: u64,
+    /// Reads that found no value (key never written, or deleted).
     pub read_misses: u64,
     /// Operations that completed after the deadline (latency recorded, not counted).
     pub late: u64,
@@ -345,7 +452,43 @@ pub(crate) fn build(
 
     let entry = (args.key_size + args.value_size) as u64;
     let live_bytes = raw.live_keys * entry;
-    let user_bytes = writes * entry;
+    let user_bytes = (writes - raw.deletes) * entry + raw.deletes * args.key_size as u64;
+    let whole_user_bytes =
+        (plan.preload + raw.puts_all) * entry + raw.deletes_all * args.key_size as u64;
+    let engine_whole = |name: &str| {
+        whole
+            .engine
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let c = &plan.settings.compaction;
+    let lsm = Lsm {
+        l0_ssts_max: raw.samples.iter().map(|s| s.l0_ssts).max().unwrap_or(0),
+        l0_trigger: c.l0_trigger,
+        l0_slowdown: c.l0_slowdown,
+        l0_stop: c.l0_stop,
+        l0_ssts_after: after.l0_ssts,
+        runs_after: after.runs.len(),
+        wal_segments_after: after.wal_segments,
+        wal_segments_to_replay_after: after.wal_segments_to_replay,
+    };
+    let whole_run = WholeRun {
+        user_bytes: whole_user_bytes,
+        bytes_written: whole.store.bytes_written,
+        bytes_read: whole.store.bytes_read,
+        gets: whole.store.gets + whole.store.get_ranges,
+        puts: whole.store.puts
+            + whole.store.put_conditionals
+            + whole.store.multipart_inits
+            + whole.store.multipart_parts
+            + whole.store.multipart_completes,
+        write_amplification: ratio(f(whole.store.bytes_written), f(whole_user_bytes)),
+        memtable_flushes: engine_whole("memtable_flushes"),
+        compactions: engine_whole("compactions"),
+        compaction_bytes_in: engine_whole("compaction_bytes_in"),
+        compaction_bytes_out: engine_whole("compaction_bytes_out"),
+    };
 
     let to_mb = |b: u64| (f(b) / MB * 10.0).round() / 10.0;
     let warm = 0.1 * secs;
@@ -370,6 +513,7 @@ pub(crate) fn build(
             .latency
             .map_or_else(|| "0".to_string(), |l| l.to_string()),
         read_ratio: plan.read_ratio,
+        delete_ratio: args.delete_ratio,
         durability: format!("{:?}", plan.durability).to_lowercase(),
         mode: if args.rate.is_some() {
             "open_loop"
@@ -389,6 +533,7 @@ pub(crate) fn build(
         ops: Ops {
             read: reads,
             write: writes,
+            delete: raw.deletes,
             read_misses: raw.read_misses,
             late: raw.late_ops,
         },
@@ -438,6 +583,21 @@ pub(crate) fn build(
         },
         gets_per_read: ratio(f(s.gets + s.get_ranges), f(reads)),
         sst_gets_per_read: ratio(f(s.sst_gets), f(reads)),
+        block_cache: {
+            let (a, b) = (&raw.start.stats, &raw.end.stats);
+            let misses = b.block_cache_misses.saturating_sub(a.block_cache_misses);
+            BlockCache {
+                hits: b.block_cache_hits.saturating_sub(a.block_cache_hits),
+                misses,
+                hit_ratio: hit_ratio(
+                    a.block_cache_hits,
+                    a.block_cache_misses,
+                    b.block_cache_hits,
+                    b.block_cache_misses,
+                ),
+                misses_per_read: ratio(f(misses), f(reads)),
+            }
+        },
         write_amplification: ratio(f(s.bytes_written), f(user_bytes)),
         space_amplification: ratio(f(after.store_bytes), f(live_bytes)),
         space_amplification_sst: ratio(f(after.sst_bytes), f(live_bytes)),
@@ -462,8 +622,104 @@ pub(crate) fn build(
             samples: raw.rss.len(),
         },
         engine: json_delta(&raw.start.engine, &raw.end.engine),
+        lsm,
+        whole_run,
+        soak: plan.warmup.map(|w| soak(plan, raw, w)),
         settings: plan.settings.clone(),
         machine: machine(),
+    }
+}
+
+/// `hits / (hits + misses)` between two readings, `None` without lookups.
+fn hit_ratio(h0: u64, m0: u64, h1: u64, m1: u64) -> Option<f64> {
+    let (h, m) = (h1.saturating_sub(h0), m1.saturating_sub(m0));
+    (h + m > 0).then(|| f(h) / f(h + m))
+}
+
+fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
+    let mb = |b: u64| f(b) / MB;
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    let budget = plan.settings.memory_budget();
+    let parts: BTreeMap<String, f64> = [
+        ("memtables", budget.memtables),
+        ("wal_unflushed", budget.wal_unflushed),
+        ("block_cache", budget.block_cache),
+        ("memtable_flush", budget.memtable_flush),
+        ("compaction_output", budget.compaction_output),
+        ("inflight_reads", budget.inflight_reads),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_string(), round(mb(*v as u64))))
+    .collect();
+    let budget_mb = mb(budget.total as u64);
+    let (s0, s1) = (&raw.start.stats, &raw.end.stats);
+    // The warm-up boundary: the sample at the first whole second at or after it.
+    let (warm_s, warm) = raw
+        .warm
+        .as_ref()
+        .map_or((raw.by_second.len(), &raw.end), |(s, m)| (*s, m));
+    let w = &warm.stats;
+    let gets = |m: &Metrics| m.store.gets + m.store.get_ranges;
+    let reads_after: u64 = raw.reads_by_second.iter().skip(warm_s).sum();
+    let gets_after = gets(&raw.end).saturating_sub(gets(warm));
+    let after_warm: Vec<(f64, f64)> = raw
+        .rss
+        .iter()
+        .filter(|(t, _)| *t >= warmup.as_secs_f64())
+        .map(|(t, b)| (*t, mb(*b)))
+        .collect();
+    let peak = raw.rss.iter().map(|r| r.1).max().unwrap_or(0);
+    let disk = hit_ratio(
+        s0.disk_cache_hits,
+        s0.disk_cache_misses,
+        s1.disk_cache_hits,
+        s1.disk_cache_misses,
+    );
+    Soak {
+        warmup_s: warmup.as_secs_f64(),
+        memory_budget_mb: round(budget_mb),
+        memory_budget_parts_mb: parts,
+        rss_peak_mb: round(mb(peak)),
+        rss_peak_over_budget: ratio(mb(peak), budget_mb),
+        rss_growth_after_warmup_mb_per_s: slope(&after_warm),
+        cache_hit_ratio: hit_ratio(
+            s0.block_cache_hits,
+            s0.block_cache_misses,
+            s1.block_cache_hits,
+            s1.block_cache_misses,
+        ),
+        cache_hit_ratio_after_warmup: hit_ratio(
+            w.block_cache_hits,
+            w.block_cache_misses,
+            s1.block_cache_hits,
+            s1.block_cache_misses,
+        ),
+        disk_cache_hit_ratio: disk,
+        disk_cache_hit_ratio_after_warmup: hit_ratio(
+            w.disk_cache_hits,
+            w.disk_cache_misses,
+            s1.disk_cache_hits,
+            s1.disk_cache_misses,
+        ),
+        object_store_gets_per_read: ratio(f(gets(&raw.end) - gets(&raw.start)), f(raw.reads)),
+        object_store_gets_per_read_after_warmup: ratio(f(gets_after), f(reads_after)),
+        reads_after_warmup: reads_after,
+        gets_after_warmup: gets_after,
+        gauges_end_mb: Gauges {
+            active_memtable: round(mb(s1.active_memtable_bytes as u64)),
+            frozen_memtables: round(mb(s1.frozen_memtable_bytes as u64)),
+            memtables: round(mb(
+                (s1.active_memtable_bytes + s1.frozen_memtable_bytes) as u64
+            )),
+            wal_unflushed: round(mb(s1.wal_unflushed_bytes as u64)),
+            block_cache: round(mb(s1.block_cache_bytes)),
+            sst_meta: round(mb(s1.sst_meta_bytes as u64)),
+            inflight_reads: round(mb(s1.inflight_read_bytes)),
+            disk_cache: round(mb(s1.disk_cache_bytes)),
+            local_log_pending: round(mb(s1.local_log_pending_bytes)),
+        },
+        live_end: raw.end.live,
+        memory_by_second: raw.samples.clone(),
     }
 }
 
@@ -556,8 +812,8 @@ pub fn write_human(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<22}{:.2} (SST GETs {:.2})",
-        "GETs per read", r.gets_per_read, r.sst_gets_per_read
+        "{:<22}{:.2} (SST GETs {:.2}); block cache misses per read {:.3}",
+        "GETs per read", r.gets_per_read, r.sst_gets_per_read, r.block_cache.misses_per_read
     )?;
     writeln!(
         out,
@@ -574,6 +830,55 @@ pub fn write_human(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         "{:<22}start {:.1} MB, peak {:.1} MB, end {:.1} MB, growth {:.3} MB/s",
         "resident memory", r.rss_mb.start, r.rss_mb.peak, r.rss_mb.end, r.rss_mb.growth_mb_per_s
     )?;
+    writeln!(
+        out,
+        "{:<22}L0 SSTs max {} (trigger {}, stop {}); after: {} L0, {} runs, {} WAL segments ({} to replay)",
+        "tree",
+        r.lsm.l0_ssts_max,
+        r.lsm.l0_trigger,
+        r.lsm.l0_stop,
+        r.lsm.l0_ssts_after,
+        r.lsm.runs_after,
+        r.lsm.wal_segments_after,
+        r.lsm.wal_segments_to_replay_after
+    )?;
+    writeln!(
+        out,
+        "{:<22}{} user bytes, {} written: write amplification {:.2}",
+        "whole process",
+        human_bytes(f(r.whole_run.user_bytes)),
+        human_bytes(f(r.whole_run.bytes_written)),
+        r.whole_run.write_amplification
+    )?;
+    if let Some(s) = &r.soak {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.4}", v));
+        writeln!(
+            out,
+            "{:<22}warm-up {:.0} s; growth after it {:.4} MB/s; peak {:.1} MB of a {:.0} MB budget ({:.2})",
+            "soak",
+            s.warmup_s,
+            s.rss_growth_after_warmup_mb_per_s,
+            s.rss_peak_mb,
+            s.memory_budget_mb,
+            s.rss_peak_over_budget
+        )?;
+        writeln!(
+            out,
+            "{:<22}block cache hit ratio {} (after warm-up {}), disk cache {}; GETs per read {:.4} (after warm-up {:.4})",
+            "",
+            pct(s.cache_hit_ratio),
+            pct(s.cache_hit_ratio_after_warmup),
+            pct(s.disk_cache_hit_ratio),
+            s.object_store_gets_per_read,
+            s.object_store_gets_per_read_after_warmup
+        )?;
+        let g = &s.gauges_end_mb;
+        writeln!(
+            out,
+            "{:<22}memtables {:.1} MB, WAL unflushed {:.1} MB, block cache {:.1} MB, SST meta {:.1} MB (at the end)",
+            "", g.memtables, g.wal_unflushed, g.block_cache, g.sst_meta
+        )?;
+    }
     Ok(())
 }
 
