@@ -21,6 +21,27 @@ use crate::error::{Error, Result};
 /// Deletions issued at once.
 const DELETE_CONCURRENCY: usize = 8;
 
+/// What GC needs from one (immutable) manifest.
+#[derive(Debug)]
+pub(crate) struct ManifestRefs {
+    wal_replay_from: u64,
+    ssts: Vec<String>,
+}
+
+impl ManifestRefs {
+    fn of(m: &silt_format::manifest::Manifest) -> Self {
+        ManifestRefs {
+            wal_replay_from: m.wal_replay_from,
+            ssts: m
+                .l0
+                .iter()
+                .chain(m.runs.iter().flat_map(|r| r.ssts.iter()))
+                .map(|s| s.id.clone())
+                .collect(),
+        }
+    }
+}
+
 /// What one GC pass deleted.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
@@ -56,19 +77,33 @@ impl DbInner {
                 doomed_manifests.push(meta.location.clone());
                 continue;
             }
-            // A recent manifest: what it references stays.
-            let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
-                continue;
+            // A recent manifest: what it references stays. Manifests never change, so
+            // what each one needs is read once and remembered across passes.
+            let cached = self.gc_manifests.lock().get(&id).cloned();
+            let refs = match cached {
+                Some(r) => r,
+                None => {
+                    let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
+                        continue;
+                    };
+                    let m = decode_manifest(&bytes)
+                        .map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
+                    let r = Arc::new(ManifestRefs::of(&m));
+                    self.gc_manifests.lock().insert(id, Arc::clone(&r));
+                    r
+                }
             };
-            let m = decode_manifest(&bytes)
-                .map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
-            min_replay = min_replay.min(m.wal_replay_from);
-            needed_ssts.extend(m.l0.iter().map(|s| s.id.clone()));
-            needed_ssts.extend(
-                m.runs
-                    .iter()
-                    .flat_map(|r| r.ssts.iter().map(|s| s.id.clone())),
-            );
+            min_replay = min_replay.min(refs.wal_replay_from);
+            needed_ssts.extend(refs.ssts.iter().cloned());
+        }
+        // Forget manifests that are no longer recent (they are deleted or will be).
+        {
+            let keep: HashSet<u64> = manifests
+                .iter()
+                .filter(|m| !old(m))
+                .filter_map(|m| numbered(&m.location, "manifest"))
+                .collect();
+            self.gc_manifests.lock().retain(|id, _| keep.contains(id));
         }
         needed_ssts.extend(current.l0.iter().map(|s| s.id.clone()));
         needed_ssts.extend(

@@ -76,6 +76,8 @@ pub(crate) struct DbInner {
     pub sst_registry: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<SstHandle>>>,
     /// SSTs being uploaded whose manifest is not written yet: GC must not touch them.
     pub pending_ssts: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// GC's memory of recent manifests (immutable objects, so read once each).
+    pub gc_manifests: Mutex<std::collections::HashMap<u64, Arc<gc::ManifestRefs>>>,
     pub counters: Arc<EngineCounters>,
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,

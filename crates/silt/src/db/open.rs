@@ -225,6 +225,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         compaction_lock: tokio::sync::Mutex::new(()),
         sst_registry: registry,
         pending_ssts: Arc::default(),
+        gc_manifests: Mutex::default(),
         _live: crate::live::LiveToken::new(crate::live::Kind::Db),
         counters: Arc::default(),
         store_metrics,

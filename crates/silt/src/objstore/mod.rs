@@ -131,7 +131,6 @@ impl Storage {
     }
 
     /// DELETE (a missing object is not an error).
-    #[allow(dead_code)]
     pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
