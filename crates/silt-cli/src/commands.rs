@@ -82,13 +82,7 @@ where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    let db = DbBuilder::from_url(url)
-        .map(|b| b.settings(settings).store_latency(latency))
-        .with_context(|| format!("cannot open {url}"))?
-        .open()
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
-    finish(db, f).await
+    with_db(url, latency, settings, false, f).await
 }
 
 /// Open read-only (no fencing of a running writer), run `f`, then close.
@@ -102,12 +96,32 @@ where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    let db = DbBuilder::from_url(url)
-        .map(|b| b.settings(settings).store_latency(latency).read_only())
+    with_db(url, latency, settings, true, f).await
+}
+
+async fn with_db<F, Fut>(
+    url: &str,
+    latency: Option<LatencySpec>,
+    settings: Settings,
+    read_only: bool,
+    f: F,
+) -> Result<u8>
+where
+    F: FnOnce(std::sync::Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let mut builder = DbBuilder::from_url(url)
         .with_context(|| format!("cannot open {url}"))?
+        .settings(settings)
+        .store_latency(latency);
+    if read_only {
+        builder = builder.read_only();
+    }
+    let how = if read_only { " read-only" } else { "" };
+    let db = builder
         .open()
         .await
-        .with_context(|| format!("cannot open {url} read-only"))?;
+        .with_context(|| format!("cannot open {url}{how}"))?;
     finish(db, f).await
 }
 
