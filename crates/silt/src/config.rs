@@ -133,13 +133,16 @@ impl Default for CompactionSettings {
 pub struct GcSettings {
     /// Run GC in the background. Default true.
     pub enabled: bool,
-    /// Time between background GC passes. Default 60 s.
+    /// Time between background GC passes. Default 60 s. Each pass also checks that this
+    /// writer still owns the database, so an idle writer that another writer fenced
+    /// learns it within one interval and stops with `Fenced`.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// An object is deleted only once it has been unneeded by every manifest written in the
-    /// last `grace` (and, for SSTs, is older than `grace`): protects readers in other
-    /// processes that opened an older manifest, and SSTs uploaded but not yet in a manifest.
-    /// Default 5 minutes.
+    /// A manifest keeps what it references for `grace` after a newer manifest replaced it
+    /// (by the store's timestamp of the replacement), and an SST is deleted only once it is
+    /// older than `grace` too: protects readers in other processes that opened an older
+    /// manifest, and SSTs uploaded but not yet in a manifest. A writer's WAL upload retries
+    /// must end well within it. Default 5 minutes.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
 }

@@ -1,9 +1,20 @@
 //! Garbage collection of objects no manifest needs any more.
 //!
-//! An object is deleted only when it is unneeded by the current manifest *and* by every
-//! manifest written within `gc.grace` (readers in other processes may have opened one of
-//! those); SSTs must also be older than `gc.grace` (an SST is uploaded before the manifest
-//! that references it) and not held by any open handle in this process (a running scan).
+//! Three rules (docs/ARCHITECTURE.md, "Ownership and garbage collection"):
+//!
+//! * **Only the owner deletes.** Each pass lists the WAL and SSTs first and the manifests
+//!   last, and reads the newest manifest when it is newer than this writer's own. If a
+//!   newer writer epoch wrote it, this process is fenced: it deletes nothing and the
+//!   handle stops with `Fenced`. Listing manifests last closes the race with a writer
+//!   that claims the database during the pass: its new SSTs and WAL segments are created
+//!   after its claim, so after the listings this pass deletes from.
+//! * **Grace counts from replacement.** A manifest protects what it references until
+//!   `gc.grace` has passed since its successor was stored (the successor's timestamp in
+//!   the store), so a reader that opened a long-lived manifest keeps its SSTs and WAL for
+//!   `gc.grace` after the manifest that superseded it. The newest manifest, and every
+//!   manifest newer than the one this pass started from, always protect theirs.
+//! * SSTs must also be older than `gc.grace` (an SST is uploaded before the manifest that
+//!   references it) and not held by any open handle or pending upload in this process.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -11,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
 use serde::Serialize;
 use silt_format::manifest::decode_manifest;
 use tokio::sync::watch;
@@ -24,6 +36,7 @@ const DELETE_CONCURRENCY: usize = 8;
 /// What GC needs from one (immutable) manifest.
 #[derive(Debug)]
 pub(crate) struct ManifestRefs {
+    writer_epoch: u64,
     wal_replay_from: u64,
     ssts: Vec<String>,
 }
@@ -31,6 +44,7 @@ pub(crate) struct ManifestRefs {
 impl ManifestRefs {
     fn of(m: &silt_format::manifest::Manifest) -> Self {
         ManifestRefs {
+            writer_epoch: m.writer_epoch,
             wal_replay_from: m.wal_replay_from,
             ssts: m
                 .l0
@@ -55,56 +69,57 @@ pub struct GcReport {
 
 impl DbInner {
     /// One GC pass; `grace` overrides `gc.grace`.
+    ///
+    /// # Errors
+    /// Store errors; `Fenced` (and the handle stops) when a newer writer owns the database.
     pub(crate) async fn gc_pass(&self, grace: Option<Duration>) -> Result<GcReport> {
         let grace = grace.unwrap_or(self.settings.gc.grace);
         let now_ms = i64::try_from(self.clock.unix_millis()).unwrap_or(i64::MAX);
         let cutoff_ms = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
-        let old = |m: &object_store::ObjectMeta| m.last_modified.timestamp_millis() < cutoff_ms;
+        let old = |m: &ObjectMeta| m.last_modified.timestamp_millis() < cutoff_ms;
 
         let current = self.manifest.lock().await.clone();
-        let manifests = self.storage.list_meta("manifest").await?;
+        // WAL and SSTs first, manifests last (see the module docs).
+        let wal_listed = self.storage.list_numbered("wal", "wal").await?;
+        let sst_listed = self.storage.list_meta("sst").await?;
+        let mut manifests: Vec<(u64, ObjectMeta)> = self
+            .storage
+            .list_meta("manifest")
+            .await?
+            .into_iter()
+            .filter_map(|m| Some((numbered(&m.location, "manifest")?, m)))
+            .collect();
+        manifests.sort_by_key(|(id, _)| *id);
+
         let mut needed_ssts: HashSet<String> = HashSet::new();
         let mut min_replay = current.wal_replay_from;
         let mut doomed_manifests = Vec::new();
-        for meta in &manifests {
-            let Some(id) = numbered(&meta.location, "manifest") else {
-                continue;
-            };
-            if id >= current.id {
-                continue;
-            }
-            if old(meta) {
+        let mut recent: HashSet<u64> = HashSet::new();
+        for (i, (id, meta)) in manifests.iter().enumerate() {
+            // Protected while it is the newest, newer than our own, or replaced recently.
+            let replaced_long_ago = manifests.get(i + 1).is_some_and(|(_, next)| old(next));
+            if replaced_long_ago && *id < current.id {
                 doomed_manifests.push(meta.location.clone());
                 continue;
             }
-            // A recent manifest: what it references stays. Manifests never change, so
-            // what each one needs is read once and remembered across passes.
-            let cached = self.gc_manifests.lock().get(&id).cloned();
-            let refs = match cached {
-                Some(r) => r,
-                None => {
-                    let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
-                        continue;
-                    };
-                    let m = decode_manifest(&bytes)
-                        .map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
-                    let r = Arc::new(ManifestRefs::of(&m));
-                    self.gc_manifests.lock().insert(id, Arc::clone(&r));
-                    r
-                }
+            recent.insert(*id);
+            let Some(refs) = self.manifest_refs(*id, meta).await? else {
+                continue;
             };
+            if refs.writer_epoch > current.writer_epoch {
+                let e = Error::Fenced(format!(
+                    "manifest {id} belongs to writer epoch {} (this writer is epoch {}); \
+                     garbage collection deleted nothing",
+                    refs.writer_epoch, current.writer_epoch
+                ));
+                self.set_fatal(e.clone());
+                return Err(e);
+            }
             min_replay = min_replay.min(refs.wal_replay_from);
             needed_ssts.extend(refs.ssts.iter().cloned());
         }
-        // Forget manifests that are no longer recent (they are deleted or will be).
-        {
-            let keep: HashSet<u64> = manifests
-                .iter()
-                .filter(|m| !old(m))
-                .filter_map(|m| numbered(&m.location, "manifest"))
-                .collect();
-            self.gc_manifests.lock().retain(|id, _| keep.contains(id));
-        }
+        // Forget manifests that no longer protect anything (they are deleted or will be).
+        self.gc_manifests.lock().retain(|id, _| recent.contains(id));
         needed_ssts.extend(current.l0.iter().map(|s| s.id.clone()));
         needed_ssts.extend(
             current
@@ -113,10 +128,7 @@ impl DbInner {
                 .flat_map(|r| r.ssts.iter().map(|s| s.id.clone())),
         );
 
-        let wal: Vec<_> = self
-            .storage
-            .list_numbered("wal", "wal")
-            .await?
+        let wal: Vec<_> = wal_listed
             .into_iter()
             .filter(|l| l.id < min_replay)
             .map(|l| self.storage.wal_path(l.id))
@@ -129,10 +141,7 @@ impl DbInner {
             ids.extend(self.pending_ssts.lock().iter().cloned());
             ids
         };
-        let ssts: Vec<_> = self
-            .storage
-            .list_meta("sst")
-            .await?
+        let ssts: Vec<_> = sst_listed
             .into_iter()
             .filter(|m| {
                 let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".sst")) else {
@@ -149,6 +158,7 @@ impl DbInner {
             manifests: self.delete_all(doomed_manifests).await?,
         };
         let c = &self.counters;
+        c.gc_passes.fetch_add(1, Ordering::Relaxed);
         c.gc_deleted_wal
             .fetch_add(report.wal as u64, Ordering::Relaxed);
         c.gc_deleted_sst
@@ -159,6 +169,22 @@ impl DbInner {
             tracing::info!(?report, "GC deleted obsolete objects");
         }
         Ok(report)
+    }
+
+    /// What manifest `id` references; read once and remembered (manifests never change).
+    /// `None` when it vanished since the listing.
+    async fn manifest_refs(&self, id: u64, meta: &ObjectMeta) -> Result<Option<Arc<ManifestRefs>>> {
+        if let Some(r) = self.gc_manifests.lock().get(&id).cloned() {
+            return Ok(Some(r));
+        }
+        let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
+            return Ok(None);
+        };
+        let m =
+            decode_manifest(&bytes).map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
+        let r = Arc::new(ManifestRefs::of(&m));
+        self.gc_manifests.lock().insert(id, Arc::clone(&r));
+        Ok(Some(r))
     }
 
     async fn delete_all(&self, paths: Vec<object_store::path::Path>) -> Result<usize> {

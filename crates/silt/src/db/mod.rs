@@ -97,6 +97,8 @@ pub struct EngineCounters {
     pub compaction_bytes_in: AtomicU64,
     /// Bytes of SSTs written by compactions.
     pub compaction_bytes_out: AtomicU64,
+    /// GC passes completed (background, after compactions and explicit).
+    pub gc_passes: AtomicU64,
     /// Objects deleted by GC, by kind.
     pub gc_deleted_wal: AtomicU64,
     /// SSTs deleted by GC.

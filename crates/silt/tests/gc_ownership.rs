@@ -1,0 +1,246 @@
+//! Only the owner deletes, and grace counts from replacement.
+//!
+//! * A writer that another writer fenced, but that never wrote since (idle, or only
+//!   reading), must not delete the new writer's objects in its GC passes: a pass that finds
+//!   a manifest of a newer writer epoch deletes nothing and stops the handle with `Fenced`,
+//!   also when it runs in the background on its own timer.
+//! * A manifest protects its SSTs for `gc.grace` after the manifest that replaced it was
+//!   stored, not after it was itself written: a reader of a long-lived manifest keeps its
+//!   SSTs after a compaction supersedes it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{BoxFut, Hook, HookStore};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use parking_lot::Mutex;
+use silt::object_store::memory::InMemory;
+use silt::object_store::path::Path;
+use silt::object_store::{
+    ObjectMeta, ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
+use silt::{Db, ErrorKind, Settings};
+
+fn root() -> Path {
+    Path::from("db")
+}
+
+fn settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.wal.max_puts_per_sec = 10_000.0;
+    s.wal.put_burst = 100;
+    // Explicit passes only, unless a test turns the background task on.
+    s.gc.enabled = false;
+    s.compaction.enabled = false;
+    s
+}
+
+async fn open(store: &Arc<dyn ObjectStore>, s: Settings) -> Db {
+    Db::builder(Arc::clone(store), root())
+        .settings(s)
+        .open()
+        .await
+        .unwrap()
+}
+
+async fn objects(store: &Arc<dyn ObjectStore>) -> BTreeSet<String> {
+    store
+        .list(Some(&root()))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+async fn put_range(db: &Db, tag: &str, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        // Values large enough that SSTs outgrow the tail an SST open prefetches.
+        let (k, v) = (
+            format!("{tag}-{i:03}"),
+            format!("{tag}-value-{i}-{:>200}", i),
+        );
+        db.put(&k, &v).await.unwrap();
+        out.push((k, v));
+    }
+    out
+}
+
+async fn check(db: &Db, expect: &[(String, String)]) {
+    for (k, v) in expect {
+        assert_eq!(
+            db.get(k).await.unwrap().as_deref(),
+            Some(v.as_bytes()),
+            "key {k}"
+        );
+    }
+}
+
+/// A holds the writer role and goes idle; B takes over, writes, flushes and compacts. A's
+/// GC pass (even with zero grace) must delete nothing and fence A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_idle_writer_gc_deletes_nothing() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let a = open(&store, settings()).await;
+    let mut expect = put_range(&a, "a", 100).await;
+    a.flush_memtables().await.unwrap();
+
+    let b = open(&store, settings()).await;
+    expect.extend(put_range(&b, "b", 100).await);
+    b.flush_memtables().await.unwrap();
+    b.compact().await.unwrap();
+    expect.extend(put_range(&b, "wal-only", 10).await);
+    let before = objects(&store).await;
+
+    let e = a.gc(Some(Duration::ZERO)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(
+        objects(&store).await,
+        before,
+        "a fenced writer's GC deleted objects"
+    );
+    // The handle is stopped as fenced: writes and flushes say so.
+    let e = a.flush().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    let e = a.put("late", "x").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(a.counters().gc_deleted_sst.load(Ordering::Relaxed), 0);
+    let _ = a.close().await;
+
+    check(&b, &expect).await;
+    b.close().await.unwrap();
+    let c = open(&store, settings()).await;
+    check(&c, &expect).await;
+    c.close().await.unwrap();
+}
+
+/// With the background GC on, an idle fenced writer learns it is fenced within one GC
+/// interval, without writing anything (paused time: the interval passes deterministically).
+#[tokio::test(start_paused = true)]
+async fn idle_writer_learns_it_is_fenced_within_one_gc_interval() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut s = settings();
+    s.gc.enabled = true;
+    s.gc.interval = Duration::from_secs(10);
+    s.gc.grace = Duration::ZERO;
+    let a = open(&store, s.clone()).await;
+    let mut expect = put_range(&a, "a", 50).await;
+    a.flush_memtables().await.unwrap();
+
+    let mut sb = s.clone();
+    sb.gc.enabled = false;
+    let b = open(&store, sb).await;
+    expect.extend(put_range(&b, "b", 50).await);
+    b.flush_memtables().await.unwrap();
+    b.compact().await.unwrap();
+    assert!(
+        a.flush().await.is_ok(),
+        "A has not noticed yet (it wrote nothing)"
+    );
+    let before = objects(&store).await;
+
+    tokio::time::sleep(s.gc.interval + Duration::from_secs(1)).await;
+    let e = a.flush().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(objects(&store).await, before);
+    let _ = a.close().await;
+    b.close().await.unwrap();
+    let c = open(&store, settings()).await;
+    check(&c, &expect).await;
+    c.close().await.unwrap();
+}
+
+/// Objects put while `backdate` is set are listed as written ten minutes earlier, as if
+/// the database had been idle that long before the test's second phase.
+#[derive(Debug, Default)]
+struct Backdate {
+    on: std::sync::atomic::AtomicBool,
+    paths: Mutex<HashSet<String>>,
+}
+
+const BACKDATE: Duration = Duration::from_secs(600);
+
+impl Hook for Arc<Backdate> {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        if self.on.load(Ordering::SeqCst) {
+            self.paths.lock().insert(location.to_string());
+        }
+        inner.put_opts(location, payload, opts)
+    }
+
+    fn list(
+        &self,
+        inner: &Arc<dyn ObjectStore>,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, OsResult<ObjectMeta>> {
+        let me = Arc::clone(self);
+        inner
+            .list(prefix)
+            .map_ok(move |mut m| {
+                if me.paths.lock().contains(m.location.as_ref()) {
+                    m.last_modified -= BACKDATE;
+                }
+                m
+            })
+            .boxed()
+    }
+}
+
+/// A reader opened a manifest that stayed current for ten minutes; then a compaction
+/// replaced it. Its SSTs are older than `gc.grace` and so is the manifest itself, but the
+/// replacement is new: they must stay for `gc.grace` after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_counts_from_the_replacing_manifest() {
+    let backdate = Arc::new(Backdate::default());
+    backdate.on.store(true, Ordering::SeqCst);
+    let store: Arc<dyn ObjectStore> =
+        HookStore::new(Arc::new(InMemory::new()), Arc::clone(&backdate));
+    let mut s = settings();
+    s.gc.grace = Duration::from_secs(300);
+    let w = open(&store, s.clone()).await;
+    let expect = put_range(&w, "old", 600).await;
+    w.flush_memtables().await.unwrap();
+    let reader = Db::builder(Arc::clone(&store), root())
+        .settings(s.clone())
+        .read_only()
+        .open()
+        .await
+        .unwrap();
+
+    // Ten minutes later (as the store's timestamps tell), the writer compacts.
+    backdate.on.store(false, Ordering::SeqCst);
+    w.compact().await.unwrap();
+    let report = w.gc(None).await.unwrap();
+    assert_eq!(
+        report.sst, 0,
+        "SSTs of a manifest replaced just now were deleted"
+    );
+    // The manifest the writer's open wrote was replaced ten minutes ago: it is gone (the
+    // pass that `compact` ran deleted it).
+    let left = objects(&store).await;
+    assert!(
+        !left.contains("db/manifest/00000000000000000001.manifest"),
+        "{left:?}"
+    );
+    // The reader still reads its manifest's SSTs from the store.
+    check(&reader, &expect).await;
+    reader.close().await.unwrap();
+
+    // With the protection over (grace zero), the superseded SSTs do go.
+    let report = w.gc(Some(Duration::ZERO)).await.unwrap();
+    assert!(report.sst >= 1, "{report:?}");
+    check(&w, &expect).await;
+    w.close().await.unwrap();
+}
