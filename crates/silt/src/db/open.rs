@@ -92,14 +92,6 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     }
 
     let mem = Arc::new(Memtable::new());
-    let replayed = replay(
-        &storage,
-        manifest.wal_replay_from.max(1),
-        fence_id,
-        manifest.last_flushed_seq,
-        &mem,
-    )
-    .await?;
     let sst_max = manifest
         .l0
         .iter()
@@ -107,10 +99,19 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         .map(|i| i.props.max_seq)
         .max()
         .unwrap_or(0);
-    let last_seq = replayed.max_seq.max(manifest.last_flushed_seq).max(sst_max);
+    let replayed = replay(
+        &storage,
+        manifest.wal_replay_from.max(1),
+        fence_id,
+        manifest.last_flushed_seq.max(sst_max),
+        &mem,
+    )
+    .await?;
+    let last_seq = replayed.end;
     tracing::info!(
         segments = replayed.segments.len(),
         ops = replayed.ops,
+        dropped = replayed.dropped.len(),
         last_seq,
         "replayed WAL"
     );

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use silt_format::wal::{decode_segment, encode_segment, WalSegmentHeader};
+use silt_format::wal::{decode_segment, encode_segment, WalSegment, WalSegmentHeader};
 use silt_format::{SeqNo, ValueKind};
 
 use super::remote::{upload_segment, UploadError};
@@ -20,12 +20,17 @@ const REPLAY_CONCURRENCY: usize = 8;
 /// What replay found.
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
-    /// Replayed segment ids and their last sequence numbers.
+    /// Replayed segment ids (fences included) and their last sequence numbers.
     pub segments: BTreeMap<u64, SeqNo>,
-    /// Highest sequence number replayed (0 if none).
-    pub max_seq: SeqNo,
+    /// End of the recovered contiguous prefix: every sequence `<= end` is in SSTs or was
+    /// replayed, and nothing above it was.
+    pub end: SeqNo,
     /// Operations inserted into the memtable.
     pub ops: u64,
+    /// Segments dropped because they lie past a sequence gap.
+    pub dropped: Vec<u64>,
+    /// Segments skipped as a fenced writer's late uploads.
+    pub fenced: Vec<u64>,
 }
 
 /// Write an empty segment carrying `epoch` at the first free id `>= from`. Any older writer
@@ -81,8 +86,22 @@ pub(crate) async fn fence(
 }
 
 /// Replay segments with ids in `[from, until)` (all from `from` when `until` is None) into
-/// `mem`, skipping operations with sequence `<= flushed` (already in SSTs) and segments of an
-/// epoch older than one seen at a lower id (a fenced writer's late uploads).
+/// `mem`: the contiguous sequence prefix that follows `base` (every sequence `<= base` is in
+/// SSTs already).
+///
+/// The recovery rule (docs/ARCHITECTURE.md, "Opening, fencing and recovery"):
+///
+/// * segments are read in id order; a segment of an epoch older than one already seen at
+///   a lower id is a fenced writer's late upload and is skipped;
+/// * within an epoch, segments are applied in sequence order (a segment moved to a higher
+///   id after an id conflict may hold earlier sequences), each only when it starts at or
+///   below the recovered end + 1: the recovered end only ever grows contiguously;
+/// * a segment that would leave a gap waits for the segments that fill it; if its epoch
+///   ends (a newer epoch's segment appears) or the listing ends first, it is past a gap
+///   and dropped, with every other waiting segment. Nothing past a gap was acknowledged as
+///   `Remote` (the writer's durable watermark advances in seal and id order), so what is
+///   dropped is a suffix of `Buffered` writes (the local log may still hold `Local` ones,
+///   see `db/open.rs`).
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a segment fails validation: recovery never skips damaged data.
@@ -90,7 +109,7 @@ pub(crate) async fn replay(
     storage: &Storage,
     from: u64,
     until: Option<u64>,
-    flushed: SeqNo,
+    base: SeqNo,
     mem: &Memtable,
 ) -> Result<Replayed> {
     let listed = storage.list_numbered("wal", "wal").await?;
@@ -99,27 +118,58 @@ pub(crate) async fn replay(
         .map(|l| l.id)
         .filter(|id| *id >= from && until.is_none_or(|u| *id < u))
         .collect();
-    let mut out = Replayed::default();
+    let mut out = Replayed {
+        end: base,
+        ..Replayed::default()
+    };
     let mut fetches = futures::stream::iter(ids.into_iter().map(|id| async move {
         let path = storage.wal_path(id);
         let bytes: Bytes = storage.get(&path).await?;
         Ok::<_, Error>((id, path, bytes))
     }))
     .buffered(REPLAY_CONCURRENCY);
-    let mut max_epoch = 0;
+    let mut epoch = 0;
+    // Segments of `epoch` that start past the recovered end + 1, by first sequence.
+    let mut waiting: BTreeMap<SeqNo, (u64, WalSegment)> = BTreeMap::new();
     while let Some((id, path, bytes)) = fetches.try_next().await? {
         let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
-        if seg.header.writer_epoch < max_epoch {
+        let seg_epoch = seg.header.writer_epoch;
+        if seg_epoch < epoch {
             tracing::info!(segment = id, "skipping a fenced writer's WAL segment");
+            out.fenced.push(id);
             continue;
         }
-        max_epoch = seg.header.writer_epoch;
-        out.segments.insert(id, seg.header.last_seq);
+        if seg_epoch > epoch {
+            out.drop_waiting(&mut waiting);
+            epoch = seg_epoch;
+        }
+        if seg.header.record_count == 0 {
+            // A fence: it carries only its epoch.
+            out.segments.insert(id, 0);
+            continue;
+        }
+        waiting.insert(seg.header.first_seq, (id, seg));
+        while let Some(entry) = waiting.first_entry() {
+            if *entry.key() > out.end.saturating_add(1) {
+                break;
+            }
+            let (id, seg) = entry.remove();
+            out.apply(id, seg, mem);
+        }
+    }
+    out.drop_waiting(&mut waiting);
+    Ok(out)
+}
+
+impl Replayed {
+    /// Apply one segment that starts at or below `end + 1`: operations above `end` go into
+    /// `mem`.
+    fn apply(&mut self, id: u64, seg: WalSegment, mem: &Memtable) {
+        self.segments.insert(id, seg.header.last_seq);
         for rec in seg.records {
             for (i, op) in rec.ops.into_iter().enumerate() {
                 let seq = rec.first_seq + i as u64;
-                out.max_seq = out.max_seq.max(seq);
-                if seq <= flushed {
+                if seq <= self.end {
                     continue;
                 }
                 // Copies, so the memtable never pins a whole segment buffer.
@@ -128,9 +178,27 @@ pub(crate) async fn replay(
                     ValueKind::Delete => None,
                 };
                 mem.insert(Bytes::copy_from_slice(&op.key), seq, value);
-                out.ops += 1;
+                self.end = seq;
+                self.ops += 1;
             }
         }
     }
-    Ok(out)
+
+    /// The waiting segments are past a gap: drop them.
+    fn drop_waiting(&mut self, waiting: &mut BTreeMap<SeqNo, (u64, WalSegment)>) {
+        for (first, (id, seg)) in std::mem::take(waiting) {
+            tracing::warn!(
+                segment = id,
+                first_seq = first,
+                last_seq = seg.header.last_seq,
+                recovered_end = self.end,
+                "WAL segment past a sequence gap: never acknowledged as Remote, dropped"
+            );
+            self.dropped.push(id);
+        }
+    }
 }
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod tests;

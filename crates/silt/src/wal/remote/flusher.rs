@@ -246,10 +246,18 @@ fn on_upload_done(
             return;
         }
     }
-    // Advance the watermark over the completed prefix.
+    // Advance the watermark over the completed prefix, in seal order and in id order: a
+    // segment moved to a higher id (above) is acknowledged only once every segment with a
+    // lower id is stored too. Recovery relies on it: a newer writer's fence at an id this
+    // writer had not stored yet makes everything this writer put above that id
+    // unreachable, so none of it may have been acknowledged.
+    let lowest_unstored = pending.iter().filter(|s| !s.done).map(|s| s.id).min();
     let mut durable = None;
     let mut freed = 0;
-    while pending.front().is_some_and(|s| s.done) {
+    while pending
+        .front()
+        .is_some_and(|s| s.done && lowest_unstored.is_none_or(|low| s.id < low))
+    {
         if let Some(s) = pending.pop_front() {
             durable = Some(s.last_seq);
             freed += s.body_len;

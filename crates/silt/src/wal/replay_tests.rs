@@ -1,0 +1,123 @@
+//! The recovery rule on hand-made WAL listings: contiguous prefixes only, segments moved to
+//! higher ids applied in sequence order, a newer epoch ending an older one's wait.
+
+use std::sync::Arc;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use silt_format::wal::{encode_record, encode_segment, WalSegmentHeader};
+use silt_format::{SeqNo, ValueKind};
+
+use super::replay;
+use crate::memtable::Memtable;
+use crate::objstore::Storage;
+
+fn storage() -> Storage {
+    Storage::new(Arc::new(InMemory::new()), Path::from("db"))
+}
+
+/// Stores segment `id` of `epoch` holding one single-op record per sequence in `seqs`
+/// (key `k<seq>`), or a fence when `seqs` is empty.
+async fn segment(st: &Storage, id: u64, epoch: u64, seqs: std::ops::RangeInclusive<SeqNo>) {
+    let mut body = Vec::new();
+    let mut records = 0;
+    for seq in seqs.clone() {
+        let key = format!("k{seq}");
+        encode_record(
+            &mut body,
+            seq,
+            [(ValueKind::Put, key.as_bytes(), &b"v"[..])],
+        );
+        records += 1;
+    }
+    let header = WalSegmentHeader {
+        writer_epoch: epoch,
+        first_seq: if records == 0 { 1 } else { *seqs.start() },
+        last_seq: if records == 0 { 0 } else { *seqs.end() },
+        record_count: records,
+        body_len: body.len() as u64,
+    };
+    st.put_create(&st.wal_path(id), encode_segment(&header, &body))
+        .await
+        .unwrap();
+}
+
+fn fence() -> std::ops::RangeInclusive<SeqNo> {
+    #[allow(clippy::reversed_empty_ranges)]
+    let r = 1..=0;
+    r
+}
+
+/// Which of `1..=max` the memtable holds.
+fn present(mem: &Memtable, max: SeqNo) -> Vec<SeqNo> {
+    (1..=max)
+        .filter(|s| mem.get(format!("k{s}").as_bytes(), SeqNo::MAX).is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_gap_ends_the_prefix() {
+    let st = storage();
+    segment(&st, 1, 1, fence()).await;
+    segment(&st, 2, 1, 1..=10).await;
+    // 11..=20 never landed.
+    segment(&st, 4, 1, 21..=30).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    assert_eq!(r.end, 10);
+    assert_eq!(present(&mem, 30), (1..=10).collect::<Vec<_>>());
+    assert_eq!(r.dropped, vec![4]);
+    assert!(!r.segments.contains_key(&4));
+}
+
+#[tokio::test]
+async fn a_segment_moved_to_a_higher_id_fills_its_gap() {
+    let st = storage();
+    segment(&st, 1, 1, fence()).await;
+    segment(&st, 2, 1, 1..=10).await;
+    // 11..=20 was sealed for id 3, found it taken, and moved to id 5.
+    segment(&st, 3, 0, 100..=101).await;
+    segment(&st, 4, 1, 21..=30).await;
+    segment(&st, 5, 1, 11..=20).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    assert_eq!(r.end, 30);
+    assert_eq!(present(&mem, 30), (1..=30).collect::<Vec<_>>());
+    assert!(r.dropped.is_empty());
+    assert!(
+        mem.get(b"k100", SeqNo::MAX).is_none(),
+        "a zombie segment was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_epoch_drops_what_waited_past_the_gap() {
+    let st = storage();
+    segment(&st, 1, 1, fence()).await;
+    segment(&st, 2, 1, 1..=10).await;
+    segment(&st, 3, 1, 21..=30).await;
+    // Writer 2 recovered 1..=10 and wrote its own 11..=25.
+    segment(&st, 4, 2, fence()).await;
+    segment(&st, 5, 2, 11..=25).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    assert_eq!(r.end, 25);
+    assert_eq!(present(&mem, 30), (1..=25).collect::<Vec<_>>());
+    assert_eq!(r.dropped, vec![3]);
+}
+
+#[tokio::test]
+async fn operations_in_ssts_are_skipped_and_the_prefix_starts_after_them() {
+    let st = storage();
+    segment(&st, 7, 3, 5..=12).await;
+    segment(&st, 8, 3, 13..=14).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 7, None, 9, &mem).await.unwrap();
+    assert_eq!(r.end, 14);
+    assert_eq!(present(&mem, 14), (10..=14).collect::<Vec<_>>());
+    // A prefix that cannot start right after the SSTs is empty.
+    let mem = Memtable::new();
+    let r = replay(&st, 8, None, 9, &mem).await.unwrap();
+    assert_eq!(r.end, 9);
+    assert!(present(&mem, 14).is_empty());
+}
