@@ -127,6 +127,11 @@ pub struct LoadArgs {
     /// Bytes of each value.
     #[arg(long, value_name = "B", default_value_t = 16)]
     pub value_size: usize,
+    /// After writing, stay open as the (idle) writer this long before closing; exits early,
+    /// with the fenced exit code, once the background GC finds that another writer took
+    /// over. For tests of idle writers (e.g. `--idle 60s`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

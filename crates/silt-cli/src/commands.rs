@@ -198,8 +198,22 @@ async fn cmd_load(db: std::sync::Arc<Db>, args: LoadArgs) -> Result<u8> {
         writeln!(out, "{key}")?;
         out.flush()?;
     }
+    if let Some(idle) = args.idle {
+        writeln!(out, "idle")?;
+        out.flush()?;
+        let until = tokio::time::Instant::now() + idle;
+        // Nothing is buffered, so a flush uploads nothing: it only reports whether the
+        // handle still works (a GC pass that found a newer writer stops it as fenced).
+        while tokio::time::Instant::now() < until {
+            db.flush().await.context("idle writer")?;
+            tokio::time::sleep(IDLE_CHECK.min(until - tokio::time::Instant::now())).await;
+        }
+    }
     Ok(exit::OK)
 }
+
+/// How often an idle `load --idle` checks its handle.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The value `load` writes for `key`: the key's bytes repeated to `size` bytes.
 pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {

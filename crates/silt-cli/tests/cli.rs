@@ -341,3 +341,79 @@ fn bare_path_store_and_default_store() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(Path::new(&s.dir.path().join("silt-data")).is_dir());
 }
+
+/// The issue's scenario with the engine's own CLI, in separate processes: writer A loads
+/// keys and then sits idle; writer B (fencing A) loads more keys and compacts, with short GC
+/// settings. A's background GC must find B's manifests, delete nothing and stop A as fenced
+/// (exit 3), and the database must open afterwards with every acknowledged key.
+#[test]
+fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
+    let s = Store::new();
+    let settings = s.dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"gc": {"interval": "300ms", "grace": "1s"}, "memtable_bytes": 4096,
+            "wal": {"max_puts_per_sec": 2000, "put_burst": 8}}"#,
+    )
+    .unwrap();
+    let settings = settings.to_str().unwrap();
+    let load = |prefix: &str, extra: &[&str]| {
+        let mut args = vec!["--settings", settings, "load", "--count", "200"];
+        args.extend(["--prefix", prefix, "--value-size", "64"]);
+        args.extend(extra);
+        s.cmd(&args)
+    };
+
+    let mut a = load("a-", &["--idle", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A prints "idle" once all of its keys are acknowledged.
+    let mut lines = BufReader::new(a.stdout.take().unwrap()).lines();
+    let mut a_keys = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "idle" {
+            break;
+        }
+        a_keys.push(line);
+    }
+    assert_eq!(a_keys.len(), 200, "writer A did not finish loading");
+
+    let out = load("b-", &[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    s.ok(&["--settings", settings, "compact"]);
+
+    // A notices within a GC interval or so; without the ownership check it would instead
+    // delete B's compacted SSTs once they are older than the grace, and idle on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = a.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            a.kill().unwrap();
+            a.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut a_err = String::new();
+    std::io::Read::read_to_string(&mut a.stderr.take().unwrap(), &mut a_err).unwrap();
+
+    let all = s.ok(&["scan"]);
+    let keys: Vec<&str> = all.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    for i in 0..200 {
+        for p in ["a-", "b-"] {
+            let k = format!("{p}{i:08}");
+            assert!(
+                keys.contains(&k.as_str()),
+                "acknowledged key {k} is missing"
+            );
+        }
+    }
+    let status = status.expect("the idle fenced writer never noticed it was fenced");
+    assert_eq!(status.code(), Some(3), "idle writer: {a_err}");
+    assert!(a_err.contains("fenced"), "{a_err}");
+}
