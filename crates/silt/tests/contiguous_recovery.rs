@@ -269,3 +269,81 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() {
     assert_eq!(c.get("from-a").await.unwrap().as_deref(), Some(&b"x"[..]));
     c.close().await.unwrap();
 }
+
+/// WAL segments land out of order and the writer crashes: the segment holding the first
+/// `Local` write never lands, the next one does. Recovery stops the remote prefix at the
+/// gap and the local log fills it: every `Local`-acknowledged write is there.
+#[tokio::test(start_paused = true)]
+async fn local_writes_fill_a_wal_gap_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings();
+    // Segments are sealed by the explicit flushes below only.
+    s.wal.flush_interval = Duration::from_secs(3600);
+    s.local_log = Some(silt::LocalLogSettings {
+        dir: dir.path().join("local"),
+        file_bytes: 64 * 1024,
+        ..silt::LocalLogSettings::default()
+    });
+    let hold = Arc::new(HoldWal::default());
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let store: Arc<dyn ObjectStore> = HookStore::new(Arc::clone(&mem), Arc::clone(&hold));
+    let open = |store: Arc<dyn ObjectStore>| Db::builder(store, root()).settings(s.clone()).open();
+    let w = Arc::new(open(Arc::clone(&store)).await.unwrap());
+    let local = WriteOptions::with_durability(Durability::Local);
+    w.put("before", "0").await.unwrap();
+    let next = wal_ids(&mem).await.last().copied().unwrap() + 1;
+    let gate = hold.hold(next);
+
+    w.put_with("k1", "1", &local).await.unwrap();
+    let f1 = tokio::spawn({
+        let w = Arc::clone(&w);
+        async move { w.flush().await }
+    });
+    settle().await;
+    w.put_with("k2", "2", &local).await.unwrap();
+    let f2 = tokio::spawn({
+        let w = Arc::clone(&w);
+        async move { w.flush().await }
+    });
+    settle().await;
+    assert!(hold.landed.lock().contains(&(next + 1)));
+    w.put_with("k3", "3", &local).await.unwrap();
+
+    // Crash: background tasks and the held upload are dropped, nothing is flushed.
+    f1.abort();
+    f2.abort();
+    settle().await;
+    drop(w);
+    settle().await;
+    assert!(!gate.armed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        !wal_ids(&mem).await.contains(&next),
+        "the held segment landed"
+    );
+
+    let r = open(Arc::clone(&mem)).await.unwrap();
+    for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
+        assert_eq!(
+            r.get(k).await.unwrap().as_deref(),
+            Some(v.as_bytes()),
+            "{k}"
+        );
+    }
+    r.close().await.unwrap();
+    // And once more, now from the remote WAL alone (the local records were shipped).
+    let mut s2 = s.clone();
+    s2.local_log = None;
+    let r = Db::builder(Arc::clone(&mem), root())
+        .settings(s2)
+        .open()
+        .await
+        .unwrap();
+    for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
+        assert_eq!(
+            r.get(k).await.unwrap().as_deref(),
+            Some(v.as_bytes()),
+            "{k}"
+        );
+    }
+    r.close().await.unwrap();
+}

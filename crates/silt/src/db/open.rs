@@ -40,6 +40,18 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         read_only,
         ..
     } = b;
+    // The local log first: a directory another process uses (its lock) stops the open
+    // before this writer fences the live one.
+    let (local, local_records) = match (&settings.local_log, read_only) {
+        (Some(ls), false) => {
+            let ls = ls.clone();
+            let (log, records) = tokio::task::spawn_blocking(move || LocalLog::open(&ls))
+                .await
+                .map_err(|e| Error::Internal(format!("local log open task failed: {e}")))??;
+            (Some(log), records)
+        }
+        _ => (None, Vec::new()),
+    };
     let (manifest, fence_id) = if read_only {
         (
             manifest::load_latest(&storage).await?.unwrap_or_default(),
@@ -115,17 +127,6 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         last_seq,
         "replayed WAL"
     );
-
-    let (local, local_records) = match (&settings.local_log, read_only) {
-        (Some(ls), false) => {
-            let ls = ls.clone();
-            let (log, records) = tokio::task::spawn_blocking(move || LocalLog::open(&ls))
-                .await
-                .map_err(|e| Error::Internal(format!("local log open task failed: {e}")))??;
-            (Some(log), records)
-        }
-        _ => (None, Vec::new()),
-    };
 
     let wal = fence_id.map(|fence_id| {
         let mut segments: BTreeMap<u64, u64> = replayed.segments;
