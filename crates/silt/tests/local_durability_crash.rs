@@ -4,6 +4,10 @@
 //! each kill, every acknowledged write must be readable and every writer task's keys must
 //! form a gap-free prefix (no sequence hole), including an unacknowledged Buffered writer.
 //!
+//! A second variant puts 1-40 ms of latency on every store request and lets the remote WAL
+//! upload often, many segments at once: they land out of order, so kills leave WAL gaps
+//! that the local log must fill.
+//!
 //! The test binary re-executes itself as the child (`--exact local_child --nocapture`).
 #![allow(clippy::unwrap_used)]
 
@@ -18,16 +22,25 @@ use silt::{Db, Durability, LocalLogSettings, Settings, WriteOptions};
 const CHILD_ENV: &str = "SILT_LOCAL_CHILD";
 const DIR_ENV: &str = "SILT_LOCAL_DIR";
 const ROUND_ENV: &str = "SILT_LOCAL_ROUND";
+const LATENCY_ENV: &str = "SILT_LOCAL_LATENCY";
 const TASKS: u64 = 4;
 const ROUNDS: u64 = 6;
 
-fn settings(dir: &std::path::Path) -> Settings {
+fn settings(dir: &std::path::Path, latency: Option<&str>) -> Settings {
     let mut s = Settings::small_for_tests();
     s.memtable_bytes = 16 * 1024;
-    // The remote WAL lags: one PUT per two seconds, long linger.
-    s.wal.max_puts_per_sec = 0.5;
-    s.wal.put_burst = 1;
-    s.wal.flush_interval = Duration::from_secs(5);
+    if latency.is_some() {
+        // Frequent, overlapping uploads on a slow store.
+        s.wal.max_puts_per_sec = 200.0;
+        s.wal.put_burst = 8;
+        s.wal.max_inflight_uploads = 8;
+        s.wal.flush_interval = Duration::from_millis(5);
+    } else {
+        // The remote WAL lags: one PUT per two seconds, long linger.
+        s.wal.max_puts_per_sec = 0.5;
+        s.wal.put_burst = 1;
+        s.wal.flush_interval = Duration::from_secs(5);
+    }
     s.local_log = Some(LocalLogSettings {
         dir: dir.join("local-log"),
         file_bytes: 256 * 1024,
@@ -50,7 +63,16 @@ fn local_child() {
         .unwrap();
     rt.block_on(async move {
         let url = format!("file://{}", dir.join("store").display());
-        let db = Arc::new(Db::open(&url, settings(&dir)).await.unwrap());
+        let latency = std::env::var(LATENCY_ENV).ok();
+        let db = Arc::new(
+            silt::DbBuilder::from_url(&url)
+                .unwrap()
+                .settings(settings(&dir, latency.as_deref()))
+                .store_latency(latency.map(|l| l.parse().unwrap()))
+                .open()
+                .await
+                .unwrap(),
+        );
         let mut tasks = Vec::new();
         for t in 0..TASKS {
             let db = Arc::clone(&db);
@@ -82,8 +104,18 @@ fn local_child() {
     });
 }
 
-fn run_child(dir: &std::path::Path, round: u64, kill_after: usize) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+fn run_child(
+    dir: &std::path::Path,
+    latency: Option<&str>,
+    round: u64,
+    kill_after: usize,
+) -> Vec<String> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    match latency {
+        Some(l) => cmd.env(LATENCY_ENV, l),
+        None => cmd.env_remove(LATENCY_ENV),
+    };
+    let mut child = cmd
         .args(["--exact", "local_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .env(DIR_ENV, dir)
@@ -125,6 +157,21 @@ fn run_child(dir: &std::path::Path, round: u64, kill_after: usize) -> Vec<String
 
 #[test]
 fn local_writes_survive_kill_9_without_holes() {
+    let local_only_rounds = kill_rounds(None, ROUNDS);
+    assert!(
+        local_only_rounds > 0,
+        "no round depended on the local log: the test would not notice it missing"
+    );
+}
+
+#[test]
+fn local_writes_survive_kill_9_with_out_of_order_uploads() {
+    kill_rounds(Some("1ms..40ms"), 4);
+}
+
+/// Kill a child `rounds` times and verify after each; returns how many rounds had
+/// acknowledged writes only the local log held.
+fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let seed: u64 = std::env::var("SILT_CRASH_SEED")
         .ok()
@@ -143,9 +190,9 @@ fn local_writes_survive_kill_9_without_holes() {
         .build()
         .unwrap();
     let mut local_only_rounds = 0;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let kill_after = 20 + next() % 300;
-        let acks = run_child(dir.path(), round, kill_after);
+        let acks = run_child(dir.path(), latency, round, kill_after);
         rt.block_on(async {
             let url = format!("file://{}", dir.path().join("store").display());
             // Before reopening: how much of this round reached the object store?
@@ -172,7 +219,7 @@ fn local_writes_survive_kill_9_without_holes() {
                 "round {round}: {} acks, {remote_only} remote-only; reopening",
                 acks.len()
             );
-            let db = Db::open(&url, settings(dir.path())).await.unwrap();
+            let db = Db::open(&url, settings(dir.path(), latency)).await.unwrap();
             let got: Vec<String> = db
                 .scan_prefix(format!("r{round}-"))
                 .unwrap()
@@ -208,8 +255,5 @@ fn local_writes_survive_kill_9_without_holes() {
             db.close().await.unwrap();
         });
     }
-    assert!(
-        local_only_rounds > 0,
-        "no round depended on the local log: the test would not notice it missing"
-    );
+    local_only_rounds
 }
