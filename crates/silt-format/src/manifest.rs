@@ -26,6 +26,11 @@ pub struct Manifest {
     pub id: u64,
     /// Bumped by each writer open; fences older writers.
     pub writer_epoch: u64,
+    /// Random, drawn by each writer open: two writers claiming the same epoch from the same
+    /// manifest still write different bytes, so one that reads back a claim after a lost
+    /// PUT response can tell its own from the winner's. `0` when missing (older manifests).
+    #[serde(default)]
+    pub writer_nonce: u64,
     /// First WAL segment id recovery must replay.
     pub wal_replay_from: u64,
     /// Every seq `<=` this is in SSTs.
@@ -126,6 +131,7 @@ mod tests {
         Manifest {
             id: 12,
             writer_epoch: 3,
+            writer_nonce: 0x5eed,
             wal_replay_from: 40,
             last_flushed_seq: 9,
             next_seq_hint: 15,
@@ -166,12 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn writer_nonce_defaults_when_missing() {
+        let m = Manifest {
+            writer_nonce: 0,
+            ..sample()
+        };
+        let mut v = serde_json::to_value(&m).unwrap();
+        v.as_object_mut().unwrap().remove("writer_nonce");
+        let parsed: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(parsed, m);
+    }
+
+    #[test]
     fn header_snapshot() {
         let bytes = encode_manifest(&Manifest::default());
         let payload = &bytes[MANIFEST_HEADER_SIZE..];
         assert_eq!(
             std::str::from_utf8(payload).unwrap(),
-            r#"{"id":0,"writer_epoch":0,"wal_replay_from":0,"last_flushed_seq":0,"next_seq_hint":0,"l0":[],"runs":[],"extra":{}}"#
+            r#"{"id":0,"writer_epoch":0,"writer_nonce":0,"wal_replay_from":0,"last_flushed_seq":0,"next_seq_hint":0,"l0":[],"runs":[],"extra":{}}"#
         );
         assert_eq!(
             crate::hex::encode(&bytes[..MANIFEST_HEADER_SIZE]),
@@ -182,7 +200,7 @@ mod tests {
                 crate::hex::encode(&crc32c::crc32c(payload).to_le_bytes()),
             )
         );
-        assert_eq!(&bytes[10..18], &[0x71, 0, 0, 0, 0xe0, 0x62, 0x33, 0x3c]);
+        assert_eq!(&bytes[10..18], &[0x82, 0, 0, 0, 0xad, 0x9e, 0x30, 0xf2]);
     }
 
     #[test]

@@ -50,11 +50,13 @@ pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
     }
 }
 
-/// Claim the database for a new writer: next manifest id, epoch + 1.
+/// Claim the database for a new writer: next manifest id, epoch + 1, a fresh random
+/// `writer_nonce` (so no two claims are byte-identical, even two racing from one manifest).
 pub(crate) async fn claim_writer(storage: &Storage) -> Result<Manifest> {
     let mut m = load_latest(storage).await?.unwrap_or_default();
     m.id += 1;
     m.writer_epoch += 1;
+    m.writer_nonce = rand::random();
     if m.wal_replay_from == 0 {
         m.wal_replay_from = 1;
     }
