@@ -8,7 +8,7 @@
 use silt_format::manifest::{decode_manifest, encode_manifest, Manifest};
 
 use crate::error::{Error, Result};
-use crate::objstore::{CreateOutcome, Storage};
+use crate::objstore::{Created, Storage};
 
 /// Read the newest manifest, or `None` for an empty database.
 ///
@@ -35,15 +35,20 @@ pub(crate) async fn load_latest(storage: &Storage) -> Result<Option<Manifest>> {
     Ok(Some(m))
 }
 
-/// Write `m` (whose `id` must be one past the current newest) with `PutMode::Create`.
+/// Write `m` (whose `id` must be one past the current newest) with `PutMode::Create`. A
+/// lost response is resolved by reading back ([`Storage::put_create_resolved`]): finding
+/// our own bytes there is success.
 ///
 /// # Errors
-/// [`Error::Fenced`] when that id already exists: another writer got there first.
+/// [`Error::Fenced`] when another writer's manifest holds that id: it got there first.
 pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
     let path = storage.manifest_path(m.id);
-    match storage.put_create(&path, encode_manifest(m).into()).await? {
-        CreateOutcome::Created => Ok(()),
-        CreateOutcome::AlreadyExists => Err(Error::Fenced(format!(
+    match storage
+        .put_create_resolved(&path, encode_manifest(m).into())
+        .await?
+    {
+        Created::Ours => Ok(()),
+        Created::Theirs(_) => Err(Error::Fenced(format!(
             "manifest {} was written by another writer (this writer's epoch is {})",
             m.id, m.writer_epoch
         ))),
