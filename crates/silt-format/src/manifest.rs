@@ -110,6 +110,28 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest> {
     serde_json::from_slice(payload).map_err(|e| FormatError::corrupt(WHAT, format!("json: {e}")))
 }
 
+/// True when `bytes` are a manifest object cut short, as a crash leaves one on a store
+/// that acknowledged a write it had not made durable: empty, a matching start of the
+/// header, or a whole header followed by fewer payload bytes than it announces, which are
+/// not a complete JSON value (a strict prefix of the encoding never is). A full-length
+/// object that fails [`decode_manifest`] (magic, version, length field, checksum, JSON) is
+/// not torn but corrupt: no single damaged byte makes a full-length object look torn.
+pub fn manifest_is_torn(bytes: &[u8]) -> bool {
+    let mut start = MANIFEST_MAGIC.to_vec();
+    start.extend_from_slice(&MANIFEST_FORMAT_VERSION.to_le_bytes());
+    let n = bytes.len().min(start.len());
+    if bytes[..n] != start[..n] {
+        return false;
+    }
+    let Some(header) = bytes.get(..MANIFEST_HEADER_SIZE) else {
+        return true;
+    };
+    let announced = u32::from_le_bytes([header[10], header[11], header[12], header[13]]);
+    let payload = &bytes[MANIFEST_HEADER_SIZE..];
+    (payload.len() as u64) < u64::from(announced)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +239,25 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode_manifest(&bytes[..len]).unwrap_err().is_corrupt());
         }
+    }
+
+    #[test]
+    fn torn_is_a_strict_prefix_and_no_byte_flip_is() {
+        let bytes = encode_manifest(&sample());
+        for len in 0..bytes.len() {
+            assert!(manifest_is_torn(&bytes[..len]), "prefix of {len} bytes");
+        }
+        assert!(!manifest_is_torn(&bytes));
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x20, 0x80, 0xff] {
+                let mut bad = bytes.clone();
+                bad[i] ^= flip;
+                assert!(!manifest_is_torn(&bad), "byte {i} ^ {flip:#x}");
+            }
+        }
+        // Something else cut short is not a torn manifest either.
+        assert!(!manifest_is_torn(b"SILTWAL"));
+        assert!(!manifest_is_torn(&[0; 100]));
     }
 
     #[test]
