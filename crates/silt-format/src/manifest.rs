@@ -26,6 +26,11 @@ pub struct Manifest {
     pub id: u64,
     /// Bumped by each writer open; fences older writers.
     pub writer_epoch: u64,
+    /// Random, drawn by each writer open: two writers claiming the same epoch from the same
+    /// manifest still write different bytes, so one that reads back a claim after a lost
+    /// PUT response can tell its own from the winner's. `0` when missing (older manifests).
+    #[serde(default)]
+    pub writer_nonce: u64,
     /// First WAL segment id recovery must replay.
     pub wal_replay_from: u64,
     /// Every seq `<=` this is in SSTs.
@@ -105,6 +110,28 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest> {
     serde_json::from_slice(payload).map_err(|e| FormatError::corrupt(WHAT, format!("json: {e}")))
 }
 
+/// True when `bytes` are a manifest object cut short, as a crash leaves one on a store
+/// that acknowledged a write it had not made durable: empty, a matching start of the
+/// header, or a whole header followed by fewer payload bytes than it announces, which are
+/// not a complete JSON value (a strict prefix of the encoding never is). A full-length
+/// object that fails [`decode_manifest`] (magic, version, length field, checksum, JSON) is
+/// not torn but corrupt: no single damaged byte makes a full-length object look torn.
+pub fn manifest_is_torn(bytes: &[u8]) -> bool {
+    let mut start = MANIFEST_MAGIC.to_vec();
+    start.extend_from_slice(&MANIFEST_FORMAT_VERSION.to_le_bytes());
+    let n = bytes.len().min(start.len());
+    if bytes[..n] != start[..n] {
+        return false;
+    }
+    let Some(header) = bytes.get(..MANIFEST_HEADER_SIZE) else {
+        return true;
+    };
+    let announced = u32::from_le_bytes([header[10], header[11], header[12], header[13]]);
+    let payload = &bytes[MANIFEST_HEADER_SIZE..];
+    (payload.len() as u64) < u64::from(announced)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +153,7 @@ mod tests {
         Manifest {
             id: 12,
             writer_epoch: 3,
+            writer_nonce: 0x5eed,
             wal_replay_from: 40,
             last_flushed_seq: 9,
             next_seq_hint: 15,
@@ -166,12 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn writer_nonce_defaults_when_missing() {
+        let m = Manifest {
+            writer_nonce: 0,
+            ..sample()
+        };
+        let mut v = serde_json::to_value(&m).unwrap();
+        v.as_object_mut().unwrap().remove("writer_nonce");
+        let parsed: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(parsed, m);
+    }
+
+    #[test]
     fn header_snapshot() {
         let bytes = encode_manifest(&Manifest::default());
         let payload = &bytes[MANIFEST_HEADER_SIZE..];
         assert_eq!(
             std::str::from_utf8(payload).unwrap(),
-            r#"{"id":0,"writer_epoch":0,"wal_replay_from":0,"last_flushed_seq":0,"next_seq_hint":0,"l0":[],"runs":[],"extra":{}}"#
+            r#"{"id":0,"writer_epoch":0,"writer_nonce":0,"wal_replay_from":0,"last_flushed_seq":0,"next_seq_hint":0,"l0":[],"runs":[],"extra":{}}"#
         );
         assert_eq!(
             crate::hex::encode(&bytes[..MANIFEST_HEADER_SIZE]),
@@ -182,7 +222,7 @@ mod tests {
                 crate::hex::encode(&crc32c::crc32c(payload).to_le_bytes()),
             )
         );
-        assert_eq!(&bytes[10..18], &[0x71, 0, 0, 0, 0xe0, 0x62, 0x33, 0x3c]);
+        assert_eq!(&bytes[10..18], &[0x82, 0, 0, 0, 0xad, 0x9e, 0x30, 0xf2]);
     }
 
     #[test]
@@ -199,6 +239,25 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode_manifest(&bytes[..len]).unwrap_err().is_corrupt());
         }
+    }
+
+    #[test]
+    fn torn_is_a_strict_prefix_and_no_byte_flip_is() {
+        let bytes = encode_manifest(&sample());
+        for len in 0..bytes.len() {
+            assert!(manifest_is_torn(&bytes[..len]), "prefix of {len} bytes");
+        }
+        assert!(!manifest_is_torn(&bytes));
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x20, 0x80, 0xff] {
+                let mut bad = bytes.clone();
+                bad[i] ^= flip;
+                assert!(!manifest_is_torn(&bad), "byte {i} ^ {flip:#x}");
+            }
+        }
+        // Something else cut short is not a torn manifest either.
+        assert!(!manifest_is_torn(b"SILTWAL"));
+        assert!(!manifest_is_torn(&[0; 100]));
     }
 
     #[test]

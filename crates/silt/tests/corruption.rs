@@ -1,6 +1,8 @@
 //! Damaged objects on a `file://` store are reported as `ErrorKind::Corrupt`, never used
 //! silently and never a panic: SST data blocks (on read), SST footer and index (on open),
-//! WAL segments past the replay point (on recovery) and the newest manifest (on open).
+//! WAL segments past the replay point (on recovery) and the newest manifest (on open),
+//! unless that one is torn (empty or cut short, as a crash leaves an unsynced write): then
+//! the manifest before it is used, with a warning.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -276,7 +278,8 @@ async fn wal_segments_before_replay_point_are_not_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_manifest_corruption_fails_open() {
-    for how in ["flip-start", "flip-middle", "flip-end", "truncate", "empty"] {
+    // Full-length damage, including the length field; cut-short manifests are below.
+    for how in ["flip-start", "flip-length", "flip-middle", "flip-end"] {
         let dir = tempfile::tempdir().unwrap();
         db_with_one_sst(dir.path()).await;
         let manifests = files(dir.path(), "manifest", "manifest");
@@ -285,10 +288,9 @@ async fn newest_manifest_corruption_fails_open() {
         let len = std::fs::metadata(newest).unwrap().len() as usize;
         match how {
             "flip-start" => flip_byte(newest, 0),
+            "flip-length" => flip_byte(newest, 10),
             "flip-middle" => flip_byte(newest, len / 2),
-            "flip-end" => flip_byte(newest, len - 1),
-            "truncate" => truncate_by(newest, 3),
-            _ => std::fs::write(newest, b"").unwrap(),
+            _ => flip_byte(newest, len - 1),
         }
         let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{how}: {e}");
@@ -305,6 +307,138 @@ async fn newest_manifest_corruption_fails_open() {
         assert_eq!(
             files(dir.path(), "manifest", "manifest").len(),
             manifests.len()
+        );
+    }
+}
+
+/// Keys 0..100 in an SST (manifest 2), 100..200 in another (manifest 3), 200..250 only in
+/// the WAL; `Remote` writes, closed. Returns the manifest files, oldest first.
+async fn db_with_two_flushes(dir: &Path) -> Vec<PathBuf> {
+    let db = Db::open(&url(dir), settings()).await.unwrap();
+    for i in 0..250 {
+        db.put(key(i), value(i)).await.unwrap();
+        if i == 99 || i == 199 {
+            db.flush_memtables().await.unwrap();
+        }
+    }
+    db.close().await.unwrap();
+    let manifests = files(dir, "manifest", "manifest");
+    assert_eq!(manifests.len(), 3, "claim + two flushes");
+    manifests
+}
+
+async fn check_all(db: &Db, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            db.get(key(i)).await.unwrap().as_deref(),
+            Some(&value(i)[..]),
+            "{}",
+            key(i)
+        );
+    }
+}
+
+fn cut(path: &Path, how: &str) {
+    let data = std::fs::read(path).unwrap();
+    let keep = match how {
+        "empty" => 0,
+        "header" => silt_format::manifest::MANIFEST_HEADER_SIZE,
+        "half" => data.len() / 2,
+        _ => data.len() - 1,
+    };
+    std::fs::write(path, &data[..keep]).unwrap();
+}
+
+/// A torn newest manifest is skipped for the one before it: the open sees that one's SSTs
+/// and replays the WAL from its replay point, which restores what the torn one recorded.
+/// The new writer claims the id after the torn one with epoch + 2, and later opens read
+/// past the torn manifest below the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_newest_manifest_falls_back_to_the_one_before() {
+    for how in ["empty", "header", "half", "last-byte"] {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = db_with_two_flushes(dir.path()).await;
+        cut(&manifests[2], how);
+
+        // Read-only: manifest 2 (one SST) plus the WAL from its replay point.
+        let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
+        let storage = silt::objstore::Storage::new(store.clone(), root.clone());
+        let r = silt::inspect::inspect(&storage).await.unwrap();
+        assert_eq!((r.manifest_id, r.l0_ssts), (2, 1), "{how}: {r:?}");
+        let ro = Db::builder(store, root)
+            .settings(settings())
+            .read_only()
+            .open()
+            .await
+            .unwrap();
+        check_all(&ro, 250).await;
+        ro.close().await.unwrap();
+
+        let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+        assert_eq!(db.writer_epoch(), 3, "{how}: two past manifest 2's epoch");
+        check_all(&db, 250).await;
+        let r = silt::inspect::inspect(db.storage()).await.unwrap();
+        assert_eq!(r.manifest_id, 4, "{how}: the claim skips the torn id 3");
+        db.put("after", "fallback").await.unwrap();
+        db.flush_memtables().await.unwrap();
+        db.close().await.unwrap();
+
+        // The torn manifest 3 now sits below valid ones: only the newest is read.
+        let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+        assert_eq!(db.writer_epoch(), 4, "{how}");
+        check_all(&db, 250).await;
+        assert_eq!(
+            db.get("after").await.unwrap().as_deref(),
+            Some(&b"fallback"[..])
+        );
+        db.close().await.unwrap();
+    }
+}
+
+/// A torn first manifest (the first writer's claim) falls back to the empty database; the
+/// WAL that writer uploaded replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_first_manifest_falls_back_to_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+    for i in 0..20 {
+        db.put(key(i), value(i)).await.unwrap();
+    }
+    db.close().await.unwrap();
+    let manifests = files(dir.path(), "manifest", "manifest");
+    assert_eq!(manifests.len(), 1);
+    cut(&manifests[0], "half");
+    let db = Db::open(&url(dir.path()), settings()).await.unwrap();
+    assert_eq!(db.writer_epoch(), 2);
+    check_all(&db, 20).await;
+    db.close().await.unwrap();
+}
+
+/// Only the newest manifest may be skipped, and only for the one it was written on top of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_manifest_is_corrupt_unless_the_one_before_it_is_sound() {
+    for how in ["two-torn", "previous-missing"] {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = db_with_two_flushes(dir.path()).await;
+        cut(&manifests[2], "half");
+        match how {
+            "two-torn" => cut(&manifests[1], "empty"),
+            _ => std::fs::remove_file(&manifests[1]).unwrap(),
+        }
+        let e = Db::open(&url(dir.path()), settings()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{how}: {e}");
+        let (store, root) = silt::objstore::store_from_url(&url(dir.path())).unwrap();
+        let e = Db::builder(store, root)
+            .settings(settings())
+            .read_only()
+            .open()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{how} (read-only): {e}");
+        // Nothing was claimed over the damage.
+        assert_eq!(
+            files(dir.path(), "manifest", "manifest").len(),
+            manifests.len() - usize::from(how == "previous-missing")
         );
     }
 }

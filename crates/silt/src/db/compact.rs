@@ -74,11 +74,12 @@ impl DbInner {
                 pending.lock().push(guard);
                 id
             },
-            |out| {
+            |mut out| {
                 let outputs = &outputs;
+                let pending = &pending;
                 async move {
-                    let path = self.storage.sst_path(&out.info.id);
-                    self.storage.put_new(&path, out.data.clone()).await?;
+                    let renamed = self.upload_sst(&mut out.info, &out.data).await?;
+                    pending.lock().extend(renamed);
                     let h = self.register_sst(SstHandle::from_bytes(
                         &self.storage,
                         out.info,

@@ -2,17 +2,55 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use silt_format::manifest::SstInfo;
 use tokio::sync::watch;
 
-use super::DbInner;
+use super::{DbInner, PendingSst};
 use crate::error::{Error, Result};
 use crate::lsm::flush::build_sst;
 use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
+use crate::objstore::Created;
+
+/// Names tried for one SST before giving up (each taken name is another object's).
+const SST_NAME_ATTEMPTS: usize = 3;
 
 impl DbInner {
+    /// Upload a new SST as `info.id`. Should another object hold that name (fresh ULIDs
+    /// make it all but impossible), it is left alone and the SST goes up under a fresh id,
+    /// written into `info` (the id is in the object name and the manifest, not in the SST
+    /// bytes). The returned guards keep those fresh ids safe from GC; hold them until the
+    /// manifest referencing the SST is written.
+    pub(crate) async fn upload_sst(
+        &self,
+        info: &mut SstInfo,
+        data: &Bytes,
+    ) -> Result<Vec<PendingSst>> {
+        let mut guards = Vec::new();
+        for _ in 0..SST_NAME_ATTEMPTS {
+            let path = self.storage.sst_path(&info.id);
+            match self.storage.put_new(&path, data.clone()).await? {
+                Created::Ours => return Ok(guards),
+                Created::Theirs(_) => {
+                    let (id, guard) = self.new_sst_id();
+                    tracing::warn!(
+                        taken = %info.id,
+                        new = %id,
+                        "SST name held by another object; uploading under a new name"
+                    );
+                    info.id = id;
+                    guards.push(guard);
+                }
+            }
+        }
+        Err(Error::Internal(format!(
+            "{SST_NAME_ATTEMPTS} fresh SST names in a row were held by other objects"
+        )))
+    }
+
     /// Freeze the active memtable (if non-empty). Must be called with the write lock held,
     /// so no commit group straddles the switch.
     pub(crate) fn rotate_locked(&self) -> bool {
@@ -52,9 +90,9 @@ impl DbInner {
 
     async fn flush_one(&self, mem: &Arc<Memtable>) -> Result<()> {
         let (id, _pending) = self.new_sst_id();
-        let (data, info) = build_sst(mem, &self.settings.sst, id)?;
-        let path = self.storage.sst_path(&info.id);
-        self.storage.put_new(&path, data.clone()).await?;
+        let (data, mut info) = build_sst(mem, &self.settings.sst, id)?;
+        // Like `_pending`, held until the manifest below is written.
+        let _renamed = self.upload_sst(&mut info, &data).await?;
         let handle = self.register_sst(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
         tracing::debug!(sst = %info.id, bytes = info.size, entries = info.props.entries, "flushed memtable");
         self.counters

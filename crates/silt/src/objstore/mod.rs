@@ -24,13 +24,18 @@ pub(crate) const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Part size of multipart uploads (S3's minimum is 5 MiB).
 pub(crate) const MULTIPART_PART: usize = 8 * 1024 * 1024;
 
-/// Outcome of a create-only PUT.
+/// Create-only PUTs refused while nothing is at the path (a lost race, see
+/// [`Storage::put_create_resolved`]) are tried this many times in all.
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// Whose object a create-only PUT ([`Storage::put_create_resolved`]) left at the path.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum CreateOutcome {
-    /// The object did not exist and now holds our bytes.
-    Created,
-    /// An object already exists at that path.
-    AlreadyExists,
+pub(crate) enum Created {
+    /// Our bytes: this PUT created the object, or an earlier attempt of ours whose response
+    /// was lost did.
+    Ours,
+    /// Another writer's object, with its bytes; ours was not stored.
+    Theirs(Bytes),
 }
 
 /// An object found by a listing.
@@ -79,21 +84,51 @@ impl Storage {
         self.child("sst", &format!("{id}.sst"))
     }
 
-    /// PUT with `PutMode::Create`: never overwrites.
-    pub(crate) async fn put_create(&self, path: &Path, data: Bytes) -> Result<CreateOutcome> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(path, PutPayload::from(data), opts)
-            .await
-        {
-            Ok(_) => Ok(CreateOutcome::Created),
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(CreateOutcome::AlreadyExists),
-            Err(e) => Err(Error::store("put", path, e)),
+    /// PUT with `PutMode::Create` (never overwrites), with an uncertain outcome resolved.
+    ///
+    /// A refusal (`AlreadyExists` or `Precondition`) does not prove that someone else wrote
+    /// the object: object_store retries a PUT whose response was lost (timeout, 5xx) and
+    /// the retry meets our own first attempt (412); S3 answers two racing conditional PUTs
+    /// with 409 ConditionalRequestConflict, which object_store also maps to
+    /// `AlreadyExists`, although the other PUT may not land. So the object is read back:
+    /// our bytes → [`Created::Ours`], other bytes → [`Created::Theirs`], nothing there →
+    /// the create is tried again, [`CREATE_ATTEMPTS`] times in all.
+    ///
+    /// This relies on no two writers creating byte-identical objects under one name: WAL
+    /// segments carry the writer's epoch, manifests its epoch and random `writer_nonce`,
+    /// SSTs have fresh ULID names.
+    pub(crate) async fn put_create_resolved(&self, path: &Path, data: Bytes) -> Result<Created> {
+        let mut attempt = 1;
+        loop {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            let refused = match self
+                .store
+                .put_opts(path, PutPayload::from(data.clone()), opts)
+                .await
+            {
+                Ok(_) => return Ok(Created::Ours),
+                Err(
+                    e @ (object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }),
+                ) => e,
+                Err(e) => return Err(Error::store("put", path, e)),
+            };
+            match self.get_opt(path).await? {
+                Some(existing) if existing == data => return Ok(Created::Ours),
+                Some(existing) => return Ok(Created::Theirs(existing)),
+                None if attempt < CREATE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(
+                        %path,
+                        attempt,
+                        "create-only PUT refused but nothing is there; retrying"
+                    );
+                }
+                None => return Err(Error::store("put", path, refused)),
+            }
         }
     }
 
@@ -171,16 +206,16 @@ impl Storage {
             .map_err(|e| Error::store("list", &prefix, e))
     }
 
-    /// PUT a new immutable object (unique name); objects above [`MULTIPART_THRESHOLD`] go
-    /// up as a multipart upload of [`MULTIPART_PART`]-sized parts.
-    pub(crate) async fn put_new(&self, path: &Path, data: Bytes) -> Result<()> {
+    /// PUT a new immutable object under a fresh unique name (an SST): create-only, resolved
+    /// as by [`Storage::put_create_resolved`].
+    ///
+    /// Objects above [`MULTIPART_THRESHOLD`] go up as a multipart upload of
+    /// [`MULTIPART_PART`]-sized parts, which object_store cannot make create-only. That is
+    /// safe because the name is a fresh ULID no other writer uses: there is nothing under it
+    /// to overwrite but our own bytes, so a completed upload reports [`Created::Ours`].
+    pub(crate) async fn put_new(&self, path: &Path, data: Bytes) -> Result<Created> {
         if data.len() <= MULTIPART_THRESHOLD {
-            return match self.put_create(path, data).await? {
-                CreateOutcome::Created => Ok(()),
-                CreateOutcome::AlreadyExists => {
-                    Err(Error::Internal(format!("object {path} already exists")))
-                }
-            };
+            return self.put_create_resolved(path, data).await;
         }
         let mut upload = self
             .store
@@ -203,7 +238,7 @@ impl Storage {
             .complete()
             .await
             .map_err(|e| Error::store("complete_multipart", path, e))?;
-        Ok(())
+        Ok(Created::Ours)
     }
 
     /// Total bytes of every object under `dir`.

@@ -1,5 +1,5 @@
 //! Object stores from URLs: `file://DIR` (or a bare path), `memory://`, `s3://bucket/prefix`,
-//! `gs://bucket/prefix`, `az://container/prefix`.
+//! `gs://bucket/prefix`, `az://container/prefix`. Local directories are written with fsync.
 
 use std::sync::Arc;
 
@@ -72,8 +72,12 @@ fn local(dir: &str) -> std::result::Result<(Arc<dyn ObjectStore>, Path), String>
         return Err("empty directory".into());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {dir}: {e}"))?;
-    let store =
-        object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
+    // fsync written files and their parent directories before a PUT returns: an
+    // acknowledged object (a WAL segment, a manifest) must survive a power loss, not come
+    // back empty after one.
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| e.to_string())?
+        .with_fsync(true);
     Ok((Arc::new(store), Path::from("")))
 }
 

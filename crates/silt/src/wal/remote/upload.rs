@@ -1,5 +1,5 @@
-//! Uploading one sealed segment with `PutMode::Create`, resolving uncertain outcomes by
-//! reading back.
+//! Uploading one sealed segment with `PutMode::Create`; a segment of another writer at its
+//! id is told apart by epoch.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use silt_format::wal::decode_segment_header;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::objstore::{CreateOutcome, Storage};
+use crate::objstore::{Created, Storage};
 
 /// Why an upload did not store the segment under its id.
 #[derive(Debug)]
@@ -21,9 +21,10 @@ pub(crate) enum UploadError {
 
 /// Store `data` as segment `id`. `epoch` is this writer's epoch, written in the header.
 ///
-/// On `AlreadyExists` the existing object is read back: our own bytes (an earlier attempt
-/// whose response was lost) count as success; a newer epoch means we are fenced; an older
-/// epoch is a zombie's leftover, and the caller retries under a new id.
+/// The create is resolved by [`Storage::put_create_resolved`] (our own earlier attempt
+/// counts as success). Another writer's segment at the id decides by its epoch: a newer
+/// one means we are fenced; an older one is a fenced writer's late upload, and the caller
+/// retries under a new id.
 pub(crate) async fn upload_segment(
     storage: &Storage,
     clock: &dyn Clock,
@@ -35,20 +36,9 @@ pub(crate) async fn upload_segment(
     let path = storage.wal_path(id);
     let mut attempt = 0;
     loop {
-        let outcome = storage.put_create(&path, data.clone()).await;
-        match outcome {
-            Ok(CreateOutcome::Created) => return Ok(()),
-            Ok(CreateOutcome::AlreadyExists) => {
-                let existing = storage.get_opt(&path).await.map_err(UploadError::Fatal)?;
-                let Some(existing) = existing else {
-                    // Deleted between our PUT and GET: only GC does that, never for new ids.
-                    return Err(UploadError::Fatal(Error::Internal(format!(
-                        "WAL segment {path} vanished after a create conflict"
-                    ))));
-                };
-                if existing == *data {
-                    return Ok(());
-                }
+        match storage.put_create_resolved(&path, data.clone()).await {
+            Ok(Created::Ours) => return Ok(()),
+            Ok(Created::Theirs(existing)) => {
                 let header = decode_segment_header(&existing)
                     .map_err(|e| UploadError::Fatal(Error::corrupt(path.to_string(), e)))?;
                 return Err(match header.writer_epoch.cmp(&epoch) {

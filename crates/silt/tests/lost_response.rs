@@ -1,0 +1,460 @@
+//! Create-only PUTs with an uncertain outcome. object_store retries a PUT whose response
+//! was lost and the retry meets our own first attempt (412 → `AlreadyExists`); S3 answers
+//! two racing conditional PUTs with 409, mapped to `AlreadyExists` too, although the other
+//! PUT may never land. For WAL segments, manifests (the writer claim on open and the
+//! commits of flushes and compactions) and SSTs, the engine must read the object back:
+//! our own bytes are success, nothing there means try again, and someone else's bytes
+//! fence (manifest) or move the SST to a fresh name. Every case reopens and checks the
+//! data.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{BoxFut, Gate, Hook, HookStore};
+use silt::object_store::memory::InMemory;
+use silt::object_store::path::Path;
+use silt::object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
+use silt::objstore::Storage;
+use silt::{Bytes, Db, ErrorKind, Settings};
+
+/// What the hook does to a create-only PUT it is armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Store the object, then answer `AlreadyExists`: the response was lost and
+    /// object_store's retry hit 412.
+    LostResponse,
+    /// Answer `AlreadyExists` without storing: S3's 409 for a race the other PUT lost.
+    Conflict,
+    /// Store foreign bytes at the path first, then delegate (the inner store refuses).
+    Foreign,
+}
+
+const FOREIGN: &[u8] = b"someone else's object";
+
+/// Faults the next `armed` create-only PUTs to paths containing `kind`.
+#[derive(Debug)]
+struct Faults {
+    kind: &'static str,
+    fault: Fault,
+    armed: AtomicUsize,
+    /// Paths faulted, in order.
+    hits: Mutex<Vec<Path>>,
+}
+
+impl Hook for Faults {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        let applies = matches!(opts.mode, PutMode::Create)
+            && location.as_ref().contains(self.kind)
+            && self
+                .armed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if !applies {
+            return inner.put_opts(location, payload, opts);
+        }
+        self.hits.lock().unwrap().push(location.clone());
+        let refused = || silt::object_store::Error::AlreadyExists {
+            path: location.to_string(),
+            source: "injected by the test".into(),
+        };
+        Box::pin(async move {
+            match self.fault {
+                Fault::LostResponse => {
+                    inner.put_opts(location, payload, opts).await?;
+                    Err(refused())
+                }
+                Fault::Conflict => Err(refused()),
+                Fault::Foreign => {
+                    inner
+                        .put(location, PutPayload::from_static(FOREIGN))
+                        .await?;
+                    inner.put_opts(location, payload, opts).await
+                }
+            }
+        })
+    }
+}
+
+type Faulty = Arc<HookStore<Faults>>;
+
+fn faulty(kind: &'static str, fault: Fault) -> Faulty {
+    HookStore::new(
+        Arc::new(InMemory::new()),
+        Faults {
+            kind,
+            fault,
+            armed: AtomicUsize::new(0),
+            hits: Mutex::new(Vec::new()),
+        },
+    )
+}
+
+fn arm(store: &Faulty, n: usize) {
+    store.hook.armed.store(n, Ordering::SeqCst);
+}
+
+fn hits(store: &Faulty) -> usize {
+    store.hook.hits.lock().unwrap().len()
+}
+
+fn root() -> Path {
+    Path::from("db")
+}
+
+/// No background compaction or GC (every PUT comes from the test's own calls), no flush on
+/// close (what is not flushed stays in the WAL and must replay), a generous PUT budget.
+fn settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.compaction.enabled = false;
+    s.gc.enabled = false;
+    s.flush_on_close = false;
+    s.wal.max_puts_per_sec = 10_000.0;
+    s.wal.put_burst = 100;
+    s
+}
+
+async fn open(store: &Faulty) -> silt::Result<Db> {
+    let store: Arc<dyn ObjectStore> = store.clone();
+    Db::open_with_store(store, root(), settings()).await
+}
+
+fn key(i: usize) -> String {
+    format!("key{i:04}")
+}
+
+fn value(i: usize) -> String {
+    format!("value-{i:04}")
+}
+
+/// `Remote` puts of keys `range` (each acknowledged once its WAL segment is stored).
+async fn put_range(db: &Db, range: std::ops::Range<usize>) {
+    for i in range {
+        db.put(key(i), value(i)).await.unwrap();
+    }
+}
+
+/// Reopen on the plain inner store (no hook) and check keys `0..n`.
+async fn reopen_and_check(store: &Faulty, n: usize) -> Db {
+    let db = Db::open_with_store(Arc::clone(&store.inner), root(), settings())
+        .await
+        .unwrap();
+    for i in 0..n {
+        assert_eq!(
+            db.get(key(i)).await.unwrap().as_deref(),
+            Some(value(i).as_bytes()),
+            "{} after reopen",
+            key(i)
+        );
+    }
+    db
+}
+
+async fn report(store: &Faulty) -> silt::inspect::StoreReport {
+    silt::inspect::inspect(&Storage::new(Arc::clone(&store.inner), root()))
+        .await
+        .unwrap()
+}
+
+// ---- WAL segments ----
+
+async fn wal_put_with(fault: Fault) {
+    let store = faulty("/wal/", fault);
+    let db = open(&store).await.unwrap();
+    put_range(&db, 0..10).await;
+    arm(&store, 1);
+    // Acknowledged only once its segment is stored.
+    put_range(&db, 10..20).await;
+    assert_eq!(hits(&store), 1, "the fault was not exercised");
+    db.close().await.unwrap();
+    // Nothing was flushed to an SST: the keys come back from the WAL.
+    assert!(report(&store).await.ssts.is_empty());
+    reopen_and_check(&store, 20).await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_upload_whose_response_was_lost_is_acknowledged() {
+    wal_put_with(Fault::LostResponse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_upload_refused_with_nothing_there_is_retried() {
+    wal_put_with(Fault::Conflict).await;
+}
+
+// ---- The writer claim (manifest written on open) ----
+
+async fn claim_with(fault: Fault) {
+    let store = faulty("/manifest/", fault);
+    arm(&store, 1);
+    let db = open(&store).await.unwrap();
+    assert_eq!(hits(&store), 1, "the fault was not exercised");
+    assert_eq!(db.writer_epoch(), 1);
+    put_range(&db, 0..10).await;
+    db.close().await.unwrap();
+    let db = reopen_and_check(&store, 10).await;
+    assert_eq!(db.writer_epoch(), 2);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_whose_claim_response_was_lost_succeeds() {
+    claim_with(Fault::LostResponse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_whose_claim_was_refused_with_nothing_there_succeeds() {
+    claim_with(Fault::Conflict).await;
+}
+
+// ---- Memtable flush: its SST and its manifest ----
+
+async fn flush_with(kind: &'static str, fault: Fault) {
+    let store = faulty(kind, fault);
+    let db = open(&store).await.unwrap();
+    put_range(&db, 0..100).await;
+    arm(&store, 1);
+    db.flush_memtables().await.unwrap();
+    assert_eq!(hits(&store), 1, "the fault was not exercised");
+    put_range(&db, 100..110).await;
+    db.close().await.unwrap();
+    let r = report(&store).await;
+    assert_eq!(r.l0_ssts, 1, "{r:?}");
+    check_no_renamed_sst(&store).await;
+    reopen_and_check(&store, 110).await.close().await.unwrap();
+}
+
+/// Every SST object in the store is referenced (none was left behind by a re-upload under a
+/// new name), and a faulted SST PUT kept its name.
+async fn check_no_renamed_sst(store: &Faulty) {
+    let r = report(store).await;
+    assert_eq!(r.sst_objects, r.ssts.len(), "{r:?}");
+    if store.hook.kind == "/sst/" {
+        let faulted = store.hook.hits.lock().unwrap()[0].clone();
+        assert!(
+            r.ssts.iter().any(|s| faulted.as_ref().contains(&s.id)),
+            "{faulted} is not referenced: {r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_whose_sst_response_was_lost_succeeds() {
+    flush_with("/sst/", Fault::LostResponse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_whose_sst_was_refused_with_nothing_there_succeeds() {
+    flush_with("/sst/", Fault::Conflict).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_whose_manifest_response_was_lost_succeeds() {
+    flush_with("/manifest/", Fault::LostResponse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_whose_manifest_was_refused_with_nothing_there_succeeds() {
+    flush_with("/manifest/", Fault::Conflict).await;
+}
+
+// ---- Compaction: its output SSTs and its manifest ----
+
+/// Two L0 SSTs and some WAL-only keys; the fault is armed for the compaction.
+async fn compact_with(kind: &'static str, fault: Fault) -> Faulty {
+    let store = faulty(kind, fault);
+    let db = open(&store).await.unwrap();
+    put_range(&db, 0..100).await;
+    db.flush_memtables().await.unwrap();
+    put_range(&db, 100..200).await;
+    db.flush_memtables().await.unwrap();
+    put_range(&db, 200..210).await;
+    arm(&store, 1);
+    db.compact().await.unwrap();
+    assert_eq!(hits(&store), 1, "the fault was not exercised");
+    db.close().await.unwrap();
+    let r = report(&store).await;
+    assert_eq!((r.l0_ssts, r.runs.len()), (0, 1), "{r:?}");
+    reopen_and_check(&store, 210).await.close().await.unwrap();
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_whose_sst_response_was_lost_succeeds() {
+    let store = compact_with("/sst/", Fault::LostResponse).await;
+    // The compaction's inputs are still in the store (GC grace): only the run's SSTs are
+    // checked here.
+    let r = report(&store).await;
+    let faulted = store.hook.hits.lock().unwrap()[0].clone();
+    assert!(
+        r.ssts.iter().any(|s| faulted.as_ref().contains(&s.id)),
+        "{faulted} is not referenced: {r:?}"
+    );
+    assert_eq!(
+        r.sst_objects,
+        2 + r.ssts.len(),
+        "inputs + outputs only: {r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_whose_manifest_response_was_lost_succeeds() {
+    compact_with("/manifest/", Fault::LostResponse).await;
+}
+
+// ---- Someone else's object ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_manifest_at_the_next_id_fences() {
+    let store = faulty("/manifest/", Fault::LostResponse);
+    let db = open(&store).await.unwrap();
+    put_range(&db, 0..100).await;
+    // A newer writer's manifest takes the id this writer's next commit needs.
+    let next = report(&store).await.manifest_id + 1;
+    let theirs = silt_format::manifest::encode_manifest(&silt_format::manifest::Manifest {
+        id: next,
+        writer_epoch: 7,
+        wal_replay_from: 1,
+        ..Default::default()
+    });
+    store
+        .inner
+        .put(
+            &Path::from(format!("db/manifest/{next:020}.manifest")),
+            PutPayload::from(theirs),
+        )
+        .await
+        .unwrap();
+    let e = db.flush_memtables().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(
+        db.put("after", "fenced").await.unwrap_err().kind(),
+        ErrorKind::Fenced
+    );
+}
+
+/// The SST went up under a name other than the one the foreign object holds, which is left
+/// as it was.
+async fn check_foreign_sst_kept(store: &Faulty) {
+    let foreign = store.hook.hits.lock().unwrap()[0].clone();
+    let bytes: Bytes = store
+        .inner
+        .get(&foreign)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), FOREIGN);
+    let r = report(store).await;
+    assert!(!r.ssts.is_empty());
+    for s in &r.ssts {
+        assert!(
+            !foreign.as_ref().contains(&s.id),
+            "the manifest references the foreign object {foreign}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_sst_whose_name_is_taken_goes_up_under_another() {
+    let store = faulty("/sst/", Fault::Foreign);
+    flush_with_foreign(&store).await;
+    check_foreign_sst_kept(&store).await;
+}
+
+async fn flush_with_foreign(store: &Faulty) {
+    let db = open(store).await.unwrap();
+    put_range(&db, 0..100).await;
+    arm(store, 1);
+    db.flush_memtables().await.unwrap();
+    assert_eq!(hits(store), 1, "the fault was not exercised");
+    db.close().await.unwrap();
+    reopen_and_check(store, 100).await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_sst_whose_name_is_taken_goes_up_under_another() {
+    let store = compact_with("/sst/", Fault::Foreign).await;
+    check_foreign_sst_kept(&store).await;
+}
+
+/// Holds the first create-only manifest PUT (a writer's claim) at the gate, then lets it go.
+#[derive(Debug)]
+struct HoldClaim(Arc<Gate>);
+
+impl Hook for HoldClaim {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        let hold = matches!(opts.mode, PutMode::Create)
+            && location.as_ref().contains("/manifest/")
+            && self.0.trip();
+        Box::pin(async move {
+            if hold {
+                self.0.hold().await;
+            }
+            inner.put_opts(location, payload, opts).await
+        })
+    }
+}
+
+/// Two writers claiming from the same manifest would write the same id and epoch; the
+/// loser reads the winner's claim back and must not take it for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_claim_read_back_is_not_mistaken_for_ours() {
+    let gate = Gate::new(true);
+    let store: Arc<dyn ObjectStore> =
+        HookStore::new(Arc::new(InMemory::new()), HoldClaim(Arc::clone(&gate)));
+    let a = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { Db::open_with_store(store, root(), settings()).await }
+    });
+    // A has read the (empty) database and is about to create manifest 1.
+    gate.reached.notified().await;
+    let b = Db::open_with_store(Arc::clone(&store), root(), settings())
+        .await
+        .unwrap();
+    gate.release.add_permits(1);
+    let e = a.await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    b.put("b", "wins").await.unwrap();
+    b.close().await.unwrap();
+    let b = Db::open_with_store(store, root(), settings())
+        .await
+        .unwrap();
+    assert_eq!(b.get("b").await.unwrap().as_deref(), Some(&b"wins"[..]));
+    b.close().await.unwrap();
+}
+
+// ---- Bounded ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_refused_every_time_with_nothing_there_gives_up() {
+    let store = faulty("/manifest/", Fault::Conflict);
+    let db = open(&store).await.unwrap();
+    put_range(&db, 0..100).await;
+    arm(&store, usize::MAX);
+    let e = db.flush_memtables().await.unwrap_err();
+    // The background flusher may have met the error first and stopped the database.
+    let cause = match &e {
+        silt::Error::Stopped(cause) => cause.as_ref(),
+        e => e,
+    };
+    assert_eq!(cause.kind(), ErrorKind::Unavailable, "{e}");
+    assert_eq!(hits(&store), 3, "attempts at the create");
+}
