@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use serde::Serialize;
-use silt_format::manifest::decode_manifest;
+use silt_format::manifest::{decode_manifest, manifest_is_torn};
 use tokio::sync::watch;
 
 use super::{Db, DbInner};
@@ -103,7 +103,7 @@ impl DbInner {
                 continue;
             }
             recent.insert(*id);
-            let Some(refs) = self.manifest_refs(*id, meta).await? else {
+            let Some(refs) = self.manifest_refs(*id, meta, current.id).await? else {
                 continue;
             };
             if refs.writer_epoch > current.writer_epoch {
@@ -172,14 +172,25 @@ impl DbInner {
     }
 
     /// What manifest `id` references; read once and remembered (manifests never change).
-    /// `None` when it vanished since the listing.
-    async fn manifest_refs(&self, id: u64, meta: &ObjectMeta) -> Result<Option<Arc<ManifestRefs>>> {
+    /// `None` when it vanished since the listing, or when it is a torn manifest below the
+    /// current one (`current`): opening skipped it, so nobody reads it and it protects
+    /// nothing.
+    async fn manifest_refs(
+        &self,
+        id: u64,
+        meta: &ObjectMeta,
+        current: u64,
+    ) -> Result<Option<Arc<ManifestRefs>>> {
         if let Some(r) = self.gc_manifests.lock().get(&id).cloned() {
             return Ok(Some(r));
         }
         let Some(bytes) = self.storage.get_opt(&meta.location).await? else {
             return Ok(None);
         };
+        if id < current && manifest_is_torn(&bytes) {
+            tracing::debug!(manifest = id, "GC: torn manifest below the current one");
+            return Ok(None);
+        }
         let m =
             decode_manifest(&bytes).map_err(|e| Error::corrupt(meta.location.to_string(), e))?;
         let r = Arc::new(ManifestRefs::of(&m));
