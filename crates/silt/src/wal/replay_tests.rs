@@ -37,7 +37,7 @@ async fn segment(st: &Storage, id: u64, epoch: u64, seqs: std::ops::RangeInclusi
         record_count: records,
         body_len: body.len() as u64,
     };
-    st.put_create(&st.wal_path(id), encode_segment(&header, &body))
+    st.put_create_resolved(&st.wal_path(id), encode_segment(&header, &body))
         .await
         .unwrap();
 }
