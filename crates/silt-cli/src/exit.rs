@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use silt::ErrorKind;
+use silt::{CloseReason, ErrorKind};
 
 /// Success.
 pub const OK: u8 = 0;
@@ -33,7 +33,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<silt::Error>() {
             return match e.kind() {
                 ErrorKind::InvalidInput => USAGE,
-                ErrorKind::Fenced => FENCED,
+                ErrorKind::Closed(CloseReason::Fenced) => FENCED,
                 _ => OTHER,
             };
         }

@@ -4,25 +4,43 @@ use std::sync::Arc;
 
 use silt_format::FormatError;
 
-/// What the caller can do about an error.
+/// What the caller can do about an error: the actionable level of Silt's two-level errors
+/// ([`Error`] is the detailed level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
-    /// Another writer opened the database; this handle must be dropped.
-    Fenced,
-    /// Data read from storage failed validation; nothing was guessed.
-    Corrupt,
-    /// The request (key, value, settings, URL) is invalid; fix it and retry.
-    InvalidInput,
-    /// The object store could not be reached or refused the request; retry later.
+    /// The object store could not be reached, refused the request, or kept a conflict
+    /// going: retry later. Nothing acknowledged was lost.
     Unavailable,
-    /// The database was closed, or an earlier fatal error stopped it.
-    Closed,
+    /// The request (key, value, batch, settings, URL, credentials) is invalid: fix it.
+    InvalidInput,
+    /// Data read from storage failed validation, or an object the database needs is
+    /// missing; nothing was guessed.
+    Corrupt,
+    /// The handle no longer works, for the reason given: drop it (and reopen, for
+    /// `Poisoned`).
+    Closed(CloseReason),
     /// A bug or an unexpected state.
     Internal,
 }
 
-/// The error type of every fallible Silt operation.
+/// Why a handle is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`crate::Db::close`] was called.
+    Clean,
+    /// Another writer owns the database; this process must not write or delete.
+    Fenced,
+    /// A failure made the handle's durability uncertain (a failed `fdatasync` of the local
+    /// log, a WAL or flush that stopped after an error): reopen to recover.
+    Poisoned,
+}
+
+/// The error type of every fallible Silt operation: the detail. [`Error::kind`] gives
+/// the actionable [`ErrorKind`].
 #[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A newer writer owns the database (its epoch is in the message).
     #[error("fenced: {0}")]
@@ -62,6 +80,17 @@ pub enum Error {
     /// An earlier fatal error stopped the database; the original error is kept.
     #[error("database stopped after an earlier error: {0}")]
     Stopped(Arc<Error>),
+    /// A local file operation (local log, disk cache) failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was done (open, pwrite, fdatasync, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// A bug or unexpected state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,31 +100,37 @@ impl Error {
     /// The kind of the error, to decide what to do about it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Fenced(_) => ErrorKind::Fenced,
+            Error::Fenced(_) => ErrorKind::Closed(CloseReason::Fenced),
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::InvalidInput(_) | Error::InvalidSettings(_) | Error::ReadOnly => {
                 ErrorKind::InvalidInput
             }
-            Error::Store { source, .. } => match source.as_ref() {
-                object_store::Error::NotFound { .. } => ErrorKind::Corrupt,
-                // Wrong credentials or permissions: a configuration problem, not an outage.
-                object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. } => ErrorKind::InvalidInput,
-                _ => ErrorKind::Unavailable,
-            },
-            Error::Closed => ErrorKind::Closed,
+            Error::Store { source, .. } => store_kind(source),
+            Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Closed => ErrorKind::Closed(CloseReason::Clean),
             Error::Stopped(inner) => match inner.kind() {
-                ErrorKind::Fenced => ErrorKind::Fenced,
                 ErrorKind::Corrupt => ErrorKind::Corrupt,
-                _ => ErrorKind::Closed,
+                ErrorKind::Closed(reason) => ErrorKind::Closed(reason),
+                ErrorKind::Unavailable | ErrorKind::InvalidInput | ErrorKind::Internal => {
+                    ErrorKind::Closed(CloseReason::Poisoned)
+                }
             },
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
-    /// True when this error (or the error that stopped the database) is a fencing error.
+    /// True when this error (or the error that stopped the database) is a fencing error:
+    /// its kind is `Closed(Fenced)`.
     pub fn is_fenced(&self) -> bool {
-        self.kind() == ErrorKind::Fenced
+        self.kind() == ErrorKind::Closed(CloseReason::Fenced)
+    }
+
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.to_owned(),
+            source: Arc::new(source),
+        }
     }
 
     pub(crate) fn corrupt(object: impl Into<String>, source: FormatError) -> Self {
@@ -120,3 +155,29 @@ impl Error {
 
 /// Result alias used throughout Silt.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kind of an object-store error, variant by variant.
+fn store_kind(e: &object_store::Error) -> ErrorKind {
+    use object_store::Error as E;
+    match e {
+        // An object the database references is gone.
+        E::NotFound { .. } => ErrorKind::Corrupt,
+        // Credentials, permissions, configuration or a store that lacks a feature Silt
+        // needs (conditional PUT): nothing a retry fixes.
+        E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::UnknownConfigurationKey { .. }
+        | E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. } => ErrorKind::InvalidInput,
+        // Transport, server and contention errors that outlived the retries.
+        E::Generic { .. }
+        | E::JoinError { .. }
+        | E::AlreadyExists { .. }
+        | E::Precondition { .. }
+        | E::NotModified { .. } => ErrorKind::Unavailable,
+        // `object_store::Error` is non-exhaustive: a variant added later is a store
+        // failure until it is mapped here.
+        _ => ErrorKind::Unavailable,
+    }
+}

@@ -44,7 +44,7 @@ pub use db::{
     Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Metrics, Snapshot, WriteBatch,
     WriteOptions,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{CloseReason, Error, ErrorKind, Result};
 pub use live::{live_objects, LiveObjects};
 pub use lsm::disk_cache::{CacheSettings, DiskCacheMetrics};
 pub use lsm::iter::DbIterator;

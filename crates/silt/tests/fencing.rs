@@ -1,5 +1,5 @@
 //! Single-writer fencing: a second writer's open fences the first one; the fenced writer's
-//! WAL uploads and manifest writes fail with `ErrorKind::Fenced`, and nothing it
+//! WAL uploads and manifest writes fail with `ErrorKind::Closed(CloseReason::Fenced)`, and nothing it
 //! acknowledged before the new writer opened is lost.
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +13,7 @@ use futures::StreamExt;
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{ObjectMeta, ObjectStore, Result as OsResult};
-use silt::{Db, Durability, ErrorKind, Settings, WriteBatch, WriteOptions};
+use silt::{CloseReason, Db, Durability, ErrorKind, Settings, WriteBatch, WriteOptions};
 
 fn store() -> Arc<dyn ObjectStore> {
     Arc::new(InMemory::new())
@@ -98,13 +98,13 @@ async fn second_writer_fences_first_wal_put() {
 
     // A's next durable write needs a WAL upload, which must be refused.
     let e = a.put("after-fence", "a").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert!(e.is_fenced());
     // The WAL stays stopped: later writes fail the same way, durable or not.
     let e = a.put("after-fence-2", "a").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     let e = a.flush().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
 
     check(&b, &expect).await;
     assert_eq!(b.get("after-fence").await.unwrap(), None);
@@ -138,10 +138,10 @@ async fn fenced_writer_manifest_write_fails() {
 
     let b = open(&store).await;
     let e = a.flush_memtables().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     // The failed flush stopped A.
     let e = a.get("pending").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
 
     check(&b, &expect).await;
     b.put("b-key", "b").await.unwrap();
@@ -168,9 +168,9 @@ async fn fenced_writer_buffered_write_is_never_visible() {
     match a.put_with("zombie", "a", &BUFFERED).await {
         Ok(()) => {
             let e = a.flush().await.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+            assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
         }
-        Err(e) => assert_eq!(e.kind(), ErrorKind::Fenced, "{e}"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}"),
     }
     assert_eq!(b.get("zombie").await.unwrap(), None);
     b.put("b-after", "b").await.unwrap();
@@ -221,14 +221,22 @@ async fn racing_opens_leave_exactly_one_writer() {
                 let db = match Db::open_with_store(store, root(), settings()).await {
                     Ok(db) => db,
                     Err(e) => {
-                        assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}");
+                        assert_eq!(
+                            e.kind(),
+                            ErrorKind::Closed(CloseReason::Fenced),
+                            "round {round}, {name}: {e}"
+                        );
                         return None;
                     }
                 };
                 let acked = match db.put(name, "first").await {
                     Ok(()) => true,
                     Err(e) => {
-                        assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}");
+                        assert_eq!(
+                            e.kind(),
+                            ErrorKind::Closed(CloseReason::Fenced),
+                            "round {round}, {name}: {e}"
+                        );
                         false
                     }
                 };
@@ -247,7 +255,11 @@ async fn racing_opens_leave_exactly_one_writer() {
             }
             match db.put(format!("{name}-second"), "second").await {
                 Ok(()) => writers.push((name, db)),
-                Err(e) => assert_eq!(e.kind(), ErrorKind::Fenced, "round {round}, {name}: {e}"),
+                Err(e) => assert_eq!(
+                    e.kind(),
+                    ErrorKind::Closed(CloseReason::Fenced),
+                    "round {round}, {name}: {e}"
+                ),
             }
         }
         assert_eq!(writers.len(), 1, "round {round}: not exactly one writer");
@@ -327,7 +339,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() {
     gate.release.add_permits(1);
     let x_acked = match x_open.await.unwrap() {
         Err(e) => {
-            assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+            assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
             false
         }
         Ok(x) => {
@@ -335,7 +347,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() {
             match x.put("x-key", "x").await {
                 Ok(()) => true,
                 Err(e) => {
-                    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+                    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
                     false
                 }
             }

@@ -25,7 +25,7 @@ use silt::object_store::path::Path;
 use silt::object_store::{
     ObjectMeta, ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
-use silt::{Db, ErrorKind, Settings};
+use silt::{CloseReason, Db, ErrorKind, Settings};
 
 fn root() -> Path {
     Path::from("db")
@@ -99,7 +99,7 @@ async fn fenced_idle_writer_gc_deletes_nothing() {
     let before = objects(&store).await;
 
     let e = a.gc(Some(Duration::ZERO)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(
         objects(&store).await,
         before,
@@ -107,9 +107,9 @@ async fn fenced_idle_writer_gc_deletes_nothing() {
     );
     // The handle is stopped as fenced: writes and flushes say so.
     let e = a.flush().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     let e = a.put("late", "x").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(a.counters().gc_deleted_sst.load(Ordering::Relaxed), 0);
     let _ = a.close().await;
 
@@ -147,7 +147,7 @@ async fn idle_writer_learns_it_is_fenced_within_one_gc_interval() {
 
     tokio::time::sleep(s.gc.interval + Duration::from_secs(1)).await;
     let e = a.flush().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(objects(&store).await, before);
     let _ = a.close().await;
     b.close().await.unwrap();

@@ -20,7 +20,7 @@ use silt::object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
 use silt::objstore::Storage;
-use silt::{Bytes, Db, ErrorKind, Settings};
+use silt::{Bytes, CloseReason, Db, ErrorKind, Settings};
 
 /// What the hook does to a create-only PUT it is armed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,10 +336,10 @@ async fn foreign_manifest_at_the_next_id_fences() {
         .await
         .unwrap();
     let e = db.flush_memtables().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(
         db.put("after", "fenced").await.unwrap_err().kind(),
-        ErrorKind::Fenced
+        ErrorKind::Closed(CloseReason::Fenced)
     );
 }
 
@@ -431,7 +431,7 @@ async fn racing_claim_read_back_is_not_mistaken_for_ours() {
         .unwrap();
     gate.release.add_permits(1);
     let e = a.await.unwrap().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     b.put("b", "wins").await.unwrap();
     b.close().await.unwrap();
     let b = Db::open_with_store(store, root(), settings())

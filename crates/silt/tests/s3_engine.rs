@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use silt::{Db, ErrorKind, Settings};
+use silt::{CloseReason, Db, ErrorKind, Settings};
 
 /// A fresh database URL under the test bucket, or `None` to skip.
 fn db_url(test: &str) -> Option<String> {
@@ -81,7 +81,7 @@ async fn second_writer_fences_the_first_through_conditional_put() {
     a.put("from-a", "1").await.unwrap();
     let b = Db::open(&url, Settings::small_for_tests()).await.unwrap();
     let err = a.put("late-a", "2").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Fenced, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Closed(CloseReason::Fenced), "{err}");
     assert_eq!(b.get("from-a").await.unwrap().as_deref(), Some(&b"1"[..]));
     b.put("from-b", "3").await.unwrap();
     b.close().await.unwrap();

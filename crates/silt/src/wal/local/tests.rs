@@ -462,7 +462,11 @@ async fn write_failure_poisons_the_log() {
         .enqueue(next, [(ValueKind::Put, &b"k"[..], v.as_slice())])
         .unwrap();
     let err = log.wait(t).await.unwrap_err();
-    assert_eq!(err.kind(), crate::ErrorKind::Closed, "{err}");
+    assert_eq!(
+        err.kind(),
+        crate::ErrorKind::Closed(crate::CloseReason::Poisoned),
+        "{err}"
+    );
     assert!(err.to_string().contains("pwrite"), "{err}");
     assert!(log
         .enqueue(next + 1, [(ValueKind::Put, &b"k"[..], v.as_slice())])

@@ -21,8 +21,8 @@ const MAX_GROUP_PAYLOAD: u64 = u32::MAX as u64 - 2 * BLOCK;
 /// Zeros written per `pwrite` while preallocating.
 const ZERO_CHUNK: usize = 1 << 20;
 
-pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Internal(format!("local log: {what} {}: {e}", path.display()))
+pub(super) fn io_err(what: &'static str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(what, path, e)
 }
 
 /// File name of log file `index`.
