@@ -181,3 +181,56 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
         _ => ErrorKind::Unavailable,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(e: object_store::Error) -> Error {
+        Error::store("get", "x", e)
+    }
+
+    fn generic() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "test",
+            source: "connection reset".into(),
+        }
+    }
+
+    #[test]
+    fn kinds_tell_what_to_do() {
+        use CloseReason::*;
+        use ErrorKind::*;
+        let not_found = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "gone".into(),
+        };
+        let denied = object_store::Error::PermissionDenied {
+            path: "x".into(),
+            source: "no".into(),
+        };
+        assert_eq!(store(not_found).kind(), Corrupt);
+        assert_eq!(store(denied).kind(), InvalidInput);
+        assert_eq!(store(generic()).kind(), Unavailable);
+        assert_eq!(Error::Fenced("epoch 2".into()).kind(), Closed(Fenced));
+        assert!(Error::Fenced("epoch 2".into()).is_fenced());
+        assert_eq!(Error::Closed.kind(), Closed(Clean));
+        assert_eq!(Error::ReadOnly.kind(), InvalidInput);
+        let io = Error::io(
+            "fdatasync",
+            std::path::Path::new("/log"),
+            std::io::Error::other("EIO"),
+        );
+        assert_eq!(io.kind(), Unavailable);
+        // Stopped by an error: poisoned, except fencing and corruption, which say so.
+        let stopped = |e: Error| Error::Stopped(Arc::new(e));
+        assert_eq!(stopped(io).kind(), Closed(Poisoned));
+        assert_eq!(stopped(store(generic())).kind(), Closed(Poisoned));
+        assert_eq!(stopped(Error::Fenced("e".into())).kind(), Closed(Fenced));
+        assert_eq!(
+            stopped(Error::corrupt("m", FormatError::corrupt("manifest", "crc"))).kind(),
+            Corrupt
+        );
+        assert_eq!(Error::Internal("bug".into()).kind(), Internal);
+    }
+}
