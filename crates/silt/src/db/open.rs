@@ -21,10 +21,13 @@ use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
+use crate::wal::local::owner::{self, Owner, PendingClaim};
 use crate::wal::local::LocalLog;
 use crate::wal::remote::{run_flusher, Durable, RemoteWal, WalStart};
 use crate::wal::replay::{fence, replay};
 use bytes::Bytes;
+use silt_format::manifest::Manifest;
+use silt_format::wal::WalRecord;
 use silt_format::{SeqNo, ValueKind};
 use tokio::sync::watch;
 
@@ -42,12 +45,10 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     } = b;
     // The local log first: a directory another process uses (its lock) stops the open
     // before this writer fences the live one.
-    let (local, local_records) = match (&settings.local_log, read_only) {
+    let (mut local, mut local_records) = match (&settings.local_log, read_only) {
         (Some(ls), false) => {
             let ls = ls.clone();
-            let (log, records) = tokio::task::spawn_blocking(move || LocalLog::open(&ls))
-                .await
-                .map_err(|e| Error::Internal(format!("local log open task failed: {e}")))??;
+            let (log, records) = blocking(move || LocalLog::open(&ls)).await?;
             (Some(log), records)
         }
         _ => (None, Vec::new()),
@@ -58,7 +59,23 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             None,
         )
     } else {
-        let m = manifest::claim_writer(&storage).await?;
+        let (base, m) = manifest::prepare_claim(&storage).await?;
+        if let (Some(log), Some(ls)) = (local.take(), &settings.local_log) {
+            let (log, records) = settle_local_owner(log, local_records, ls, &base, &m).await?;
+            local = Some(log);
+            local_records = records;
+        }
+        manifest::write(&storage, &m).await?;
+        if let Some(ls) = &settings.local_log {
+            if local.is_some() {
+                let dir = ls.dir.clone();
+                let owner = Owner {
+                    epoch: m.writer_epoch,
+                    claim: None,
+                };
+                blocking(move || owner::write(&dir, &owner)).await?;
+            }
+        }
         let f = fence(
             &storage,
             clock.as_ref(),
@@ -275,6 +292,59 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         }
     }
     Ok(db)
+}
+
+/// Run blocking file work (the local log's) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking local-log task failed: {e}")))?
+}
+
+/// Before the claim's PUT: decide whether the local log's records are this database's
+/// latest history (`wal/local/owner.rs`) and record the claim in progress. Stale records
+/// (another writer took over since they were written) are wiped, files and all, so no
+/// later open can replay them on top of the newer writer's history.
+async fn settle_local_owner(
+    log: LocalLog,
+    records: Vec<WalRecord>,
+    ls: &crate::wal::local::LocalLogSettings,
+    base: &manifest::ClaimBase,
+    claim: &Manifest,
+) -> Result<(LocalLog, Vec<WalRecord>)> {
+    let dir = ls.dir.clone();
+    let owner = blocking(move || owner::read(&dir)).await?;
+    let stale = owner.is_some_and(|o| !o.is_current(base.epoch, base.nonce));
+    let (log, records, holder) = if stale {
+        tracing::warn!(
+            records = records.len(),
+            dir = %ls.dir.display(),
+            "the local log holds records of a writer that another writer replaced since: \
+             wiping them"
+        );
+        drop(log);
+        let ls = ls.clone();
+        let (log, records) = blocking(move || {
+            LocalLog::wipe(&ls.dir)?;
+            LocalLog::open(&ls)
+        })
+        .await?;
+        (log, records, base.epoch)
+    } else {
+        // A new directory (or one from before OWNER) holds the base's records, if any.
+        let holder = owner.map_or(base.epoch, |o| o.epoch);
+        (log, records, holder)
+    };
+    let pending = Owner {
+        epoch: holder,
+        claim: Some(PendingClaim {
+            nonce: claim.writer_nonce,
+            base_epoch: holder,
+        }),
+    };
+    let dir = ls.dir.clone();
+    blocking(move || owner::write(&dir, &pending)).await?;
+    Ok((log, records))
 }
 
 /// Tell the local log what the remote WAL covers, so it can recycle files.

@@ -145,8 +145,23 @@ pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
 /// create-only writes cannot replace it), and the epoch goes up by 2: the torn manifest
 /// may have been a claim of epoch + 1 whose writer went on to upload WAL segments with it,
 /// and the new writer must be newer than that one.
-pub(crate) async fn claim_writer(storage: &Storage) -> Result<Manifest> {
+///
+/// Returns the claim's manifest, not yet written, and what it is based on; write it with
+/// [`write`] (create-only: another claim of the same id makes that `Fenced`). Between the
+/// two the local log records the claim in progress.
+pub(crate) async fn prepare_claim(storage: &Storage) -> Result<(ClaimBase, Manifest)> {
     let latest = find_latest(storage).await?;
+    let base = ClaimBase {
+        epoch: latest
+            .manifest
+            .as_ref()
+            .map_or(0, |m| m.writer_epoch + u64::from(latest.skipped_torn)),
+        nonce: match (&latest.manifest, latest.skipped_torn) {
+            (_, true) => None,
+            (Some(m), false) => Some(m.writer_nonce),
+            (None, false) => Some(0),
+        },
+    };
     let mut m = latest.manifest.unwrap_or_default();
     m.id = latest.next_id;
     m.writer_epoch += if latest.skipped_torn { 2 } else { 1 };
@@ -154,6 +169,15 @@ pub(crate) async fn claim_writer(storage: &Storage) -> Result<Manifest> {
     if m.wal_replay_from == 0 {
         m.wal_replay_from = 1;
     }
-    write(storage, &m).await?;
-    Ok(m)
+    Ok((base, m))
+}
+
+/// What a claim is based on: the newest manifest before it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClaimBase {
+    /// Its writer epoch (0 for an empty database; one past it for a torn newest manifest,
+    /// which may have been a claim).
+    pub epoch: u64,
+    /// Its nonce; `None` when the newest manifest was torn (and so unreadable).
+    pub nonce: Option<u64>,
 }

@@ -18,6 +18,7 @@
 //! [`Error::Stopped`] with the original error.
 
 pub mod bench;
+pub(crate) mod owner;
 mod recover;
 mod writer;
 
@@ -425,6 +426,19 @@ impl LocalLog {
             Some(seq) => self.wait(CommitTicket { seq }).await,
             None => Ok(()),
         }
+    }
+
+    /// Deletes every log file in `dir` (not the lock or owner files): the records are a
+    /// replaced writer's stale history (see `owner.rs`). Call it with no `LocalLog` open
+    /// on `dir`; the next [`LocalLog::open`] starts an empty log.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub(crate) fn wipe(dir: &std::path::Path) -> Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        recover::remove_log_files(dir)
     }
 
     /// Every record `<= seq` is durable in the remote WAL: files whose records are all

@@ -84,6 +84,15 @@ fn list(dir: &Path) -> Result<Vec<u64>> {
     Ok(indexes)
 }
 
+/// Deletes every log file (and leftover temporary one) in `dir`, then syncs the directory.
+pub(super) fn remove_log_files(dir: &Path) -> Result<()> {
+    for index in list(dir)? {
+        let path = dir.join(super::writer::file_name(index));
+        std::fs::remove_file(&path).map_err(|e| io_err("remove", &path, e))?;
+    }
+    sync_dir(dir)
+}
+
 pub(super) fn recover(settings: &LocalLogSettings, metrics: &LocalLogMetrics) -> Result<Recovered> {
     let dir = settings.dir.as_path();
     std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
