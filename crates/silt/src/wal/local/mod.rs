@@ -439,11 +439,12 @@ impl LocalLog {
         let mut rx = self.inner.progress.subscribe();
         let start_writer = {
             let mut st = self.inner.state.lock();
-            if let Some(e) = &st.poison {
-                return Err(stopped(e));
-            }
+            // Durable before the log stopped (closed or poisoned): still a success.
             if st.durable >= seq {
                 return Ok(());
+            }
+            if let Some(e) = &st.poison {
+                return Err(stopped(e));
             }
             if st.next_seq.is_none_or(|n| seq >= n) {
                 return Err(Error::Internal(format!(
@@ -527,6 +528,24 @@ impl LocalLog {
     /// The log's counters.
     pub fn metrics(&self) -> Arc<LocalLogMetrics> {
         Arc::clone(&self.inner.metrics)
+    }
+
+    /// Writes and syncs every enqueued record ([`LocalLog::flush`]), then stops the log and
+    /// releases the directory lock, even if the flush failed: every later call on any
+    /// clone returns [`Error::Closed`] (or the earlier write error); a record that became
+    /// durable before still waits successfully. Blocks for at most the group write in
+    /// progress after the flush. Closing twice is fine. Call it once no more records are
+    /// enqueued.
+    ///
+    /// # Errors
+    /// The flush's.
+    pub async fn close(&self) -> Result<()> {
+        let flushed = match self.flush().await {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        };
+        self.inner.release();
+        flushed
     }
 
     /// Stops the log and releases the directory lock now, although other clones may live

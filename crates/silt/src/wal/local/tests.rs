@@ -684,3 +684,32 @@ fn another_process_holding_the_lock_is_refused() {
     let (_log, recovered) = open(&s);
     assert!(recovered.is_empty());
 }
+
+#[tokio::test]
+async fn close_syncs_what_is_pending_and_releases_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 64 << 10, LocalLogMode::Sparse);
+    let (log, _) = open(&s);
+    let clone = log.clone();
+    let mut tickets = Vec::new();
+    for seq in 1..=3u64 {
+        let v = value(seq, 8);
+        tickets.push(
+            log.enqueue(seq, [(ValueKind::Put, &b"k"[..], v.as_slice())])
+                .unwrap(),
+        );
+    }
+    log.close().await.unwrap();
+    assert_eq!(log.durable_seq(), 3);
+    // A record made durable before the close still waits successfully; anything new fails.
+    clone.wait(tickets[1]).await.unwrap();
+    let v = value(4, 8);
+    let e = clone
+        .enqueue(4, [(ValueKind::Put, &b"k"[..], v.as_slice())])
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::Closed, "{e}");
+    log.close().await.unwrap();
+    // Released although clones live on.
+    let (_reopened, recovered) = open(&s);
+    assert_eq!(seqs(&recovered), vec![1, 2, 3]);
+}
