@@ -11,6 +11,19 @@ use crate::error::{Error, Result};
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Largest value accepted by writes (64 MiB).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest write batch, as its encoded WAL record (2 GiB,
+/// `silt_format::wal::record_encoded_len` of its ops: about 29 bytes plus key, value and
+/// 9 bytes per op). Bounded by the WAL record framing (`u32` length and op count) and by
+/// the local log's record limit.
+pub const MAX_BATCH_BYTES: usize = crate::wal::local::MAX_LOCAL_RECORD_BYTES;
+
+// The batch limit fits every log the batch is written to. A local-log record of the same
+// ops is smaller than its WAL record (no sequence number or CRC).
+const _: () = assert!(MAX_BATCH_BYTES as u64 <= silt_format::wal::MAX_RECORD_BYTES);
+const _: () = assert!(
+    silt_format::local_log::LOCAL_RECORD_OVERHEAD <= silt_format::wal::RECORD_OVERHEAD
+        && silt_format::local_log::LOCAL_OP_HEADER_SIZE <= silt_format::wal::OP_HEADER_SIZE
+);
 
 const MIB: usize = 1024 * 1024;
 

@@ -37,8 +37,8 @@ mod wal;
 
 pub use bytes::Bytes;
 pub use config::{
-    CompactionSettings, GcSettings, MemoryBudget, Settings, WalSettings, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
+    CompactionSettings, GcSettings, MemoryBudget, Settings, WalSettings, MAX_BATCH_BYTES,
+    MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use db::{
     Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Metrics, Snapshot, WriteBatch,

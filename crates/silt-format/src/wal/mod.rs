@@ -8,7 +8,8 @@ mod tests;
 
 pub(crate) use record::{decode_ops, encode_ops};
 pub use record::{
-    encode_record, record_encoded_len, WalOp, WalRecord, OP_HEADER_SIZE, RECORD_OVERHEAD,
+    encode_record, record_encoded_len, record_fits, WalOp, WalRecord, MAX_RECORD_BYTES,
+    MAX_RECORD_OPS, OP_HEADER_SIZE, RECORD_OVERHEAD,
 };
 pub use segment::{
     decode_segment, decode_segment_header, encode_segment, WalSegment, WalSegmentHeader,

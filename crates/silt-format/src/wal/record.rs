@@ -36,21 +36,36 @@ pub struct WalOp {
     pub value: Bytes,
 }
 
+/// Largest record [`encode_record`] can frame, as counted by [`record_encoded_len`]: the
+/// `len` field (a `u32`) counts the bytes after itself.
+pub const MAX_RECORD_BYTES: u64 = u32::MAX as u64 + 4;
+/// Most ops one record can hold (`count` is a `u32`).
+pub const MAX_RECORD_OPS: u64 = u32::MAX as u64;
+
 /// Encoded size of a record whose ops have the given `(key_len, value_len)`
-/// (pass `value_len` 0 for deletes: their values are not stored).
+/// (pass `value_len` 0 for deletes: their values are not stored). Saturates at
+/// `usize::MAX` instead of overflowing, so it can check sizes before anything is encoded
+/// (e.g. many ops sharing one large value buffer).
 pub fn record_encoded_len(ops_key_value_lens: impl IntoIterator<Item = (usize, usize)>) -> usize {
-    RECORD_OVERHEAD
-        + ops_key_value_lens
-            .into_iter()
-            .map(|(k, v)| OP_HEADER_SIZE + k + v)
-            .sum::<usize>()
+    ops_key_value_lens
+        .into_iter()
+        .fold(RECORD_OVERHEAD, |total, (k, v)| {
+            total.saturating_add(OP_HEADER_SIZE.saturating_add(k).saturating_add(v))
+        })
+}
+
+/// Whether a record of `encoded_len` bytes ([`record_encoded_len`]) holding `ops` ops can
+/// be framed: at most [`MAX_RECORD_BYTES`] and [`MAX_RECORD_OPS`].
+pub fn record_fits(encoded_len: usize, ops: usize) -> bool {
+    encoded_len as u64 <= MAX_RECORD_BYTES && ops as u64 <= MAX_RECORD_OPS
 }
 
 /// Appends one framed record to `buf`; returns the number of bytes appended.
 /// Values of `Delete` ops are not stored.
 ///
 /// # Panics
-/// If the record would exceed `u32::MAX` bytes or hold more than `u32::MAX` ops.
+/// If the record would exceed `u32::MAX` bytes or hold more than `u32::MAX` ops: check
+/// [`record_fits`] first.
 pub fn encode_record<'a>(
     buf: &mut Vec<u8>,
     first_seq: SeqNo,

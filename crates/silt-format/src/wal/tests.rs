@@ -242,3 +242,19 @@ proptest! {
         prop_assert_eq!(seg.header.writer_epoch, epoch);
     }
 }
+
+#[test]
+fn record_limits_are_checked_from_sizes() {
+    assert!(record_fits(MAX_RECORD_BYTES as usize, 1));
+    assert!(!record_fits(MAX_RECORD_BYTES as usize + 1, 1));
+    assert!(!record_fits(100, MAX_RECORD_OPS as usize + 1));
+    // 65 ops sharing a 64 MiB value: over 4 GiB, computed without encoding anything.
+    let len = record_encoded_len(std::iter::repeat_n((3, 64 << 20), 65));
+    assert_eq!(
+        len,
+        RECORD_OVERHEAD + 65 * (OP_HEADER_SIZE + 3 + (64 << 20))
+    );
+    assert!(!record_fits(len, 65));
+    // Absurd sizes saturate instead of overflowing.
+    assert_eq!(record_encoded_len([(usize::MAX, 1), (1, 1)]), usize::MAX);
+}

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use silt_format::ValueKind;
 
-use crate::config::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::config::{MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::error::{Error, Result};
 
 /// When a write is acknowledged (see `docs/ARCHITECTURE.md`, "Durability").
@@ -97,6 +97,9 @@ impl WriteBatch {
         self.bytes
     }
 
+    /// Checks every key and value size, and the whole batch against [`MAX_BATCH_BYTES`]
+    /// (its encoded WAL record, computed from the sizes before anything is encoded or
+    /// logged).
     pub(crate) fn validate(&self) -> Result<()> {
         for op in &self.ops {
             if op.key.is_empty() {
@@ -115,6 +118,77 @@ impl WriteBatch {
                 )));
             }
         }
+        let encoded = silt_format::wal::record_encoded_len(self.ops.iter().map(|op| {
+            let value = match op.kind {
+                ValueKind::Put => op.value.len(),
+                ValueKind::Delete => 0,
+            };
+            (op.key.len(), value)
+        }));
+        if encoded > MAX_BATCH_BYTES || !silt_format::wal::record_fits(encoded, self.ops.len()) {
+            return Err(Error::InvalidInput(format!(
+                "batch of {} operations encodes to {encoded} bytes, more than the maximum of \
+                 {MAX_BATCH_BYTES}; split it",
+                self.ops.len()
+            )));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Db, ErrorKind, Settings};
+
+    /// A batch of `n` puts that all share one `MAX_VALUE_BYTES` buffer: `n` × 64 MiB
+    /// encoded, 64 MiB in memory (and untouched zero pages at that).
+    fn shared_value_batch(n: usize) -> WriteBatch {
+        let value = Bytes::from(vec![0u8; MAX_VALUE_BYTES]);
+        let mut b = WriteBatch::new();
+        for i in 0..n {
+            b.push(
+                ValueKind::Put,
+                Bytes::from(format!("k{i:03}")),
+                value.clone(),
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn batch_size_is_its_encoded_wal_record() {
+        // 31 × 64 MiB plus headers is under 2 GiB; 32 × 64 MiB alone is 2 GiB.
+        shared_value_batch(31).validate().unwrap();
+        let e = shared_value_batch(32).validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("split it"), "{e}");
+        // Deletes carry no value: their encoded size is key + 9 bytes.
+        let mut b = WriteBatch::new();
+        b.delete("k");
+        b.validate().unwrap();
+        assert_eq!(
+            silt_format::wal::record_encoded_len([(1, 0)]),
+            silt_format::wal::RECORD_OVERHEAD + silt_format::wal::OP_HEADER_SIZE + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_batch_is_refused_before_it_is_logged() {
+        let db = Db::open("memory://", Settings::small_for_tests())
+            .await
+            .unwrap();
+        db.put("a", "1").await.unwrap();
+        let seq = db.visible_seq();
+        let e = db.write(shared_value_batch(33)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        // Nothing was sequenced or appended; the database goes on.
+        assert_eq!(db.visible_seq(), seq);
+        assert_eq!(db.inner.wal.as_ref().unwrap().unflushed_bytes(), 0);
+        db.put("b", "2").await.unwrap();
+        assert_eq!(db.get("b").await.unwrap().as_deref(), Some(&b"2"[..]));
+        db.close().await.unwrap();
     }
 }

@@ -262,3 +262,42 @@ impl Db {
         self.inner.wal.as_ref().map(|w| Arc::clone(w.metrics()))
     }
 }
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // The aborted background tasks may hold `DbInner` (and with it the local log) a
+        // little longer; the local log's directory lock must not wait for them, or a
+        // reopen right after the drop would find the directory in use. Nothing can write
+        // to the local log without this handle.
+        if let Some(local) = &self.inner.local {
+            local.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::wal::local::{LocalLog, LocalLogSettings};
+
+    #[tokio::test]
+    async fn dropping_the_handle_releases_the_local_log_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalLogSettings {
+            dir: dir.path().join("local"),
+            file_bytes: 64 << 10,
+            ..LocalLogSettings::default()
+        };
+        let mut s = Settings::small_for_tests();
+        s.local_log = Some(local.clone());
+        let db = Db::open("memory://", s).await.unwrap();
+        db.put("k", "v").await.unwrap();
+        // A background task that has not noticed its abort yet still holds the state.
+        let held = Arc::clone(&db.inner);
+        drop(db);
+        let (_log, _) = LocalLog::open(&local).unwrap();
+        drop(held);
+    }
+}

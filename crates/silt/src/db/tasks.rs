@@ -11,6 +11,9 @@ use tokio::task::JoinHandle;
 pub(crate) struct Tasks {
     shutdown: watch::Sender<bool>,
     handles: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+    /// Held through `Db::close`, so a concurrent second call returns only once the first
+    /// has finished.
+    pub close_lock: tokio::sync::Mutex<()>,
 }
 
 impl Tasks {
@@ -18,6 +21,7 @@ impl Tasks {
         Tasks {
             shutdown: watch::channel(false).0,
             handles: Mutex::new(Vec::new()),
+            close_lock: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -171,24 +171,54 @@ impl Db {
     }
 
     /// Make everything durable and stop background work. Later calls fail with
-    /// [`Error::Closed`]; closing twice is fine.
+    /// [`Error::Closed`]; closing twice is fine (a concurrent second call waits for the
+    /// first).
+    ///
+    /// A write racing with `close` either is sequenced before it (then the final flush
+    /// covers it and it is acknowledged at its durability) or fails with
+    /// [`Error::Closed`]; none waits forever.
     ///
     /// # Errors
     /// The error of the final flush, if any (background work stops either way).
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Ok(());
+        let _serial = self.tasks.close_lock.lock().await;
+        let inner = &self.inner;
+        {
+            // Under the write lock: every commit group sequenced so far is in the WAL (and
+            // the local log), so the final flush below covers it; a later one finds
+            // `closed` at its check under this lock and fails.
+            let _w = inner.write_lock.lock();
+            if inner.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
         }
-        let healthy = self.inner.fatal.lock().is_none();
-        let flushed = match &self.inner.wal {
+        // Writers waiting for backpressure see `closed` and fail.
+        inner.frozen_space.notify_waiters();
+        inner.compacted.notify_waiters();
+        let healthy = inner.fatal.lock().is_none();
+        let flushed = match &inner.wal {
             Some(wal) if healthy => match wal.flush().await {
-                Ok(()) if self.inner.settings.flush_on_close => self.flush_memtables().await,
+                Ok(()) if inner.settings.flush_on_close => {
+                    {
+                        let _w = inner.write_lock.lock();
+                        inner.rotate_locked();
+                    }
+                    inner.flush_frozen().await
+                }
                 other => other,
             },
             _ => Ok(()),
         };
-        self.inner.closed.store(true, Ordering::Release);
+        // Local writers get their records synced; then the directory is released.
+        let local = match &inner.local {
+            Some(local) => local.close().await,
+            None => Ok(()),
+        };
         self.tasks.shutdown().await;
-        flushed
+        if let Some(wal) = &inner.wal {
+            // The flusher is gone: nothing waits for an upload that will not happen.
+            wal.stopped();
+        }
+        flushed.and(local)
     }
 }

@@ -16,6 +16,11 @@
 //!
 //! A failed write or `fdatasync` poisons the log: every later call returns
 //! [`Error::Stopped`] with the original error.
+//!
+//! `open` takes an exclusive advisory lock (`flock`) on `<dir>/LOCK` before anything else
+//! and holds it until the last handle is dropped, so a second
+//! open of the directory, in this process or another, fails instead of overwriting
+//! acknowledged groups.
 
 pub mod bench;
 pub(crate) mod owner;
@@ -27,7 +32,8 @@ mod crash_tests;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -38,11 +44,15 @@ use silt_format::wal::WalRecord;
 use silt_format::{SeqNo, ValueKind};
 use tokio::sync::watch;
 
-use self::writer::Writer;
+use self::writer::{io_err, Writer};
 use crate::error::{Error, Result};
 
 /// Largest encoded record (one write batch) the local log accepts.
 pub const MAX_LOCAL_RECORD_BYTES: usize = 1 << 31;
+
+/// Name of the lock file in the log's directory (never a log file: recovery reads only
+/// `*.slog`).
+pub const LOCK_FILE_NAME: &str = "LOCK";
 
 /// Whether commit groups are padded to 4 KiB blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -202,6 +212,43 @@ struct Inner {
     covered: AtomicU64,
     metrics: Arc<LocalLogMetrics>,
     observer: Option<BlockObserver>,
+    /// The locked `LOCK` file; `None` once released (the lock goes with the descriptor).
+    lock: Mutex<Option<File>>,
+}
+
+impl Inner {
+    /// Stops all I/O and releases the directory lock: waits for a group write in progress
+    /// (the writer holds `writer` for its whole run), poisons the log with
+    /// [`Error::Closed`] so no later writer touches the files, then closes the lock file.
+    /// Records still pending are not written.
+    fn release(&self) {
+        let _writer = self.writer.lock();
+        {
+            let mut st = self.state.lock();
+            st.poison.get_or_insert(Error::Closed);
+        }
+        self.progress.send_modify(|p| {
+            p.fatal.get_or_insert(Error::Closed);
+        });
+        self.lock.lock().take();
+    }
+}
+
+/// Releases the log when the last [`LocalLog`] handle is dropped. Writer threads hold the
+/// `Inner` alone, so a writer that is still finishing cannot keep the directory locked
+/// after every handle is gone (the release waits for its group instead).
+struct Owner(Arc<Inner>);
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Owner")
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -213,14 +260,42 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-/// Handle to the local log; clones share it.
+/// Handle to the local log; clones share it. The directory stays locked until the last
+/// clone is dropped.
 #[derive(Debug, Clone)]
 pub struct LocalLog {
     inner: Arc<Inner>,
+    _owner: Arc<Owner>,
 }
 
 fn stopped(e: &Error) -> Error {
-    Error::Stopped(Arc::new(e.clone()))
+    match e {
+        Error::Closed => Error::Closed,
+        e => Error::Stopped(Arc::new(e.clone())),
+    }
+}
+
+/// Creates `dir` if needed and takes the exclusive lock on its lock file.
+fn lock_dir(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, e))?;
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_err("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::InvalidSettings(format!(
+            "local log directory {} is in use by another process (or another open log in \
+             this one): {} is locked",
+            dir.display(),
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(io_err("lock", &path, e)),
+    }
 }
 
 impl LocalLog {
@@ -233,9 +308,14 @@ impl LocalLog {
     /// sequence number (it may skip forward, e.g. when the remote WAL had more); later ones
     /// must follow on exactly.
     ///
+    /// The directory is locked first (`flock` on `<dir>/LOCK`, held until the last handle
+    /// is dropped): while another handle, in this process or another, holds it, `open`
+    /// fails before touching anything else.
+    ///
     /// # Errors
-    /// `InvalidSettings`; `Internal` on I/O errors; `Corrupt` when a group's CRC matches
-    /// but its records do not match its header.
+    /// `InvalidSettings` for bad settings and when the directory is in use; `Internal` on
+    /// I/O errors; `Corrupt` when a group's CRC matches but its records do not match its
+    /// header.
     pub fn open(settings: &LocalLogSettings) -> Result<(LocalLog, Vec<WalRecord>)> {
         Self::open_with_observer(settings, None)
     }
@@ -245,6 +325,7 @@ impl LocalLog {
         observer: Option<BlockObserver>,
     ) -> Result<(LocalLog, Vec<WalRecord>)> {
         settings.validate()?;
+        let lock = lock_dir(&settings.dir)?;
         let metrics = Arc::new(LocalLogMetrics::default());
         let recovered = recover::recover(settings, &metrics)?;
         let durable = recovered.last_seq.unwrap_or(0);
@@ -261,15 +342,18 @@ impl LocalLog {
             durable,
             fatal: None,
         });
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state),
+            writer: Mutex::new(recovered.writer),
+            progress,
+            covered: AtomicU64::new(0),
+            metrics,
+            observer,
+            lock: Mutex::new(Some(lock)),
+        });
         let log = LocalLog {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                writer: Mutex::new(recovered.writer),
-                progress,
-                covered: AtomicU64::new(0),
-                metrics,
-                observer,
-            }),
+            _owner: Arc::new(Owner(Arc::clone(&inner))),
+            inner,
         };
         Ok((log, recovered.records))
     }
@@ -356,11 +440,12 @@ impl LocalLog {
         let mut rx = self.inner.progress.subscribe();
         let start_writer = {
             let mut st = self.inner.state.lock();
-            if let Some(e) = &st.poison {
-                return Err(stopped(e));
-            }
+            // Durable before the log stopped (closed or poisoned): still a success.
             if st.durable >= seq {
                 return Ok(());
+            }
+            if let Some(e) = &st.poison {
+                return Err(stopped(e));
             }
             if st.next_seq.is_none_or(|n| seq >= n) {
                 return Err(Error::Internal(format!(
@@ -457,6 +542,31 @@ impl LocalLog {
     /// The log's counters.
     pub fn metrics(&self) -> Arc<LocalLogMetrics> {
         Arc::clone(&self.inner.metrics)
+    }
+
+    /// Writes and syncs every enqueued record ([`LocalLog::flush`]), then stops the log and
+    /// releases the directory lock, even if the flush failed: every later call on any
+    /// clone returns [`Error::Closed`] (or the earlier write error); a record that became
+    /// durable before still waits successfully. Blocks for at most the group write in
+    /// progress after the flush. Closing twice is fine. Call it once no more records are
+    /// enqueued.
+    ///
+    /// # Errors
+    /// The flush's.
+    pub async fn close(&self) -> Result<()> {
+        let flushed = match self.flush().await {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        };
+        self.inner.release();
+        flushed
+    }
+
+    /// Stops the log and releases the directory lock now, although other clones may live
+    /// on (they get [`Error::Closed`]): for an owner whose clones outlive it in tasks
+    /// being torn down. Waits for a group write in progress; pending records are dropped.
+    pub(crate) fn release(&self) {
+        self.inner.release();
     }
 }
 

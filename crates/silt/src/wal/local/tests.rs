@@ -604,3 +604,116 @@ fn raw_fdatasync_helper_runs() {
     assert_eq!(r.samples, 5);
     assert!(r.preallocated && r.p50_us > 0.0 && r.p99_us >= r.p50_us);
 }
+
+#[tokio::test]
+async fn a_locked_directory_is_refused_before_any_other_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 64 << 10, LocalLogMode::Sparse);
+    let (log, _) = open(&s);
+    let next = commit(&log, 1, 2, 8).await;
+    // A leftover temporary file, which recovery deletes: a refused open must not get that
+    // far.
+    let tmp = dir.path().join(format!("{}.tmp", file_name(7)));
+    std::fs::write(&tmp, b"x").unwrap();
+    // A clone keeps the lock after the original handle is gone.
+    let clone = log.clone();
+    drop(log);
+    let err = LocalLog::open(&s).unwrap_err();
+    assert!(matches!(err, Error::InvalidSettings(_)), "{err}");
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+    let msg = err.to_string();
+    assert!(msg.contains("is in use by another process"), "{msg}");
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(tmp.exists(), "the refused open ran recovery");
+    // The holder goes on unaffected.
+    let next = commit(&clone, next, 1, 8).await;
+    drop(clone);
+    // Released with the last handle; the lock file is not a log file.
+    let (_log, recovered) = open(&s);
+    assert!(!tmp.exists());
+    assert!(dir.path().join(LOCK_FILE_NAME).exists());
+    assert_eq!(seqs(&recovered), (1..next).collect::<Vec<_>>());
+    check_values(&recovered);
+}
+
+const LOCK_CHILD_ENV: &str = "SILT_LOCAL_LOG_LOCK_CHILD";
+
+/// Child of `another_process_holding_the_lock_is_refused`: opens the log in the directory
+/// named by `LOCK_CHILD_ENV`, says `LOCKED`, and holds the log until its stdin closes.
+#[test]
+fn lock_holder_child() {
+    let Ok(dir) = std::env::var(LOCK_CHILD_ENV) else {
+        return;
+    };
+    let s = settings(Path::new(&dir), 64 << 10, LocalLogMode::Sparse);
+    let (_log, _) = open(&s);
+    println!("LOCKED");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
+}
+
+#[test]
+fn another_process_holding_the_lock_is_refused() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 64 << 10, LocalLogMode::Sparse);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "wal::local::tests::lock_holder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LOCK_CHILD_ENV, dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(std::result::Result::ok);
+    // libtest prints "test <name> ... " without a newline before the child's output.
+    let locked = lines.by_ref().any(|l| l.contains("LOCKED"));
+    assert!(locked, "the child did not open the log");
+    let err = LocalLog::open(&s).unwrap_err();
+    assert!(
+        err.to_string().contains("is in use by another process"),
+        "{err}"
+    );
+    drop(child.stdin.take());
+    // Read the rest, so the child never writes to a closed pipe.
+    lines.for_each(drop);
+    assert!(child.wait().unwrap().success());
+    // The lock died with the child's descriptor.
+    let (_log, recovered) = open(&s);
+    assert!(recovered.is_empty());
+}
+
+#[tokio::test]
+async fn close_syncs_what_is_pending_and_releases_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 64 << 10, LocalLogMode::Sparse);
+    let (log, _) = open(&s);
+    let clone = log.clone();
+    let mut tickets = Vec::new();
+    for seq in 1..=3u64 {
+        let v = value(seq, 8);
+        tickets.push(
+            log.enqueue(seq, [(ValueKind::Put, &b"k"[..], v.as_slice())])
+                .unwrap(),
+        );
+    }
+    log.close().await.unwrap();
+    assert_eq!(log.durable_seq(), 3);
+    // A record made durable before the close still waits successfully; anything new fails.
+    clone.wait(tickets[1]).await.unwrap();
+    let v = value(4, 8);
+    let e = clone
+        .enqueue(4, [(ValueKind::Put, &b"k"[..], v.as_slice())])
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::Closed, "{e}");
+    log.close().await.unwrap();
+    // Released although clones live on.
+    let (_reopened, recovered) = open(&s);
+    assert_eq!(seqs(&recovered), vec![1, 2, 3]);
+}

@@ -107,6 +107,15 @@ pub(crate) struct Shared {
     _live: crate::live::LiveToken,
 }
 
+/// What a caller gets once the WAL stopped with `e`: [`Error::Closed`] after a close, the
+/// original error otherwise.
+fn stopped(e: &Error) -> Error {
+    match e {
+        Error::Closed => Error::Closed,
+        e => Error::Stopped(Arc::new(e.clone())),
+    }
+}
+
 /// Handle to the remote WAL, shared by the write path and the flusher task.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteWal {
@@ -169,9 +178,20 @@ impl RemoteWal {
     /// The error that stopped the WAL, if any.
     pub fn check(&self) -> Result<()> {
         match &self.sh.durable.borrow().fatal {
-            Some(e) => Err(Error::Stopped(Arc::new(e.clone()))),
+            Some(e) => Err(stopped(e)),
             None => Ok(()),
         }
+    }
+
+    /// The flusher has stopped for good (the database closed): every writer still waiting
+    /// for a sequence that is not durable, and every later wait, gets [`Error::Closed`]
+    /// (or the error that stopped the WAL before) instead of waiting forever: the watch
+    /// sender lives in `Shared`, so its receivers would never see it drop.
+    pub fn stopped(&self) {
+        self.sh.durable.send_modify(|d| {
+            d.fatal.get_or_insert(Error::Closed);
+        });
+        self.sh.space.notify_waiters();
     }
 
     /// Wait while unflushed bytes exceed `wal.max_unflushed_bytes` (backpressure).
@@ -248,7 +268,7 @@ impl RemoteWal {
                     return Ok(());
                 }
                 if let Some(e) = &d.fatal {
-                    return Err(Error::Stopped(Arc::new(e.clone())));
+                    return Err(stopped(e));
                 }
             }
             if rx.changed().await.is_err() {

@@ -1,0 +1,240 @@
+//! `close()` racing with writes: a write either is sequenced before the close (and then is
+//! durable as requested once acknowledged) or fails with `Closed`; none waits forever.
+//!
+//! The interleaving is forced: the final flush's WAL PUT is held at a gate while writes are
+//! issued, and the PUT budget is spent with the linger set to an hour, so nothing but
+//! `close` would ever upload a later segment. `tokio::time::timeout` only detects a hang.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{BoxFut, Gate, Hook, HookStore};
+use silt::object_store::memory::InMemory;
+use silt::object_store::path::Path;
+use silt::object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult};
+use silt::{Db, Durability, ErrorKind, Settings, WriteOptions};
+
+/// Generous bound for things that must finish; reaching it means a hang.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Once the gate is armed, the next WAL segment PUT waits at the gate before it is stored.
+#[derive(Debug)]
+struct HoldWalPut(Arc<Gate>);
+
+impl Hook for HoldWalPut {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        let is_wal = location.as_ref().contains("/wal/");
+        if !(is_wal && self.0.trip()) {
+            return inner.put_opts(location, payload, opts);
+        }
+        Box::pin(async move {
+            self.0.hold().await;
+            inner.put_opts(location, payload, opts).await
+        })
+    }
+}
+
+/// Once armed, every SST PUT fails (the memtable flush fails and stops the database).
+#[derive(Debug, Default)]
+struct FailSstPuts(AtomicBool);
+
+impl Hook for FailSstPuts {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        if location.as_ref().contains("/sst/") && self.0.load(Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(silt::object_store::Error::Generic {
+                    store: "test",
+                    source: "injected SST PUT failure".into(),
+                })
+            });
+        }
+        inner.put_opts(location, payload, opts)
+    }
+}
+
+fn settings(flush_on_close: bool) -> Settings {
+    let mut s = Settings::small_for_tests();
+    // One PUT token, practically never refilled, and no linger: after the first Remote
+    // write only an explicit flush (close's) seals a segment.
+    s.wal.max_puts_per_sec = 0.001;
+    s.wal.put_burst = 1;
+    s.wal.flush_interval = Duration::from_secs(3600);
+    s.flush_on_close = flush_on_close;
+    s
+}
+
+async fn race(flush_on_close: bool) {
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let gate = Gate::new(false);
+    let store = HookStore::new(Arc::clone(&mem), HoldWalPut(Arc::clone(&gate)));
+    let root = Path::from("db");
+    let db = Arc::new(
+        Db::open_with_store(store, root.clone(), settings(flush_on_close))
+            .await
+            .unwrap(),
+    );
+    // Spends the token (a Remote seal).
+    db.put("before-remote", "1").await.unwrap();
+    let buffered = WriteOptions::with_durability(Durability::Buffered);
+    db.put_with("before-buffered", "2", &buffered)
+        .await
+        .unwrap();
+
+    gate.armed.store(true, Ordering::SeqCst);
+    let reached = gate.reached.notified();
+    let closer = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.close().await }
+    });
+    // The final flush's PUT is held: close is in the middle of it.
+    tokio::time::timeout(HANG, reached)
+        .await
+        .expect("close never uploaded its final segment");
+
+    let racer_buffered = db.put_with("racer-buffered", "3", &buffered).await;
+    let seq = db.visible_seq();
+    let racer_remote = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.put("racer-remote", "4").await }
+    });
+    // Let the Remote racer get as far as it will before close goes on: sequenced (it then
+    // waits for durability) or finished.
+    tokio::time::timeout(HANG, async {
+        while !racer_remote.is_finished() && db.visible_seq() == seq {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the Remote racer neither failed nor was sequenced");
+    gate.release.add_permits(1);
+
+    tokio::time::timeout(HANG, closer)
+        .await
+        .expect("close hung")
+        .unwrap()
+        .unwrap();
+    let racer_remote = tokio::time::timeout(HANG, racer_remote)
+        .await
+        .expect("a Remote write racing close waits forever")
+        .unwrap();
+
+    let reopened = Db::open_with_store(mem, root, settings(true))
+        .await
+        .unwrap();
+    for (key, result) in [
+        ("racer-buffered", &racer_buffered),
+        ("racer-remote", &racer_remote),
+    ] {
+        match result {
+            Ok(()) => assert!(
+                reopened.get(key).await.unwrap().is_some(),
+                "{key} was acknowledged but is lost after close"
+            ),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Closed, "{key}: {e}"),
+        }
+    }
+    for key in ["before-remote", "before-buffered"] {
+        assert!(reopened.get(key).await.unwrap().is_some(), "{key} lost");
+    }
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_close_are_durable_or_closed() {
+    race(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_close_without_memtable_flush_are_durable_or_closed() {
+    race(false).await;
+}
+
+/// A concurrent second `close` returns only once the first has made everything durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_close_waits_for_the_first() {
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let gate = Gate::new(false);
+    let store = HookStore::new(Arc::clone(&mem), HoldWalPut(Arc::clone(&gate)));
+    let db = Arc::new(
+        Db::open_with_store(store, Path::from("db"), settings(false))
+            .await
+            .unwrap(),
+    );
+    let buffered = WriteOptions::with_durability(Durability::Buffered);
+    db.put_with("k", "v", &buffered).await.unwrap();
+    gate.armed.store(true, Ordering::SeqCst);
+    let reached = gate.reached.notified();
+    let first = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.close().await }
+    });
+    tokio::time::timeout(HANG, reached).await.unwrap();
+    // While the final flush is held, the second close must not return (first poll).
+    let mut second = Box::pin(db.close());
+    assert!(
+        futures::poll!(&mut second).is_pending(),
+        "second close returned while the first was still flushing"
+    );
+    assert_eq!(db.durable_seq(), 0, "the held flush is not durable yet");
+    gate.release.add_permits(1);
+    tokio::time::timeout(HANG, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(HANG, second).await.unwrap().unwrap();
+    assert!(db.durable_seq() >= 1);
+}
+
+/// A database stopped by a failed memtable flush closes without a final WAL flush; a
+/// `Remote` writer still waiting then must get `Closed`, not wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_writer_waiting_when_a_stopped_db_closes_gets_closed() {
+    let store = HookStore::new(Arc::new(InMemory::new()), FailSstPuts::default());
+    let db = Arc::new(
+        Db::open_with_store(store.clone(), Path::from("db"), settings(true))
+            .await
+            .unwrap(),
+    );
+    db.put("before", "1").await.unwrap();
+    let seq = db.visible_seq();
+    let waiting = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.put("waiting", "2").await }
+    });
+    tokio::time::timeout(HANG, async {
+        while db.visible_seq() == seq {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    store.hook.0.store(true, Ordering::SeqCst);
+    assert!(db.flush_memtables().await.is_err());
+    tokio::time::timeout(HANG, db.close())
+        .await
+        .expect("close hung")
+        .unwrap();
+    let e = tokio::time::timeout(HANG, waiting)
+        .await
+        .expect("a Remote writer waits forever after close")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+}
