@@ -16,7 +16,7 @@ use common::{BoxFut, Gate, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult};
-use silt::{Db, Durability, ErrorKind, Settings, WriteOptions};
+use silt::{CloseReason, Db, Durability, ErrorKind, Settings, WriteOptions};
 
 /// Generous bound for things that must finish; reaching it means a hang.
 const HANG: Duration = Duration::from_secs(30);
@@ -146,7 +146,11 @@ async fn race(flush_on_close: bool) {
                 reopened.get(key).await.unwrap().is_some(),
                 "{key} was acknowledged but is lost after close"
             ),
-            Err(e) => assert_eq!(e.kind(), ErrorKind::Closed, "{key}: {e}"),
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::Closed(CloseReason::Clean),
+                "{key}: {e}"
+            ),
         }
     }
     for key in ["before-remote", "before-buffered"] {
@@ -236,5 +240,5 @@ async fn remote_writer_waiting_when_a_stopped_db_closes_gets_closed() {
         .expect("a Remote writer waits forever after close")
         .unwrap()
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Clean), "{e}");
 }

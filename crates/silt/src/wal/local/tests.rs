@@ -711,7 +711,11 @@ async fn close_syncs_what_is_pending_and_releases_the_directory() {
     let e = clone
         .enqueue(4, [(ValueKind::Put, &b"k"[..], v.as_slice())])
         .unwrap_err();
-    assert_eq!(e.kind(), crate::ErrorKind::Closed, "{e}");
+    assert_eq!(
+        e.kind(),
+        crate::ErrorKind::Closed(crate::CloseReason::Clean),
+        "{e}"
+    );
     log.close().await.unwrap();
     // Released although clones live on.
     let (_reopened, recovered) = open(&s);
