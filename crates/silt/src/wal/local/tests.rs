@@ -811,3 +811,17 @@ async fn flush_covers_the_group_being_written() {
     log.flush().await.unwrap();
     assert_eq!(log.durable_seq(), t.seq());
 }
+
+#[tokio::test]
+async fn a_big_group_does_not_keep_its_io_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1 << 20, LocalLogMode::Sparse);
+    let (log, _) = open(&s);
+    commit(&log, 1, 1, 3 << 20).await;
+    assert!(log.inner.writer.lock().io.capacity() <= 1 << 20);
+    commit(&log, 2, 1, 100).await;
+    assert!(
+        log.inner.writer.lock().io.capacity() > 0,
+        "small groups keep theirs"
+    );
+}

@@ -140,7 +140,7 @@ pub(crate) struct Writer {
     /// Files free for recycling.
     pub(super) free: Vec<LogFile>,
     pub(super) next_index: u64,
-    io: Vec<u8>,
+    pub(super) io: Vec<u8>,
 }
 
 impl Writer {
