@@ -93,6 +93,10 @@ pub struct MemoryBudget {
     pub compaction_output: usize,
     /// Block fetches in flight.
     pub inflight_reads: usize,
+    /// The local log's records not yet written: the pending buffer, the group being
+    /// written and its I/O copy, `3 * local_log.max_pending_bytes` (0 without a local
+    /// log).
+    pub local_log_pending: usize,
     /// The sum.
     pub total: usize,
 }
@@ -312,6 +316,10 @@ impl Settings {
             memtable_flush: self.memtable_bytes,
             compaction_output: self.compaction.target_sst_bytes,
             inflight_reads: self.max_inflight_read_bytes,
+            local_log_pending: self
+                .local_log
+                .as_ref()
+                .map_or(0, |l| 3 * l.max_pending_bytes),
             total: 0,
         };
         MemoryBudget {
@@ -320,7 +328,8 @@ impl Settings {
                 + parts.block_cache
                 + parts.memtable_flush
                 + parts.compaction_output
-                + parts.inflight_reads,
+                + parts.inflight_reads
+                + parts.local_log_pending,
             ..parts
         }
     }

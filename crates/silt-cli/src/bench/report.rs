@@ -647,6 +647,7 @@ fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
         ("memtable_flush", budget.memtable_flush),
         ("compaction_output", budget.compaction_output),
         ("inflight_reads", budget.inflight_reads),
+        ("local_log_pending", budget.local_log_pending),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_string(), round(mb(*v as u64))))

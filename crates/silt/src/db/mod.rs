@@ -300,4 +300,34 @@ mod tests {
         let (_log, _) = LocalLog::open(&local).unwrap();
         drop(held);
     }
+
+    #[tokio::test]
+    async fn buffered_writes_keep_the_local_log_pending_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = 16 << 10;
+        let mut s = Settings::small_for_tests();
+        s.local_log = Some(LocalLogSettings {
+            dir: dir.path().join("local"),
+            file_bytes: 1 << 20,
+            max_pending_bytes: max,
+            ..LocalLogSettings::default()
+        });
+        let db = Db::open("memory://", s).await.unwrap();
+        let opts = WriteOptions::with_durability(Durability::Buffered);
+        let record = silt_format::local_log::local_record_encoded_len([(8, 1000)]) as u64;
+        for i in 0..300u32 {
+            db.put_with(format!("k{i:07}"), [7u8; 1000], &opts)
+                .await
+                .unwrap();
+            let pending = db.stats().local_log_pending_bytes;
+            assert!(pending < max as u64 + record, "{pending} pending after {i}");
+        }
+        let m = db.inner.local.as_ref().unwrap().metrics();
+        assert!(
+            m.background_drains
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        );
+        db.close().await.unwrap();
+    }
 }

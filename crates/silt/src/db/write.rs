@@ -79,6 +79,11 @@ impl Db {
             ));
         }
         wal.reserve().await?;
+        if let Some(local) = &inner.local {
+            // Every write enters the local log; with only Remote/Buffered writes nobody
+            // waits for its groups, so bound its pending buffer here, outside the lock.
+            local.reserve().await?;
+        }
         self.wait_for_frozen_space().await?;
         self.wait_for_l0().await?;
         let (last_seq, ticket) = {

@@ -7,6 +7,12 @@
 //! weighed by file size; evicting an entry deletes its file. On start the directory is
 //! scanned and existing files are re-admitted (oldest first), so the cache survives
 //! restarts; anything that does not parse is deleted.
+//!
+//! Because the cache deletes files in its directory, it only uses a directory it created:
+//! on first use of a new or empty directory it writes the marker file [`MARKER`]; a
+//! directory that holds anything else and no marker (say `cache.disk_dir` pointed at a
+//! home directory by mistake) is refused with `InvalidSettings`, and nothing in it is
+//! touched.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +27,19 @@ use crate::error::{Error, Result};
 
 type Key = (Arc<str>, u64);
 
+/// Marker file of a directory the disk cache created (never a block file).
+pub const MARKER: &str = ".silt-disk-cache";
+
+const MARKER_TEXT: &str = "Silt disk cache of SST blocks. Every other file in this \
+directory may be deleted by the cache.\n";
+
 /// Cache settings beyond the in-memory block cache.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
-    /// Directory of the local-disk cache of SST blocks; `None` (default) disables it.
+    /// Directory of the local-disk cache of SST blocks; `None` (default) disables it. Must
+    /// be new, empty, or a directory the cache marked as its own (`.silt-disk-cache`):
+    /// the cache deletes files in it.
     pub disk_dir: Option<PathBuf>,
     /// Bytes of block files the disk cache keeps. Default 1 GiB.
     pub disk_bytes: u64,
@@ -73,12 +87,43 @@ fn parse_name(name: &str) -> Option<(Arc<str>, u64)> {
     Some((Arc::from(sst), off.parse().ok()?))
 }
 
+/// Checks that `dir` is the cache's own (it holds [`MARKER`]), or makes it so when it is
+/// empty.
+fn claim_dir(dir: &Path) -> Result<()> {
+    let bad = |e: std::io::Error| {
+        Error::InvalidSettings(format!("cache.disk_dir {}: {e}", dir.display()))
+    };
+    let marker = dir.join(MARKER);
+    if std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    if let Some(entry) = std::fs::read_dir(dir).map_err(bad)?.next() {
+        let entry = entry.map_err(bad)?;
+        return Err(Error::InvalidSettings(format!(
+            "cache.disk_dir {} is not empty (it holds {:?}, among others) and has no {MARKER} \
+             file, so the disk cache did not create it; it deletes files in its directory, so \
+             point cache.disk_dir at a new or empty directory",
+            dir.display(),
+            entry.file_name()
+        )));
+    }
+    std::fs::write(&marker, MARKER_TEXT)
+        .and_then(|()| std::fs::File::open(&marker)?.sync_all())
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .map_err(bad)
+}
+
 impl DiskCache {
     /// Open (creating) the cache directory and re-admit the files already there.
+    ///
+    /// # Errors
+    /// `InvalidSettings` when the directory cannot be created or read, or holds files but
+    /// no [`MARKER`] (the cache did not create it).
     pub fn open(dir: &Path, capacity: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::InvalidSettings(format!("cache.disk_dir {}: {e}", dir.display()))
         })?;
+        claim_dir(dir)?;
         let metrics = Arc::new(DiskCacheMetrics::default());
         let dir = Arc::new(dir.to_path_buf());
         let listener_dir = Arc::clone(&dir);
@@ -109,6 +154,9 @@ impl DiskCache {
         let mut found = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
+            if name == MARKER {
+                continue;
+            }
             let parsed = name.to_str().and_then(parse_name);
             let meta = entry.metadata().ok();
             match (parsed, meta) {
@@ -209,7 +257,7 @@ mod tests {
         }
         c.sync();
         assert!(c.size_bytes() <= 10_000, "{}", c.size_bytes());
-        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        let files = block_files(dir.path());
         assert!(files <= 3, "evicted files are deleted: {files}");
         let c2 = DiskCache::open(dir.path(), 10_000).unwrap();
         let mut hits = 0;
@@ -223,6 +271,55 @@ mod tests {
         std::fs::write(dir.path().join("junk.tmp"), b"x").unwrap();
         let _c3 = DiskCache::open(dir.path(), 10_000).unwrap();
         assert!(!dir.path().join("junk.tmp").exists());
+        assert!(
+            dir.path().join(MARKER).exists(),
+            "the marker is not a stray file"
+        );
+    }
+
+    fn block_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != MARKER)
+            .count()
+    }
+
+    #[test]
+    fn refuses_a_directory_it_did_not_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, b"precious").unwrap();
+        let e = DiskCache::open(dir.path(), 10_000).unwrap_err();
+        assert!(matches!(e, Error::InvalidSettings(_)), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        let msg = e.to_string();
+        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(msg.contains(MARKER) && msg.contains("notes.txt"), "{msg}");
+        assert_eq!(std::fs::read(&notes).unwrap(), b"precious");
+        assert!(!dir.path().join(MARKER).exists());
+        // Files that look like the cache's own do not make it the cache's either.
+        std::fs::remove_file(&notes).unwrap();
+        std::fs::write(dir.path().join("01ABC-0.blk"), b"frame").unwrap();
+        assert!(DiskCache::open(dir.path(), 10_000).is_err());
+        assert!(dir.path().join("01ABC-0.blk").exists());
+    }
+
+    #[tokio::test]
+    async fn marks_a_new_or_empty_directory_and_keeps_using_it() {
+        let (parent, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sst: Arc<str> = Arc::from("01ABC");
+        for dir in [parent.path().join("new/cache"), empty.path().to_path_buf()] {
+            let c = DiskCache::open(&dir, 10_000).unwrap();
+            assert!(dir.join(MARKER).is_file(), "{}", dir.display());
+            c.insert(&sst, 0, &Bytes::from_static(b"frame")).await;
+            drop(c);
+            // Marked, with a block in it: reopened and re-admitted.
+            let c = DiskCache::open(&dir, 10_000).unwrap();
+            assert_eq!(c.get(&sst, 0).await.as_deref(), Some(&b"frame"[..]));
+        }
+        // The marker is what makes a directory the cache's.
+        std::fs::remove_file(empty.path().join(MARKER)).unwrap();
+        assert!(DiskCache::open(empty.path(), 10_000).is_err());
     }
 
     #[test]

@@ -97,6 +97,9 @@ struct SstCursor {
     seek_pending: bool,
     /// Blocks read ahead (sequential readers that bypass the cache).
     ahead: VecDeque<silt_format::block::Block>,
+    /// A corrupt entry ends this cursor: the error is returned again on every call, so a
+    /// retry cannot skip the rest of the block.
+    corrupt: Option<Error>,
 }
 
 impl SstCursor {
@@ -113,15 +116,25 @@ impl SstCursor {
             iter: None,
             seek_pending: true,
             ahead: VecDeque::new(),
+            corrupt: None,
         }
     }
 
+    /// The next entry. A failed block fetch leaves the cursor where it was (calling again
+    /// retries the fetch); a corrupt entry is returned for good.
     async fn next(&mut self, ctx: &ScanCtx, range: &KeyRange) -> Result<Option<Entry>> {
+        if let Some(e) = &self.corrupt {
+            return Err(e.clone());
+        }
         loop {
             if let Some(it) = &mut self.iter {
                 match it.next() {
                     Some(Ok(e)) => return Ok((!range.past_end(&e.key)).then_some(e)),
-                    Some(Err(e)) => return Err(Error::corrupt(self.sst.path().to_string(), e)),
+                    Some(Err(e)) => {
+                        let e = Error::corrupt(self.sst.path().to_string(), e);
+                        self.corrupt = Some(e.clone());
+                        return Err(e);
+                    }
                     None => self.iter = None,
                 }
             }
@@ -219,13 +232,22 @@ impl Source {
 }
 
 /// Every version from a set of sources, in internal order.
+///
+/// An error from a source (a failed block GET) leaves the merge where it was: the next
+/// call retries that source and goes on exactly from there, never skipping the entries
+/// behind the failure. (The same holds if a `next` future is dropped mid-way.)
 #[derive(Debug)]
 pub(crate) struct MergeIter {
     ctx: ScanCtx,
     range: KeyRange,
     sources: Vec<Source>,
     heads: Vec<Option<Entry>>,
-    started: bool,
+    /// Sources whose first head is loaded (`0..loaded`).
+    loaded: usize,
+    /// The entry picked last, not yet returned because refilling its source's head
+    /// (`refill`) failed or was interrupted.
+    taken: Option<Entry>,
+    refill: Option<usize>,
 }
 
 impl MergeIter {
@@ -235,7 +257,9 @@ impl MergeIter {
             range,
             sources: Vec::new(),
             heads: Vec::new(),
-            started: false,
+            loaded: 0,
+            taken: None,
+            refill: None,
         }
     }
 
@@ -301,13 +325,23 @@ impl MergeIter {
 
     /// The next version in internal order, within the range.
     pub async fn next(&mut self) -> Result<Option<Entry>> {
-        if !self.started {
-            self.started = true;
-            for i in 0..self.sources.len() {
-                self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
-            }
+        // A head is stored only once its source returned it, so an error (or a dropped
+        // future) before that leaves the state as it was and the call can be repeated.
+        while self.loaded < self.sources.len() {
+            let i = self.loaded;
+            self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
+            self.loaded += 1;
         }
         loop {
+            if let Some(i) = self.refill {
+                self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
+                self.refill = None;
+                if let Some(e) = self.taken.take() {
+                    if !self.range.before_start(&e.key) {
+                        return Ok(Some(e));
+                    }
+                }
+            }
             let mut best: Option<(usize, &Entry)> = None;
             for (i, h) in self.heads.iter().enumerate() {
                 let Some(e) = h else { continue };
@@ -319,11 +353,9 @@ impl MergeIter {
             let Some(e) = self.heads[i].take() else {
                 return Ok(None);
             };
-            self.heads[i] = self.sources[i].next(&self.ctx, &self.range).await?;
-            if self.range.before_start(&e.key) {
-                continue;
-            }
-            return Ok(Some(e));
+            // Returned once source `i` has its next head (top of the loop).
+            self.taken = Some(e);
+            self.refill = Some(i);
         }
     }
 }
@@ -357,7 +389,10 @@ impl DbIterator {
     /// The next live key and value, or `None` at the end of the range.
     ///
     /// # Errors
-    /// Store errors and corrupt blocks met while reading SSTs.
+    /// Store errors and corrupt blocks met while reading SSTs. After a store error the
+    /// iterator stays where it was: calling `next` again retries and goes on with exactly
+    /// the key that was due, never skipping one. A corrupt block is returned again on
+    /// every later call.
     pub async fn next(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         while let Some(e) = self.merge.next().await? {
             if e.seq > self.seq || self.last_key.as_ref() == Some(&e.key) {

@@ -39,6 +39,16 @@ pub trait Hook: fmt::Debug + Send + Sync + 'static {
         inner.put_opts(location, payload, opts)
     }
 
+    /// `ObjectStore::get_opts` (also behind the provided `get`, `get_range` and `head`).
+    fn get_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        options: GetOptions,
+    ) -> BoxFut<'a, OsResult<GetResult>> {
+        inner.get_opts(location, options)
+    }
+
     /// `ObjectStore::list` (also behind the default `list_with_offset`).
     fn list(
         &self,
@@ -49,9 +59,11 @@ pub trait Hook: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// Delegates every `ObjectStore` method to `inner`, except `put_opts` and `list`, which go
-/// through `hook`. The provided methods `list_with_offset` and `rename_opts` keep their
-/// defaults, so they too pass through the hooked `list` and the delegating `copy_opts`.
+/// Delegates every `ObjectStore` method to `inner`, except `put_opts`, `get_opts` and
+/// `list`, which go through `hook`. The provided methods `get`, `get_range`, `head`,
+/// `list_with_offset` and `rename_opts` keep their defaults, so they too pass through the
+/// hooked `get_opts` and `list` and the delegating `copy_opts` (`get_ranges` is delegated
+/// to `inner` directly).
 #[derive(Debug)]
 pub struct HookStore<H> {
     /// The store everything is delegated to.
@@ -112,7 +124,7 @@ impl<H: Hook> ObjectStore for HookStore<H> {
         'life1: 'async_trait,
         Self: 'async_trait,
     {
-        self.inner.get_opts(location, options)
+        self.hook.get_opts(&self.inner, location, options)
     }
 
     fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(

@@ -359,6 +359,7 @@ async fn run_cell(
         dir: dir.to_path_buf(),
         file_bytes: cfg.file_bytes,
         mode,
+        ..LocalLogSettings::default()
     };
     // The model compresses on its own thread so that the writer is not slowed down.
     let (tx, rx) = mpsc::channel::<Vec<u8>>();

@@ -30,6 +30,7 @@ fn child_settings(dir: PathBuf, mode: &str) -> LocalLogSettings {
         } else {
             LocalLogMode::Sparse
         },
+        ..LocalLogSettings::default()
     }
 }
 

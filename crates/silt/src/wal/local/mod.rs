@@ -50,6 +50,9 @@ use crate::error::{Error, Result};
 /// Largest encoded record (one write batch) the local log accepts.
 pub const MAX_LOCAL_RECORD_BYTES: usize = 1 << 31;
 
+/// Default of [`LocalLogSettings::max_pending_bytes`].
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 1 << 20;
+
 /// Name of the lock file in the log's directory (never a log file: recovery reads only
 /// `*.slog`).
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -79,6 +82,10 @@ pub struct LocalLogSettings {
     pub file_bytes: u64,
     /// Sparse (default) or packed.
     pub mode: LocalLogMode,
+    /// Bytes of encoded records waiting for the next group above which a group commit
+    /// starts in the background although nobody waits (only `Remote`/`Buffered` writes),
+    /// and new writes wait (outside the write lock) for it. Default 1 MiB; at least 4 KiB.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for LocalLogSettings {
@@ -87,6 +94,7 @@ impl Default for LocalLogSettings {
             dir: PathBuf::from("./silt-local-log"),
             file_bytes: 64 << 20,
             mode: LocalLogMode::Sparse,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
         }
     }
 }
@@ -96,7 +104,7 @@ impl LocalLogSettings {
     ///
     /// # Errors
     /// [`Error::InvalidSettings`] when `file_bytes` is out of range or not a multiple of
-    /// 4 KiB, or `dir` is empty.
+    /// 4 KiB, `max_pending_bytes` is below 4 KiB, or `dir` is empty.
     pub fn validate(&self) -> Result<()> {
         let block = silt_format::local_log::LOCAL_BLOCK_SIZE as u64;
         if self.file_bytes < 2 * block || self.file_bytes > 1 << 30 || self.file_bytes % block != 0
@@ -104,6 +112,12 @@ impl LocalLogSettings {
             return Err(Error::InvalidSettings(format!(
                 "local_log.file_bytes must be a multiple of 4096 between 8 KiB and 1 GiB, got {}",
                 self.file_bytes
+            )));
+        }
+        if self.max_pending_bytes < silt_format::local_log::LOCAL_BLOCK_SIZE {
+            return Err(Error::InvalidSettings(format!(
+                "local_log.max_pending_bytes must be at least 4096, got {}",
+                self.max_pending_bytes
             )));
         }
         if self.dir.as_os_str().is_empty() {
@@ -130,6 +144,9 @@ pub struct LocalLogMetrics {
     pub user_bytes: AtomicU64,
     /// Gauge: bytes of encoded records waiting for the next group.
     pub pending_bytes: AtomicU64,
+    /// Groups started in the background because the pending bytes reached
+    /// `max_pending_bytes` while nobody waited.
+    pub background_drains: AtomicU64,
     /// Files created (each preallocated with zeros).
     pub files_created: AtomicU64,
     /// Files reused for a new life.
@@ -212,6 +229,8 @@ struct Inner {
     covered: AtomicU64,
     metrics: Arc<LocalLogMetrics>,
     observer: Option<BlockObserver>,
+    /// `LocalLogSettings::max_pending_bytes`.
+    max_pending: usize,
     /// The locked `LOCK` file; `None` once released (the lock goes with the descriptor).
     lock: Mutex<Option<File>>,
 }
@@ -349,6 +368,7 @@ impl LocalLog {
             covered: AtomicU64::new(0),
             metrics,
             observer,
+            max_pending: settings.max_pending_bytes,
             lock: Mutex::new(Some(lock)),
         });
         let log = LocalLog {
@@ -418,15 +438,56 @@ impl LocalLog {
             last_seq,
         });
         pending.user_bytes += user_bytes;
-        let pending_bytes = pending.payload.len() as u64;
+        let pending_bytes = pending.payload.len();
         st.next_seq = Some(last_seq + 1);
         st.may_skip = false;
-        drop(st);
+        // Under the lock, so a writer taking the buffer cannot be overwritten by this.
         self.inner
             .metrics
             .pending_bytes
-            .store(pending_bytes, Ordering::Relaxed);
+            .store(pending_bytes as u64, Ordering::Relaxed);
+        let drain = pending_bytes >= self.inner.max_pending && !st.writing;
+        if drain {
+            st.writing = true;
+        }
+        drop(st);
+        if drain {
+            self.inner
+                .metrics
+                .background_drains
+                .fetch_add(1, Ordering::Relaxed);
+            start_background_writer(&self.inner);
+        }
         Ok(CommitTicket { seq: last_seq })
+    }
+
+    /// Waits while the pending buffer holds `max_pending_bytes` or more (a background
+    /// group commit drains it). Call it before taking the write lock, like the remote
+    /// WAL's backpressure; `enqueue` itself never waits.
+    ///
+    /// # Errors
+    /// `Stopped` after a write failure, `Closed` once closed.
+    pub async fn reserve(&self) -> Result<()> {
+        loop {
+            let mut rx = self.inner.progress.subscribe();
+            let start = {
+                let mut st = self.inner.state.lock();
+                if let Some(e) = &st.poison {
+                    return Err(stopped(e));
+                }
+                if st.pending.payload.len() < self.inner.max_pending {
+                    return Ok(());
+                }
+                !std::mem::replace(&mut st.writing, true)
+            };
+            if start {
+                start_background_writer(&self.inner);
+            }
+            // Every group the writer finishes (or its failure) is published here.
+            if rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
     }
 
     /// Waits until the ticket's record (and every record before it) is durable: written
@@ -500,12 +561,15 @@ impl LocalLog {
     /// # Errors
     /// As [`LocalLog::wait`].
     pub async fn flush(&self) -> Result<()> {
+        // The last record enqueued, pending or in the group being written.
         let last = {
             let st = self.inner.state.lock();
             if let Some(e) = &st.poison {
                 return Err(stopped(e));
             }
-            st.pending.last_seq()
+            st.next_seq
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&last| last > st.durable)
         };
         match last {
             Some(seq) => self.wait(CommitTicket { seq }).await,
@@ -588,8 +652,22 @@ impl Drop for WriterGuard<'_> {
     }
 }
 
+/// Runs the writer on the blocking pool of the current tokio runtime, for a drain nobody
+/// waits for (the caller set `writing`). Without a runtime the records stay pending until
+/// the next `wait` or `flush`.
+fn start_background_writer(inner: &Arc<Inner>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            let inner = Arc::clone(inner);
+            drop(handle.spawn_blocking(move || writer_task(&inner)));
+        }
+        Err(_) => inner.state.lock().writing = false,
+    }
+}
+
 /// The writer: takes the pending records as one group, writes and syncs them, and goes on
-/// while somebody waits for records that are still pending. Runs in `block_in_place` or on
+/// while somebody waits for records that are still pending, or while the pending buffer
+/// holds `max_pending_bytes` or more. Runs in `block_in_place` or on
 /// the blocking pool, never on an async worker that still has other tasks.
 fn writer_task(inner: &Inner) {
     let mut guard = WriterGuard { inner, done: false };
@@ -597,14 +675,15 @@ fn writer_task(inner: &Inner) {
     loop {
         let batch = {
             let mut st = inner.state.lock();
-            if st.poison.is_some() || st.wanted <= st.durable || st.pending.records.is_empty() {
+            let wanted = st.wanted > st.durable || st.pending.payload.len() >= inner.max_pending;
+            if st.poison.is_some() || !wanted || st.pending.records.is_empty() {
                 st.writing = false;
                 guard.done = true;
                 return;
             }
+            inner.metrics.pending_bytes.store(0, Ordering::Relaxed);
             std::mem::take(&mut st.pending)
         };
-        inner.metrics.pending_bytes.store(0, Ordering::Relaxed);
         let covered = inner.covered.load(Ordering::Relaxed).checked_sub(1);
         let result = writer.write_batch(&batch, &inner.metrics, inner.observer.as_ref(), covered);
         let mut st = inner.state.lock();

@@ -18,6 +18,7 @@ fn settings(dir: &Path, file_bytes: u64, mode: LocalLogMode) -> LocalLogSettings
         dir: dir.to_path_buf(),
         file_bytes,
         mode,
+        ..LocalLogSettings::default()
     }
 }
 
@@ -720,4 +721,115 @@ async fn close_syncs_what_is_pending_and_releases_the_directory() {
     // Released although clones live on.
     let (_reopened, recovered) = open(&s);
     assert_eq!(seqs(&recovered), vec![1, 2, 3]);
+}
+
+/// Enqueues one put of `value_len` bytes at `seq` with nobody waiting.
+fn enqueue_unwaited(log: &LocalLog, seq: SeqNo, value_len: usize) -> CommitTicket {
+    let v = value(seq, value_len);
+    log.enqueue(seq, [(ValueKind::Put, &b"k"[..], v.as_slice())])
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pending_bytes_stay_bounded_without_waiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 16 << 10;
+    let s = LocalLogSettings {
+        max_pending_bytes: max,
+        ..settings(dir.path(), 1 << 20, LocalLogMode::Sparse)
+    };
+    let (log, _) = open(&s);
+    let m = log.metrics();
+    let record = silt_format::local_log::local_record_encoded_len([(1, 1000)]) as u64;
+    let mut crossed = 0;
+    // Only Remote/Buffered-style records: nobody ever calls wait or flush.
+    let fill = async {
+        for seq in 1..=400u64 {
+            log.reserve().await.unwrap();
+            enqueue_unwaited(&log, seq, 1000);
+            let pending = m.pending_bytes.load(Ordering::Relaxed);
+            assert!(
+                pending < max as u64 + record,
+                "{pending} pending bytes at {seq}"
+            );
+            if pending >= max as u64 {
+                crossed = seq;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), fill)
+        .await
+        .expect("reserve never saw the pending records drained");
+    assert!(crossed > 0);
+    assert!(m.background_drains.load(Ordering::Relaxed) >= 2);
+    // The drains publish their progress like any group commit.
+    let mut rx = log.inner.progress.subscribe();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        rx.wait_for(|p| p.durable >= crossed),
+    )
+    .await
+    .expect("the pending records were never written")
+    .unwrap();
+    // Dropped without a flush: what the drains wrote is recovered.
+    drop(rx);
+    drop(log);
+    let (_log, recovered) = open(&s);
+    let got = seqs(&recovered);
+    assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
+    assert!(got.len() as u64 >= crossed, "{} < {crossed}", got.len());
+    check_values(&recovered);
+}
+
+#[tokio::test]
+async fn flush_covers_the_group_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LocalLogSettings {
+        max_pending_bytes: 4096,
+        ..settings(dir.path(), 1 << 20, LocalLogMode::Sparse)
+    };
+    // The first block written holds its writer (after the pwrite, before the fdatasync)
+    // until the test lets it go.
+    let (reached_tx, reached_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::atomic::AtomicBool::new(false);
+    let (reached_tx, go_rx) = (
+        parking_lot::Mutex::new(reached_tx),
+        parking_lot::Mutex::new(go_rx),
+    );
+    let observer: BlockObserver = Arc::new(move |_block: &[u8]| {
+        if !held.swap(true, Ordering::SeqCst) {
+            let _ = reached_tx.lock().send(());
+            let _ = go_rx.lock().recv();
+        }
+    });
+    let (log, _) = LocalLog::open_with_observer(&s, Some(observer)).unwrap();
+    // Over the bound: a background group takes the record at once.
+    let t = enqueue_unwaited(&log, 1, 5000);
+    reached_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("no background group was started");
+    assert_eq!(log.metrics().pending_bytes.load(Ordering::Relaxed), 0);
+    // Nothing is pending, but the record is not durable: flush must wait for it.
+    assert!(
+        futures::FutureExt::now_or_never(log.flush()).is_none(),
+        "flush returned while the record's group was still being written"
+    );
+    go_tx.send(()).unwrap();
+    log.flush().await.unwrap();
+    assert_eq!(log.durable_seq(), t.seq());
+}
+
+#[tokio::test]
+async fn a_big_group_does_not_keep_its_io_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1 << 20, LocalLogMode::Sparse);
+    let (log, _) = open(&s);
+    commit(&log, 1, 1, 3 << 20).await;
+    assert!(log.inner.writer.lock().io.capacity() <= 1 << 20);
+    commit(&log, 2, 1, 100).await;
+    assert!(
+        log.inner.writer.lock().io.capacity() > 0,
+        "small groups keep theirs"
+    );
 }

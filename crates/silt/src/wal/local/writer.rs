@@ -20,6 +20,9 @@ pub(super) const MAX_SPARE_FILES: usize = 2;
 const MAX_GROUP_PAYLOAD: u64 = u32::MAX as u64 - 2 * BLOCK;
 /// Zeros written per `pwrite` while preallocating.
 const ZERO_CHUNK: usize = 1 << 20;
+/// Capacity of the group I/O buffer kept between groups; a bigger one (a big group) is
+/// freed after its group, so it is not held for the life of the log.
+const IO_KEEP_BYTES: usize = 1 << 20;
 
 pub(super) fn io_err(what: &'static str, path: &Path, e: std::io::Error) -> Error {
     Error::io(what, path, e)
@@ -137,7 +140,7 @@ pub(crate) struct Writer {
     /// Files free for recycling.
     pub(super) free: Vec<LogFile>,
     pub(super) next_index: u64,
-    io: Vec<u8>,
+    pub(super) io: Vec<u8>,
 }
 
 impl Writer {
@@ -309,6 +312,9 @@ impl Writer {
             start = records[j - 1].end;
             first_seq = last_seq + 1;
             i = j;
+        }
+        if self.io.capacity() > IO_KEEP_BYTES {
+            self.io = Vec::new();
         }
         self.sync(metrics)
     }
