@@ -43,8 +43,13 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         read_only,
         ..
     } = b;
-    // The local log first: a directory another process uses (its lock) stops the open
-    // before this writer fences the live one.
+    // Local directories first: one another process uses (the local log's lock) or one
+    // that is not ours (the disk cache's marker) stops the open before this writer fences
+    // the live one.
+    let disk_cache = match &settings.cache.disk_dir {
+        Some(dir) => Some(DiskCache::open(dir, settings.cache.disk_bytes)?),
+        None => None,
+    };
     let (mut local, mut local_records) = match (&settings.local_log, read_only) {
         (Some(ls), false) => {
             let ls = ls.clone();
@@ -209,10 +214,6 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         }
     }
 
-    let disk_cache = match &settings.cache.disk_dir {
-        Some(dir) => Some(DiskCache::open(dir, settings.cache.disk_bytes)?),
-        None => None,
-    };
     let mut version = Version::new(Arc::clone(&mem), l0, runs);
     if !read_only && mem.size_bytes() >= settings.memtable_bytes {
         version.frozen.push(mem);
