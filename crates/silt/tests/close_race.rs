@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BoxFut, Gate, Hook, HookStore};
+use common::{in_dir, BoxFut, Gate, HoldAt, HoldPut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult};
@@ -20,29 +20,6 @@ use silt::{CloseReason, Db, Durability, ErrorKind, Settings, WriteOptions};
 
 /// Generous bound for things that must finish; reaching it means a hang.
 const HANG: Duration = Duration::from_secs(30);
-
-/// Once the gate is armed, the next WAL segment PUT waits at the gate before it is stored.
-#[derive(Debug)]
-struct HoldWalPut(Arc<Gate>);
-
-impl Hook for HoldWalPut {
-    fn put_opts<'a>(
-        &'a self,
-        inner: &'a Arc<dyn ObjectStore>,
-        location: &'a Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'a, OsResult<PutResult>> {
-        let is_wal = location.as_ref().contains("/wal/");
-        if !(is_wal && self.0.trip()) {
-            return inner.put_opts(location, payload, opts);
-        }
-        Box::pin(async move {
-            self.0.hold().await;
-            inner.put_opts(location, payload, opts).await
-        })
-    }
-}
 
 /// Once armed, every SST PUT fails (the memtable flush fails and stops the database).
 #[derive(Debug, Default)]
@@ -82,7 +59,10 @@ fn settings(flush_on_close: bool) -> Settings {
 async fn race(flush_on_close: bool) {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let gate = Gate::new(false);
-    let store = HookStore::new(Arc::clone(&mem), HoldWalPut(Arc::clone(&gate)));
+    let store = HookStore::new(
+        Arc::clone(&mem),
+        HoldPut::new(&gate, HoldAt::Request, |p, _| in_dir(p, "wal")),
+    );
     let root = Path::from("db");
     let db = Arc::new(
         Db::open_with_store(store, root.clone(), settings(flush_on_close))
@@ -174,7 +154,10 @@ async fn writes_racing_close_without_memtable_flush_are_durable_or_closed() {
 async fn second_close_waits_for_the_first() {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let gate = Gate::new(false);
-    let store = HookStore::new(Arc::clone(&mem), HoldWalPut(Arc::clone(&gate)));
+    let store = HookStore::new(
+        Arc::clone(&mem),
+        HoldPut::new(&gate, HoldAt::Request, |p, _| in_dir(p, "wal")),
+    );
     let db = Arc::new(
         Db::open_with_store(store, Path::from("db"), settings(false))
             .await

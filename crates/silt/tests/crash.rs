@@ -23,6 +23,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use silt::objstore::LatencySpec;
 use silt::{Db, DbBuilder, Durability, Settings, WriteBatch, WriteOptions};
 
@@ -371,21 +373,13 @@ async fn crash_recovery_with_store_latency() {
 /// The same against the local S3 server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_recovery_on_s3() {
-    let base = match std::env::var("SILT_TEST_S3_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
-                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
-            );
-            eprintln!("skipping: SILT_TEST_S3_URL is unset (run scripts/test)");
-            return;
-        }
+    let Some(base) = common::s3_base_url("crash_recovery_on_s3") else {
+        return;
     };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let url = format!("{}/crash-{nanos}", base.trim_end_matches('/'));
+    let url = format!("{base}/crash-{nanos}");
     crash_rounds(&url, None, 3).await;
 }

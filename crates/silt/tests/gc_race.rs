@@ -13,37 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{BoxFut, Gate, Hook, HookStore};
+use common::{in_dir, Gate, HoldAt, HoldPut, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
-use silt::object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult};
+use silt::object_store::ObjectStore;
 use silt::{Db, Settings};
-
-/// Once the gate is armed, the next PUT of an SST stores the object and then waits at the
-/// gate before returning.
-#[derive(Debug)]
-struct HoldSstResponse(Arc<Gate>);
-
-impl Hook for HoldSstResponse {
-    fn put_opts<'a>(
-        &'a self,
-        inner: &'a Arc<dyn ObjectStore>,
-        location: &'a Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'a, OsResult<PutResult>> {
-        let is_sst = location.as_ref().contains("/sst/");
-        if !(is_sst && self.0.trip()) {
-            return inner.put_opts(location, payload, opts);
-        }
-        // The object is stored at once; only the response is held back.
-        Box::pin(async move {
-            let r = inner.put_opts(location, payload, opts).await;
-            self.0.hold().await;
-            r
-        })
-    }
-}
 
 fn unix_millis() -> u128 {
     SystemTime::now()
@@ -58,7 +32,7 @@ async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() {
     let gate = Gate::new(false);
     let gated = HookStore::new(
         Arc::new(InMemory::new()),
-        HoldSstResponse(Arc::clone(&gate)),
+        HoldPut::new(&gate, HoldAt::Response, |p, _| in_dir(p, "sst")),
     );
     let store: Arc<dyn ObjectStore> = gated.clone();
     let mut s = Settings::small_for_tests();

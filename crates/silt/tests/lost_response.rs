@@ -13,7 +13,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{BoxFut, Gate, Hook, HookStore};
+use common::{in_dir, BoxFut, Gate, HoldAt, HoldPut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{
@@ -389,37 +389,17 @@ async fn compaction_sst_whose_name_is_taken_goes_up_under_another() {
     check_foreign_sst_kept(&store).await;
 }
 
-/// Holds the first create-only manifest PUT (a writer's claim) at the gate, then lets it go.
-#[derive(Debug)]
-struct HoldClaim(Arc<Gate>);
-
-impl Hook for HoldClaim {
-    fn put_opts<'a>(
-        &'a self,
-        inner: &'a Arc<dyn ObjectStore>,
-        location: &'a Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'a, OsResult<PutResult>> {
-        let hold = matches!(opts.mode, PutMode::Create)
-            && location.as_ref().contains("/manifest/")
-            && self.0.trip();
-        Box::pin(async move {
-            if hold {
-                self.0.hold().await;
-            }
-            inner.put_opts(location, payload, opts).await
-        })
-    }
-}
-
 /// Two writers claiming from the same manifest would write the same id and epoch; the
 /// loser reads the winner's claim back and must not take it for its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_claim_read_back_is_not_mistaken_for_ours() {
     let gate = Gate::new(true);
-    let store: Arc<dyn ObjectStore> =
-        HookStore::new(Arc::new(InMemory::new()), HoldClaim(Arc::clone(&gate)));
+    let store: Arc<dyn ObjectStore> = HookStore::new(
+        Arc::new(InMemory::new()),
+        HoldPut::new(&gate, HoldAt::Request, |p, o| {
+            in_dir(p, "manifest") && matches!(o.mode, PutMode::Create)
+        }),
+    );
     let a = tokio::spawn({
         let store = Arc::clone(&store);
         async move { Db::open_with_store(store, root(), settings()).await }

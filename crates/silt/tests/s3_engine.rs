@@ -4,6 +4,8 @@
 //! Reads `SILT_TEST_S3_URL` (e.g. `s3://silt-test`) and the `AWS_*` variables. Skips when it
 //! is unset, unless `SILT_REQUIRE_S3=1`, in which case it fails.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,27 +13,14 @@ use silt::{CloseReason, Db, ErrorKind, Settings};
 
 /// A fresh database URL under the test bucket, or `None` to skip.
 fn db_url(test: &str) -> Option<String> {
-    let base = match std::env::var("SILT_TEST_S3_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
-                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
-            );
-            eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test)");
-            return None;
-        }
-    };
+    let base = common::s3_base_url(test)?;
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    Some(format!(
-        "{}/engine-{test}-{nanos}-{n}",
-        base.trim_end_matches('/')
-    ))
+    Some(format!("{base}/engine-{test}-{nanos}-{n}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

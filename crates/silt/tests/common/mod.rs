@@ -180,6 +180,83 @@ impl<H: Hook> ObjectStore for HookStore<H> {
     }
 }
 
+/// Where a [`HoldPut`] holds its PUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldAt {
+    /// Before it reaches the store (the object is not there while held).
+    Request,
+    /// After the store applied it, before its response returns (a slow response).
+    Response,
+}
+
+/// A hook holding the next PUT that `matches` at `gate` (while the gate is armed), at
+/// the request or the response; every other request passes straight through.
+#[derive(Debug)]
+pub struct HoldPut {
+    /// The gate the held PUT waits at.
+    pub gate: Arc<Gate>,
+    /// Request or response.
+    pub at: HoldAt,
+    /// Which PUTs qualify (e.g. `|p, _| in_dir(p, "wal")`).
+    pub matches: fn(&Path, &PutOptions) -> bool,
+}
+
+impl HoldPut {
+    /// Holds the next PUT for which `matches` is true, at `at`.
+    pub fn new(gate: &Arc<Gate>, at: HoldAt, matches: fn(&Path, &PutOptions) -> bool) -> Self {
+        HoldPut {
+            gate: Arc::clone(gate),
+            at,
+            matches,
+        }
+    }
+}
+
+impl Hook for HoldPut {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        if !((self.matches)(location, &opts) && self.gate.trip()) {
+            return inner.put_opts(location, payload, opts);
+        }
+        Box::pin(async move {
+            if self.at == HoldAt::Request {
+                self.gate.hold().await;
+            }
+            let r = inner.put_opts(location, payload, opts).await;
+            if self.at == HoldAt::Response {
+                self.gate.hold().await;
+            }
+            r
+        })
+    }
+}
+
+/// `path` is in the database's `dir` directory (`wal`, `sst`, `manifest`).
+pub fn in_dir(path: &Path, dir: &str) -> bool {
+    path.as_ref().contains(&format!("/{dir}/"))
+}
+
+/// The local S3 server's base URL (`SILT_TEST_S3_URL`), or `None` to skip, unless
+/// `SILT_REQUIRE_S3=1` makes its absence a failure.
+pub fn s3_base_url(test: &str) -> Option<String> {
+    match std::env::var("SILT_TEST_S3_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim_end_matches('/').to_owned()),
+        _ => {
+            assert!(
+                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
+                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
+            );
+            eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test)");
+            None
+        }
+    }
+}
+
 /// Holds one request of a hook until the test releases it: a hook that finds the gate armed
 /// (and disarms it, [`Gate::trip`]) calls [`Gate::hold`], which notifies `reached` and waits
 /// for a permit of `release`.
