@@ -200,6 +200,15 @@ pub struct WalSettings {
     /// Extra attempts for a failed segment upload before the database stops with an error.
     /// The object store client retries transient HTTP errors on its own as well. Default 3.
     pub upload_retries: u32,
+    /// Flush the memtable (which moves the WAL replay point) once this many WAL segments
+    /// were assigned since the replay point, full or not: bounds the segments an open
+    /// replays when writes are too slow to fill memtables. Default 1,000. Lower: faster
+    /// opens, more small L0 SSTs under a trickle of writes.
+    pub max_replay_segments: usize,
+    /// Flush the memtable once its oldest write is this old, full or not: bounds the age
+    /// of the WAL an open replays (and so its length under any write rate). Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub max_replay_age: Duration,
 }
 
 impl Default for WalSettings {
@@ -212,6 +221,8 @@ impl Default for WalSettings {
             max_inflight_uploads: 4,
             max_unflushed_bytes: 64 * MIB,
             upload_retries: 3,
+            max_replay_segments: 1000,
+            max_replay_age: Duration::from_secs(3600),
         }
     }
 }
@@ -261,6 +272,12 @@ impl Settings {
         }
         if w.max_inflight_uploads == 0 {
             return bad("wal.max_inflight_uploads must be at least 1".into());
+        }
+        if w.max_replay_segments == 0 {
+            return bad("wal.max_replay_segments must be at least 1".into());
+        }
+        if w.max_replay_age.is_zero() {
+            return bad("wal.max_replay_age must be positive".into());
         }
         if w.max_unflushed_bytes < w.segment_bytes {
             return bad(format!(

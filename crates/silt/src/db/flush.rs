@@ -63,6 +63,7 @@ impl DbInner {
         next.active = Arc::new(Memtable::new());
         *v = Arc::new(next);
         drop(v);
+        *self.active_since.lock() = None;
         self.flush_wake.notify_one();
         true
     }
@@ -129,14 +130,48 @@ impl DbInner {
     }
 }
 
-/// Background task: flush frozen memtables whenever woken.
+impl DbInner {
+    /// Freeze the active memtable when the WAL since the replay point is too long
+    /// (`wal.max_replay_segments`) or too old (`wal.max_replay_age`), so its flush moves
+    /// the replay point and an open never replays more than that.
+    fn rotate_for_replay_bound(&self) {
+        let Some(wal) = &self.wal else { return };
+        let w = &self.settings.wal;
+        let too_many = wal.segments_since_replay_point() > w.max_replay_segments;
+        let too_old = self
+            .active_since
+            .lock()
+            .is_some_and(|t| self.clock.now().saturating_duration_since(t) >= w.max_replay_age);
+        if !(too_many || too_old) {
+            return;
+        }
+        let _w = self.write_lock.lock();
+        if self.rotate_locked() {
+            self.counters
+                .replay_bound_flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(too_many, too_old, "memtable frozen by the replay bound");
+        }
+    }
+}
+
+/// How often the memtable flusher checks the replay bound (at most; sooner for a short
+/// `wal.max_replay_age`).
+const REPLAY_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Background task: flush frozen memtables whenever woken, and freeze the active one when
+/// the replay bound says so.
 pub(crate) async fn run_memtable_flusher(inner: Arc<DbInner>, mut shutdown: watch::Receiver<bool>) {
+    let check = REPLAY_CHECK.min(inner.settings.wal.max_replay_age / 2);
     loop {
+        inner.rotate_for_replay_bound();
         if inner.flush_frozen().await.is_err() {
             return;
         }
+        let tick = inner.clock.now() + check;
         tokio::select! {
             () = inner.flush_wake.notified() => {}
+            () = inner.clock.sleep_until(tick) => {}
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return;

@@ -59,6 +59,9 @@ pub(crate) struct DbInner {
     pub cache: BlockCache,
     /// Wakes the memtable flusher.
     pub flush_wake: Notify,
+    /// When the oldest write in the active memtable happened (`None`: it is empty); set
+    /// under the write lock, cleared at rotation. `wal.max_replay_age` counts from it.
+    pub active_since: Mutex<Option<tokio::time::Instant>>,
     /// Signalled when a frozen memtable has been flushed.
     pub frozen_space: Notify,
     /// Live snapshots: sequence → count.
@@ -105,6 +108,11 @@ pub struct EngineCounters {
     pub gc_deleted_sst: AtomicU64,
     /// Manifests deleted by GC.
     pub gc_deleted_manifest: AtomicU64,
+    /// Memtable flushes started by the replay bound (`wal.max_replay_segments` or
+    /// `wal.max_replay_age`) rather than by a full memtable.
+    pub replay_bound_flushes: AtomicU64,
+    /// WAL segments replayed when this handle opened.
+    pub recovery_segments: AtomicU64,
     /// Writes delayed because L0 reached `l0_slowdown`.
     pub write_slowdowns: AtomicU64,
     /// Writes that waited because L0 reached `l0_stop`.

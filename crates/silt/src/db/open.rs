@@ -150,6 +150,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         "replayed WAL"
     );
 
+    let recovery_segments = replayed.segments.len() as u64;
     let wal = fence_id.map(|fence_id| {
         let mut segments: BTreeMap<u64, u64> = replayed.segments;
         segments.insert(fence_id, 0);
@@ -219,6 +220,8 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         version.frozen.push(mem);
         version.active = Arc::new(Memtable::new());
     }
+    // Replayed writes count as written now for `wal.max_replay_age`.
+    let active_since = (!version.active.is_empty()).then(|| clock.now());
     let inner = Arc::new(DbInner {
         storage,
         cache: BlockCache::new(
@@ -236,6 +239,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         manifest: tokio::sync::Mutex::new(manifest),
         flush_lock: tokio::sync::Mutex::new(()),
         flush_wake: Notify::new(),
+        active_since: Mutex::new(active_since),
         frozen_space: Notify::new(),
         snapshots: Mutex::new(BTreeMap::new()),
         fatal: Mutex::new(None),
@@ -250,6 +254,10 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         counters: Arc::default(),
         store_metrics,
     });
+    inner
+        .counters
+        .recovery_segments
+        .store(recovery_segments, std::sync::atomic::Ordering::Relaxed);
     let tasks = Tasks::new();
     if let Some(wal) = &inner.wal {
         tasks.spawn(

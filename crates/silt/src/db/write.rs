@@ -113,6 +113,12 @@ impl Db {
                 };
                 active.insert(op.key.clone(), first + i as u64, value);
             }
+            {
+                let mut since = inner.active_since.lock();
+                if since.is_none() {
+                    *since = Some(inner.clock.now());
+                }
+            }
             let last = first + batch.ops.len() as u64 - 1;
             *next_seq = last + 1;
             inner.visible_seq.store(last, Ordering::Release);

@@ -314,6 +314,12 @@ impl RemoteWal {
         point
     }
 
+    /// Segment ids assigned since the last replay point (in flight or stored): what an open
+    /// would replay, and what `wal.max_replay_segments` bounds.
+    pub fn segments_since_replay_point(&self) -> usize {
+        self.sh.st.lock().segments.len()
+    }
+
     /// Bytes written but not yet durable.
     pub fn unflushed_bytes(&self) -> usize {
         self.sh.st.lock().unflushed
