@@ -58,6 +58,46 @@ pub struct Settings {
     pub compaction: CompactionSettings,
     /// Garbage collection of obsolete objects.
     pub gc: GcSettings,
+    /// How object-store faults are ridden out.
+    pub store: StoreSettings,
+}
+
+/// How the engine rides out object-store faults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Backoff and deadline of retried requests.
+    pub retry: RetrySettings,
+}
+
+/// Retries of failed store requests: jittered exponential backoff from `initial` up to
+/// `max` between attempts. WAL uploads retry for as long as the store keeps failing with
+/// transient errors (the handle stays usable); a write waiting for one gives up after
+/// `deadline` with `Unavailable`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First backoff. Default 50 ms.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Longest backoff. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+    /// How long a write (or an open) waits for the store before it fails with
+    /// `Unavailable`: the write is then not acknowledged, but it may still become durable,
+    /// since its WAL segment keeps being retried. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+            deadline: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -74,6 +114,7 @@ impl Default for Settings {
             sst: SstOptions::default(),
             compaction: CompactionSettings::default(),
             gc: GcSettings::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -197,9 +238,6 @@ pub struct WalSettings {
     /// Bytes written but not yet durable in the object store above which writers wait.
     /// Default 64 MiB.
     pub max_unflushed_bytes: usize,
-    /// Extra attempts for a failed segment upload before the database stops with an error.
-    /// The object store client retries transient HTTP errors on its own as well. Default 3.
-    pub upload_retries: u32,
     /// Flush the memtable (which moves the WAL replay point) once this many WAL segments
     /// were assigned since the replay point, full or not: bounds the segments an open
     /// replays when writes are too slow to fill memtables. Default 1,000. Lower: faster
@@ -220,7 +258,6 @@ impl Default for WalSettings {
             put_burst: 2,
             max_inflight_uploads: 4,
             max_unflushed_bytes: 64 * MIB,
-            upload_retries: 3,
             max_replay_segments: 1000,
             max_replay_age: Duration::from_secs(3600),
         }
@@ -272,6 +309,13 @@ impl Settings {
         }
         if w.max_inflight_uploads == 0 {
             return bad("wal.max_inflight_uploads must be at least 1".into());
+        }
+        let r = &self.store.retry;
+        if r.initial.is_zero() || r.max < r.initial {
+            return bad("store.retry needs 0 < initial <= max".into());
+        }
+        if r.deadline.is_zero() {
+            return bad("store.retry.deadline must be positive".into());
         }
         if w.max_replay_segments == 0 {
             return bad("wal.max_replay_segments must be at least 1".into());

@@ -91,6 +91,15 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The object store did not answer in time: what waited, and how long. Nothing was
+    /// acknowledged; a write that timed out may still become durable.
+    #[error("object store unavailable: {what} waited {waited:?}")]
+    Timeout {
+        /// What waited (e.g. "a Remote write for its WAL segment").
+        what: &'static str,
+        /// How long.
+        waited: std::time::Duration,
+    },
     /// A bug or unexpected state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -106,7 +115,7 @@ impl Error {
                 ErrorKind::InvalidInput
             }
             Error::Store { source, .. } => store_kind(source),
-            Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Io { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Closed => ErrorKind::Closed(CloseReason::Clean),
             Error::Stopped(inner) => match inner.kind() {
                 ErrorKind::Corrupt => ErrorKind::Corrupt,
@@ -123,6 +132,12 @@ impl Error {
     /// its kind is `Closed(Fenced)`.
     pub fn is_fenced(&self) -> bool {
         self.kind() == ErrorKind::Closed(CloseReason::Fenced)
+    }
+
+    /// Worth retrying: the store failed transiently or did not answer in time.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(self, Error::Store { .. } | Error::Timeout { .. })
+            && self.kind() == ErrorKind::Unavailable
     }
 
     pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {

@@ -33,12 +33,13 @@ mod lsm;
 mod manifest;
 mod memtable;
 pub mod objstore;
+mod retry;
 mod wal;
 
 pub use bytes::Bytes;
 pub use config::{
-    CompactionSettings, GcSettings, MemoryBudget, Settings, WalSettings, MAX_BATCH_BYTES,
-    MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    CompactionSettings, GcSettings, MemoryBudget, RetrySettings, Settings, StoreSettings,
+    WalSettings, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use db::{
     Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Metrics, Snapshot, WriteBatch,

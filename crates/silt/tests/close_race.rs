@@ -21,7 +21,8 @@ use silt::{CloseReason, Db, Durability, ErrorKind, Settings, WriteOptions};
 /// Generous bound for things that must finish; reaching it means a hang.
 const HANG: Duration = Duration::from_secs(30);
 
-/// Once armed, every SST PUT fails (the memtable flush fails and stops the database).
+/// Once armed, every SST PUT fails for good (the memtable flush fails and stops the
+/// database).
 #[derive(Debug, Default)]
 struct FailSstPuts(AtomicBool);
 
@@ -35,8 +36,9 @@ impl Hook for FailSstPuts {
     ) -> BoxFut<'a, OsResult<PutResult>> {
         if location.as_ref().contains("/sst/") && self.0.load(Ordering::SeqCst) {
             return Box::pin(async {
-                Err(silt::object_store::Error::Generic {
-                    store: "test",
+                // Not transient (a transient one is retried and does not stop anything).
+                Err(silt::object_store::Error::PermissionDenied {
+                    path: "sst".into(),
                     source: "injected SST PUT failure".into(),
                 })
             });

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{
-    ObjectMeta, ObjectStore, PutOptions, PutPayload, PutResult, Result as OsResult,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
 use silt::{CloseReason, Db, ErrorKind, Settings};
 
@@ -243,4 +243,48 @@ async fn grace_counts_from_the_replacing_manifest() {
     assert!(report.sst >= 1, "{report:?}");
     check(&w, &expect).await;
     w.close().await.unwrap();
+}
+
+/// A fenced writer's WAL upload that outlives `gc.grace / 2` (an outage, a frozen VM) and
+/// then lands at an id whose fence the new owner has since collected must not count: it
+/// checks the newest manifest first and fails as fenced. Otherwise it would acknowledge a
+/// write the new owner never replays.
+#[tokio::test(start_paused = true)]
+async fn a_late_upload_checks_ownership_before_it_counts() {
+    use common::{in_dir, Gate, HoldAt, HoldPut, HookStore};
+
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let gate = Gate::new(false);
+    let held: Arc<dyn ObjectStore> = HookStore::new(
+        Arc::clone(&mem),
+        HoldPut::new(&gate, HoldAt::Request, |p, _| in_dir(p, "wal")),
+    );
+    let mut s = settings();
+    s.gc.grace = Duration::from_secs(600);
+    // The writer keeps waiting for its segment for as long as the test runs.
+    s.store.retry.deadline = Duration::from_secs(3600);
+    let a = Arc::new(open(&held, s.clone()).await);
+    a.put("before", "1").await.unwrap();
+    gate.armed.store(true, Ordering::SeqCst);
+    let late = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.put("late", "2").await }
+    });
+    gate.reached.notified().await;
+    // Six minutes later, writer B takes over: its fence takes the id A's upload wants.
+    tokio::time::sleep(Duration::from_secs(360)).await;
+    let b = open(&mem, s.clone()).await;
+    let fence = objects(&mem)
+        .await
+        .into_iter()
+        .filter(|o| o.contains("/wal/"))
+        .max()
+        .unwrap();
+    // ... and, the grace long over in its own view, collects it.
+    mem.delete(&Path::from(fence)).await.unwrap();
+    gate.release.add_permits(1);
+    let e = late.await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
+    assert_eq!(b.get("before").await.unwrap().as_deref(), Some(&b"1"[..]));
+    b.close().await.unwrap();
 }

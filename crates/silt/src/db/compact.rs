@@ -46,6 +46,9 @@ impl DbInner {
                 if e.is_fenced() {
                     self.set_fatal(e.clone());
                 }
+                self.counters
+                    .compaction_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
             ran += 1;
@@ -142,7 +145,18 @@ impl DbInner {
             next.runs
                 .insert(pos.min(next.runs.len()), run.to_manifest());
         }
-        manifest::write(&self.storage, &next).await?;
+        if let Err(e) = manifest::write(
+            &self.storage,
+            &next,
+            &self.settings.store.retry,
+            &*self.clock,
+        )
+        .await
+        {
+            // Unknown outcome (or fenced): no other manifest may take this id; stop.
+            self.set_fatal(e.clone());
+            return Err(e);
+        }
         *m = next;
         drop(m);
 
@@ -187,6 +201,7 @@ impl Db {
             return Ok(());
         }
         let mut slowed = false;
+        let deadline = inner.clock.now() + inner.settings.store.retry.deadline;
         loop {
             let notified = inner.compacted.notified();
             tokio::pin!(notified);
@@ -196,7 +211,16 @@ impl Db {
             if l0 >= c.l0_stop {
                 inner.counters.write_stops.fetch_add(1, Ordering::Relaxed);
                 inner.compaction_wake.notify_one();
-                notified.await;
+                tokio::select! {
+                    () = notified => {}
+                    () = inner.clock.sleep_until(deadline) => {
+                        // Compactions keep failing (see engine.compaction_failures).
+                        return Err(Error::Timeout {
+                            what: "a write stalled on a deep L0 (compactions are failing)",
+                            waited: inner.settings.store.retry.deadline,
+                        });
+                    }
+                }
                 continue;
             }
             if l0 >= c.l0_slowdown && !slowed {

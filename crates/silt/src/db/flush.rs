@@ -14,6 +14,7 @@ use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
 use crate::objstore::Created;
+use crate::retry::Backoff;
 
 /// Names tried for one SST before giving up (each taken name is another object's).
 const SST_NAME_ATTEMPTS: usize = 3;
@@ -76,7 +77,11 @@ impl DbInner {
             let oldest = self.current().frozen.last().cloned();
             let Some(mem) = oldest else { return Ok(()) };
             if let Err(e) = self.flush_one(&mem).await {
-                self.set_fatal(e.clone());
+                // A store that failed transiently before the manifest write (the SST
+                // upload): the memtable stays frozen and is flushed again later.
+                if !e.is_transient() {
+                    self.set_fatal(e.clone());
+                }
                 return Err(e);
             }
         }
@@ -114,7 +119,18 @@ impl DbInner {
                 .max(wal.replay_point(next.last_flushed_seq));
         }
         next.next_seq_hint = next.last_flushed_seq + 1;
-        manifest::write(&self.storage, &next).await?;
+        if let Err(e) = manifest::write(
+            &self.storage,
+            &next,
+            &self.settings.store.retry,
+            &*self.clock,
+        )
+        .await
+        {
+            // Unknown outcome (or fenced): no other manifest may take this id; stop.
+            self.set_fatal(e.clone());
+            return Err(e);
+        }
         *m = next;
         drop(m);
 
@@ -163,12 +179,24 @@ const REPLAY_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// the replay bound says so.
 pub(crate) async fn run_memtable_flusher(inner: Arc<DbInner>, mut shutdown: watch::Receiver<bool>) {
     let check = REPLAY_CHECK.min(inner.settings.wal.max_replay_age / 2);
+    let mut backoff = Backoff::new(&inner.settings.store.retry);
     loop {
         inner.rotate_for_replay_bound();
-        if inner.flush_frozen().await.is_err() {
-            return;
+        let mut tick = inner.clock.now() + check;
+        match inner.flush_frozen().await {
+            Ok(()) => backoff = Backoff::new(&inner.settings.store.retry),
+            Err(e) if inner.check_open().is_ok() => {
+                // Transient: the frozen memtable waits; try again after a pause.
+                inner
+                    .counters
+                    .flush_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let pause = backoff.next_pause();
+                tracing::warn!(error = %e, ?pause, "memtable flush failed; retrying");
+                tick = inner.clock.now() + pause;
+            }
+            Err(_) => return,
         }
-        let tick = inner.clock.now() + check;
         tokio::select! {
             () = inner.flush_wake.notified() => {}
             () = inner.clock.sleep_until(tick) => {}

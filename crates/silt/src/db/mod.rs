@@ -113,6 +113,10 @@ pub struct EngineCounters {
     pub replay_bound_flushes: AtomicU64,
     /// WAL segments replayed when this handle opened.
     pub recovery_segments: AtomicU64,
+    /// Memtable flushes that failed transiently and were retried.
+    pub flush_failures: AtomicU64,
+    /// Compactions that failed (and were retried after a pause).
+    pub compaction_failures: AtomicU64,
     /// Writes delayed because L0 reached `l0_slowdown`.
     pub write_slowdowns: AtomicU64,
     /// Writes that waited because L0 reached `l0_stop`.

@@ -70,7 +70,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             local = Some(log);
             local_records = records;
         }
-        manifest::write(&storage, &m).await?;
+        manifest::write(&storage, &m, &settings.store.retry, clock.as_ref()).await?;
         if let Some(ls) = &settings.local_log {
             if local.is_some() {
                 let dir = ls.dir.clone();
@@ -86,7 +86,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             clock.as_ref(),
             m.writer_epoch,
             m.wal_replay_from,
-            settings.wal.upload_retries,
+            &settings.store.retry,
         )
         .await?;
         (m, Some(f))
@@ -157,6 +157,8 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         RemoteWal::new(
             storage.clone(),
             settings.wal.clone(),
+            settings.store.retry.clone(),
+            settings.gc.grace / 2,
             Arc::clone(&clock),
             WalStart {
                 epoch: manifest.writer_epoch,

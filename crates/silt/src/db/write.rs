@@ -138,6 +138,7 @@ impl Db {
     /// Wait while too many frozen memtables await their flush (write backpressure).
     async fn wait_for_frozen_space(&self) -> Result<()> {
         let inner = &self.inner;
+        let deadline = inner.clock.now() + inner.settings.store.retry.deadline;
         loop {
             let notified = inner.frozen_space.notified();
             tokio::pin!(notified);
@@ -147,7 +148,16 @@ impl Db {
                 return Ok(());
             }
             inner.flush_wake.notify_one();
-            notified.await;
+            tokio::select! {
+                () = notified => {}
+                () = inner.clock.sleep_until(deadline) => {
+                    // Memtable flushes keep failing: the store is not taking SSTs.
+                    return Err(Error::Timeout {
+                        what: "a write for memtable space (SST flushes are failing)",
+                        waited: inner.settings.store.retry.deadline,
+                    });
+                }
+            }
         }
     }
 

@@ -10,8 +10,11 @@ use bytes::Bytes;
 use silt_format::manifest::{decode_manifest, encode_manifest, manifest_is_torn, Manifest};
 use silt_format::FormatError;
 
+use crate::clock::Clock;
+use crate::config::RetrySettings;
 use crate::error::{Error, Result};
 use crate::objstore::{Created, Storage};
+use crate::retry::Backoff;
 
 /// What opening needs to know about the manifests in the store.
 #[derive(Debug)]
@@ -117,18 +120,40 @@ fn decode_checked(id: u64, bytes: &Bytes) -> Result<Manifest, FormatError> {
     Ok(m)
 }
 
-/// Write `m` (whose `id` must be one past the current newest) with `PutMode::Create`. A
+/// Write `m` (whose `id` must be one past the current newest) with `PutMode::Create`,
+/// retrying transient store errors with the same bytes for up to `store.retry.deadline`.
+/// Past that the outcome is unknown: callers must not write a different manifest at the
+/// same id (they stop the handle). A
 /// lost response is resolved by reading back ([`Storage::put_create_resolved`]): finding
 /// our own bytes there is success.
 ///
 /// # Errors
 /// [`Error::Fenced`] when another writer's manifest holds that id: it got there first.
-pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
+pub(crate) async fn write(
+    storage: &Storage,
+    m: &Manifest,
+    retry: &RetrySettings,
+    clock: &dyn Clock,
+) -> Result<()> {
     let path = storage.manifest_path(m.id);
-    match storage
-        .put_create_resolved(&path, encode_manifest(m).into())
-        .await?
-    {
+    let bytes: Bytes = encode_manifest(m).into();
+    // Retrying the same bytes is safe: an earlier attempt that landed reads back as ours.
+    let started = clock.now();
+    let mut backoff = Backoff::new(retry);
+    let created = loop {
+        match storage.put_create_resolved(&path, bytes.clone()).await {
+            Ok(c) => break c,
+            Err(e)
+                if e.is_transient()
+                    && clock.now().saturating_duration_since(started) < retry.deadline =>
+            {
+                tracing::warn!(manifest = m.id, error = %e, "manifest write failed; retrying");
+                clock.sleep_until(clock.now() + backoff.next_pause()).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    match created {
         Created::Ours => Ok(()),
         Created::Theirs(_) => Err(Error::Fenced(format!(
             "manifest {} was written by another writer (this writer's epoch is {})",

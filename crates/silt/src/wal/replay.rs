@@ -8,8 +8,11 @@ use futures::{StreamExt, TryStreamExt};
 use silt_format::wal::{decode_segment, encode_segment, WalSegment, WalSegmentHeader};
 use silt_format::{SeqNo, ValueKind};
 
-use super::remote::{upload_segment, UploadError};
+use super::remote::{upload_segment, UploadError, UploadPolicy};
+use std::time::Duration;
+
 use crate::clock::Clock;
+use crate::config::RetrySettings;
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::objstore::Storage;
@@ -40,8 +43,15 @@ pub(crate) async fn fence(
     clock: &dyn Clock,
     epoch: u64,
     from: u64,
-    retries: u32,
+    retry: &RetrySettings,
 ) -> Result<u64> {
+    // An open waits out store trouble up to the deadline, then fails with it.
+    let policy = UploadPolicy {
+        retry,
+        give_up_after: Some(retry.deadline),
+        verify_owner_after: Duration::MAX,
+        retries: None,
+    };
     let header = WalSegmentHeader {
         writer_epoch: epoch,
         first_seq: 1,
@@ -53,7 +63,7 @@ pub(crate) async fn fence(
     let fence_id = loop {
         let listed = storage.list_numbered("wal", "wal").await?;
         let id = listed.last().map_or(from, |l| (l.id + 1).max(from));
-        match upload_segment(storage, clock, id, &data, epoch, retries).await {
+        match upload_segment(storage, clock, id, &data, epoch, &policy).await {
             Ok(()) => break id,
             Err(UploadError::IdTaken) => {}
             Err(UploadError::Fatal(e)) => return Err(e),
@@ -77,7 +87,7 @@ pub(crate) async fn fence(
     let listed = storage.list_numbered("wal", "wal").await?;
     let present: std::collections::BTreeSet<u64> = listed.iter().map(|l| l.id).collect();
     for gap in (from..fence_id).filter(|id| !present.contains(id)) {
-        match upload_segment(storage, clock, gap, &data, epoch, retries).await {
+        match upload_segment(storage, clock, gap, &data, epoch, &policy).await {
             Ok(()) | Err(UploadError::IdTaken) => {}
             Err(UploadError::Fatal(e)) => return Err(e),
         }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{upload_segment, Durable, SealReason, Shared, State, UploadError};
+use super::{upload_segment, Durable, SealReason, Shared, State, UploadError, UploadPolicy};
 use crate::error::Error;
 
 /// A sealed segment on its way to the store.
@@ -125,15 +125,14 @@ impl Shared {
         let (order, id, data) = (s.order, s.id, s.data.clone());
         self.metrics.put_requests.fetch_add(1, Ordering::Relaxed);
         uploads.spawn(async move {
-            let r = upload_segment(
-                &sh.storage,
-                sh.clock.as_ref(),
-                id,
-                &data,
-                sh.epoch,
-                sh.settings.upload_retries,
-            )
-            .await;
+            let policy = UploadPolicy {
+                retry: &sh.retry,
+                give_up_after: None,
+                verify_owner_after: sh.verify_owner_after,
+                retries: Some(&sh.metrics.upload_retries),
+            };
+            let r =
+                upload_segment(&sh.storage, sh.clock.as_ref(), id, &data, sh.epoch, &policy).await;
             (order, id, r)
         });
     }
@@ -172,7 +171,10 @@ pub(crate) async fn run_flusher(sh: Arc<Shared>, mut shutdown: watch::Receiver<b
             }
             Decision::Wait(deadline) => deadline,
         };
-        if stopping && uploads.is_empty() {
+        // A clean close flushed (and waited for) every upload before stopping us; what is
+        // still in flight now is an upload the close gave up on (the store is down), which
+        // must not hold the shutdown forever.
+        if stopping {
             break;
         }
         let sleep = async {

@@ -23,9 +23,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 pub(crate) use self::flusher::run_flusher;
-pub(crate) use self::upload::{upload_segment, UploadError};
+pub(crate) use self::upload::{upload_segment, UploadError, UploadPolicy};
 use crate::clock::Clock;
-use crate::config::WalSettings;
+use crate::config::{RetrySettings, WalSettings};
 use crate::db::batch::Op;
 use crate::error::{Error, Result};
 use crate::objstore::Storage;
@@ -58,6 +58,10 @@ pub struct WalMetrics {
     pub seals_flush: AtomicU64,
     /// Records (commit groups) appended.
     pub records_appended: AtomicU64,
+    /// Segment upload attempts retried after a transient store error.
+    pub upload_retries: AtomicU64,
+    /// Writers that gave up waiting for the store (`store.retry.deadline`).
+    pub writer_timeouts: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +101,10 @@ struct State {
 pub(crate) struct Shared {
     pub storage: Storage,
     pub settings: WalSettings,
+    /// `store.retry`: upload backoff, and how long writers wait for the store.
+    pub retry: RetrySettings,
+    /// Uploads that took this long confirm ownership before they count (`gc.grace` / 2).
+    pub verify_owner_after: std::time::Duration,
     pub clock: Arc<dyn Clock>,
     pub epoch: u64,
     st: Mutex<State>,
@@ -135,6 +143,8 @@ impl RemoteWal {
     pub fn new(
         storage: Storage,
         settings: WalSettings,
+        retry: RetrySettings,
+        verify_owner_after: std::time::Duration,
         clock: Arc<dyn Clock>,
         start: WalStart,
     ) -> Self {
@@ -159,6 +169,8 @@ impl RemoteWal {
             sh: Arc::new(Shared {
                 storage,
                 settings,
+                retry,
+                verify_owner_after,
                 clock,
                 epoch: start.epoch,
                 st: Mutex::new(st),
@@ -195,7 +207,12 @@ impl RemoteWal {
     }
 
     /// Wait while unflushed bytes exceed `wal.max_unflushed_bytes` (backpressure).
+    ///
+    /// # Errors
+    /// `Unavailable` ([`Error::Timeout`]) after `store.retry.deadline` without room (the
+    /// store is not taking uploads); the error that stopped the WAL.
     pub async fn reserve(&self) -> Result<()> {
+        let deadline = self.sh.clock.now() + self.sh.retry.deadline;
         loop {
             self.check()?;
             let notified = self.sh.space.notified();
@@ -205,7 +222,23 @@ impl RemoteWal {
                 return Ok(());
             }
             self.sh.wake.notify_one();
-            notified.await;
+            tokio::select! {
+                () = notified => {}
+                () = self.sh.clock.sleep_until(deadline) => {
+                    return Err(self.timed_out("a write for room in the WAL buffer"));
+                }
+            }
+        }
+    }
+
+    fn timed_out(&self, what: &'static str) -> Error {
+        self.sh
+            .metrics
+            .writer_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        Error::Timeout {
+            what,
+            waited: self.sh.retry.deadline,
         }
     }
 
@@ -246,6 +279,11 @@ impl RemoteWal {
     }
 
     /// Wait until every sequence up to `seq` is stored in the object store.
+    ///
+    /// # Errors
+    /// `Unavailable` ([`Error::Timeout`]) after `store.retry.deadline`: not acknowledged,
+    /// but the segment keeps being uploaded, so the write may still become durable; the
+    /// error that stopped the WAL (fencing, corruption); `Closed`.
     pub async fn wait_durable(&self, seq: SeqNo) -> Result<()> {
         let mut rx = self.sh.durable.subscribe();
         {
@@ -261,6 +299,7 @@ impl RemoteWal {
             }
         }
         self.sh.wake.notify_one();
+        let deadline = self.sh.clock.now() + self.sh.retry.deadline;
         loop {
             {
                 let d = rx.borrow_and_update();
@@ -271,8 +310,16 @@ impl RemoteWal {
                     return Err(stopped(e));
                 }
             }
-            if rx.changed().await.is_err() {
-                return Err(Error::Closed);
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return Err(Error::Closed);
+                    }
+                }
+                () = self.sh.clock.sleep_until(deadline) => {
+                    // The segment keeps being retried: the write may still become durable.
+                    return Err(self.timed_out("a durable write for its WAL segment"));
+                }
             }
         }
     }
