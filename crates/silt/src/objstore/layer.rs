@@ -578,3 +578,7 @@ impl<L: Layer> MultipartUpload for LayeredUpload<L> {
         forward(&*self.layer, req, move || inner.abort())
     }
 }
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+mod tests;
