@@ -1,15 +1,8 @@
-//! [`InstrumentedStore`]: an [`ObjectStore`] wrapper that counts requests, bytes and
-//! latencies into a shared [`StoreMetrics`].
-//!
-//! # Stacking order
-//!
-//! ```text
-//! Storage → InstrumentedStore → LatencyStore → real store
-//! ```
-//!
-//! The instrumented layer sits on top, so its latency histograms include any delay a
-//! [`LatencyStore`] injects: they show what the engine
-//! experiences. [`wrap`] builds this stack.
+//! [`InstrumentedStore`]: a [`Layered`] store whose [`Instrumentation`] layer counts
+//! requests, bytes and latencies into a shared [`StoreMetrics`]. It sits on top of the
+//! stack (see the [`objstore`](super) module docs), so its latency histograms include any
+//! delay a [`LatencyStore`] injects: they show what the engine experiences. [`wrap`]
+//! builds the stack.
 //!
 //! # What is counted
 //!
@@ -30,34 +23,31 @@
 //!   `list_with_offset` or `list_with_delimiter` call as one list.
 //!
 //! Latencies are measured with [`tokio::time::Instant`] (so paused-time tests see them),
-//! one sample per call: a GET until its body stream ends (or is dropped), a list or
-//! delete stream until it ends (or is dropped), everything else until its future returns.
+//! one sample per call, from when it is issued: a GET until its body stream ends (or is
+//! dropped), a list or delete stream until it ends (or is dropped), everything else until
+//! its future returns.
+//!
+//! [`PutMode::Overwrite`]: object_store::PutMode::Overwrite
+//! [`PutMode::Create`]: object_store::PutMode::Create
+//! [`PutMode::Update`]: object_store::PutMode::Update
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-    UploadPart,
-};
+use object_store::{GetResultPayload, ObjectStore};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::latency::{LatencySpec, LatencyStore};
-
-/// The future type `#[async_trait]` methods return.
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = object_store::Result<T>> + Send + 'a>>;
+pub use super::layer::RequestKind;
+use super::layer::{Layer, Layered, Reply, ReplyView, Request, ResultStream};
 
 /// Wrap `store` as the engine should see it: `InstrumentedStore → LatencyStore → store`.
 ///
@@ -74,85 +64,6 @@ pub fn wrap(
     let instrumented = InstrumentedStore::new(inner);
     let metrics = instrumented.metrics();
     (Arc::new(instrumented), metrics)
-}
-
-/// The kinds of request [`StoreMetrics`] tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RequestKind {
-    /// Whole-object GET.
-    Get,
-    /// Ranged GET.
-    GetRange,
-    /// HEAD (`get_opts` with `head`).
-    Head,
-    /// Unconditional PUT.
-    Put,
-    /// Conditional PUT (`PutMode::Create` or `PutMode::Update`).
-    PutConditional,
-    /// LIST (any flavour).
-    List,
-    /// DELETE (one per location).
-    Delete,
-    /// COPY.
-    Copy,
-    /// RENAME.
-    Rename,
-    /// Start of a multipart upload.
-    MultipartInit,
-    /// One multipart part.
-    MultipartPart,
-    /// Multipart completion.
-    MultipartComplete,
-    /// Multipart abort.
-    MultipartAbort,
-}
-
-impl RequestKind {
-    /// Every kind, in index order.
-    pub const ALL: [RequestKind; 13] = [
-        RequestKind::Get,
-        RequestKind::GetRange,
-        RequestKind::Head,
-        RequestKind::Put,
-        RequestKind::PutConditional,
-        RequestKind::List,
-        RequestKind::Delete,
-        RequestKind::Copy,
-        RequestKind::Rename,
-        RequestKind::MultipartInit,
-        RequestKind::MultipartPart,
-        RequestKind::MultipartComplete,
-        RequestKind::MultipartAbort,
-    ];
-
-    /// Short snake_case name (the key in [`StoreMetricsSnapshot::latency`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            RequestKind::Get => "get",
-            RequestKind::GetRange => "get_range",
-            RequestKind::Head => "head",
-            RequestKind::Put => "put",
-            RequestKind::PutConditional => "put_conditional",
-            RequestKind::List => "list",
-            RequestKind::Delete => "delete",
-            RequestKind::Copy => "copy",
-            RequestKind::Rename => "rename",
-            RequestKind::MultipartInit => "multipart_init",
-            RequestKind::MultipartPart => "multipart_part",
-            RequestKind::MultipartComplete => "multipart_complete",
-            RequestKind::MultipartAbort => "multipart_abort",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for RequestKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 const BUCKETS: usize = 65;
@@ -419,10 +330,7 @@ fn has_component(path: &Path, name: &str) -> bool {
 /// Counts requests, bytes and latencies into a [`StoreMetrics`], then delegates.
 ///
 /// See the [module docs](self) for exactly what is counted and where it sits in the stack.
-pub struct InstrumentedStore {
-    inner: Arc<dyn ObjectStore>,
-    metrics: Arc<StoreMetrics>,
-}
+pub type InstrumentedStore = Layered<Instrumentation>;
 
 impl InstrumentedStore {
     /// Instrument `inner` with fresh metrics.
@@ -432,81 +340,132 @@ impl InstrumentedStore {
 
     /// Instrument `inner`, adding to existing `metrics`.
     pub fn with_metrics(inner: Arc<dyn ObjectStore>, metrics: Arc<StoreMetrics>) -> Self {
-        InstrumentedStore { inner, metrics }
+        Layered::with_layer(inner, Instrumentation { metrics })
     }
 
     /// The shared metrics.
     pub fn metrics(&self) -> Arc<StoreMetrics> {
-        Arc::clone(&self.metrics)
+        Arc::clone(&self.layer().metrics)
+    }
+}
+
+/// The [`Layer`] of an [`InstrumentedStore`].
+pub struct Instrumentation {
+    metrics: Arc<StoreMetrics>,
+}
+
+impl fmt::Debug for Instrumentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumentation").finish_non_exhaustive()
+    }
+}
+
+impl Layer for Instrumentation {
+    const NAME: &'static str = "InstrumentedStore";
+    /// When the request was issued.
+    type Ticket = Instant;
+
+    fn fmt_store(&self, inner: &dyn ObjectStore, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instrumented({inner})")
     }
 
-    /// The wrapped store.
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.inner
-    }
-
-    async fn timed<T>(
+    fn before(
         &self,
-        kind: RequestKind,
-        fut: impl Future<Output = object_store::Result<T>>,
+        req: &Request,
+    ) -> (
+        Instant,
+        impl Future<Output = object_store::Result<()>> + Send + 'static,
+    ) {
+        let m = &self.metrics;
+        m.issue(req.kind, req.count);
+        let has = |name| req.path.as_ref().is_some_and(|p| has_component(p, name));
+        match req.kind {
+            RequestKind::Put | RequestKind::PutConditional => {
+                StoreMetrics::add(&m.bytes_written, req.size);
+                if has("wal") {
+                    StoreMetrics::add(&m.wal_puts, 1);
+                    StoreMetrics::add(&m.wal_bytes, req.size);
+                }
+            }
+            RequestKind::MultipartPart => StoreMetrics::add(&m.bytes_written, req.size),
+            RequestKind::Get | RequestKind::GetRange if has("sst") => {
+                StoreMetrics::add(&m.sst_gets, req.count);
+            }
+            _ => {}
+        }
+        (Instant::now(), std::future::ready(Ok(())))
+    }
+
+    fn after<T: Reply>(
+        &self,
+        req: &Request,
+        start: Instant,
+        result: object_store::Result<T>,
     ) -> object_store::Result<T> {
-        let start = Instant::now();
-        let r = fut.await;
-        self.metrics.finish(kind, start, &r);
-        r
+        let m = &self.metrics;
+        let mut timed = true;
+        match result.as_ref().map(|r| r.view()) {
+            Ok(ReplyView::Get(res)) if req.kind != RequestKind::Head => match res.payload {
+                // The body stream records the sample when it ends.
+                GetResultPayload::Stream(_) => timed = false,
+                // A local file is read by the caller outside our view: count the range it
+                // will read and the time to open it.
+                _ => StoreMetrics::add(&m.bytes_read, res.range.end - res.range.start),
+            },
+            Ok(ReplyView::Ranges(parts)) => {
+                let total: u64 = parts.iter().map(|b| b.len() as u64).sum();
+                StoreMetrics::add(&m.bytes_read, total);
+            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if req.kind == RequestKind::PutConditional => {
+                StoreMetrics::add(&m.put_conditional_conflicts, 1);
+            }
+            _ => {}
+        }
+        if timed {
+            m.finish(req.kind, start, &result);
+        }
+        result
     }
 
-    fn observe<T: Send + 'static>(
+    fn stream<T: Reply>(
         &self,
-        kind: RequestKind,
-        inner: BoxStream<'static, object_store::Result<T>>,
-        on_item: fn(&StoreMetrics, &T),
-    ) -> BoxStream<'static, object_store::Result<T>> {
+        req: &Request,
+        start: Instant,
+        stream: ResultStream<T>,
+    ) -> ResultStream<T> {
         Observed {
-            inner,
+            inner: stream,
             metrics: Arc::clone(&self.metrics),
-            kind,
-            start: Instant::now(),
-            on_item,
+            kind: req.kind,
+            start,
             failed: false,
             done: false,
         }
         .boxed()
     }
 
-    fn count_list(&self) {
-        self.metrics.issue(RequestKind::List, 1);
+    fn delete_input(&self, locations: ResultStream<Path>) -> ResultStream<Path> {
+        let metrics = Arc::clone(&self.metrics);
+        locations
+            .inspect(move |p| {
+                if p.is_ok() {
+                    metrics.issue(RequestKind::Delete, 1);
+                }
+            })
+            .boxed()
     }
 }
 
-impl fmt::Display for InstrumentedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Instrumented({})", self.inner)
-    }
-}
-
-impl fmt::Debug for InstrumentedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InstrumentedStore")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-fn count_read(m: &StoreMetrics, b: &Bytes) {
-    StoreMetrics::add(&m.bytes_read, b.len() as u64);
-}
-
-fn ignore<T>(_: &StoreMetrics, _: &T) {}
-
-/// A stream that reports each item, counts a failure once, and records one latency
+/// A stream that counts GET body bytes, counts a failure once, and records one latency
 /// sample when it ends or is dropped.
 struct Observed<T> {
-    inner: BoxStream<'static, object_store::Result<T>>,
+    inner: ResultStream<T>,
     metrics: Arc<StoreMetrics>,
     kind: RequestKind,
     start: Instant,
-    on_item: fn(&StoreMetrics, &T),
     failed: bool,
     done: bool,
 }
@@ -520,14 +479,18 @@ impl<T> Observed<T> {
     }
 }
 
-impl<T> Stream for Observed<T> {
+impl<T: Reply> Stream for Observed<T> {
     type Item = object_store::Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let item = futures::ready!(this.inner.poll_next_unpin(cx));
         match &item {
-            Some(Ok(v)) => (this.on_item)(&this.metrics, v),
+            Some(Ok(v)) => {
+                if let ReplyView::Body(b) = v.view() {
+                    StoreMetrics::add(&this.metrics.bytes_read, b.len() as u64);
+                }
+            }
             Some(Err(_)) => {
                 if !this.failed {
                     this.failed = true;
@@ -548,325 +511,5 @@ impl<T> Stream for Observed<T> {
 impl<T> Drop for Observed<T> {
     fn drop(&mut self) {
         self.end();
-    }
-}
-
-impl ObjectStore for InstrumentedStore {
-    fn put_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'async_trait, PutResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let m = &self.metrics;
-            let len = payload.content_length() as u64;
-            let kind = match opts.mode {
-                PutMode::Overwrite => RequestKind::Put,
-                PutMode::Create | PutMode::Update(_) => RequestKind::PutConditional,
-            };
-            m.issue(kind, 1);
-            StoreMetrics::add(&m.bytes_written, len);
-            if has_component(location, "wal") {
-                StoreMetrics::add(&m.wal_puts, 1);
-                StoreMetrics::add(&m.wal_bytes, len);
-            }
-            let r = self
-                .timed(kind, self.inner.put_opts(location, payload, opts))
-                .await;
-            if kind == RequestKind::PutConditional
-                && matches!(
-                    r,
-                    Err(object_store::Error::AlreadyExists { .. }
-                        | object_store::Error::Precondition { .. })
-                )
-            {
-                StoreMetrics::add(&m.put_conditional_conflicts, 1);
-            }
-            r
-        })
-    }
-
-    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        opts: PutMultipartOptions,
-    ) -> BoxFut<'async_trait, Box<dyn MultipartUpload>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.metrics.issue(RequestKind::MultipartInit, 1);
-            let upload = self
-                .timed(
-                    RequestKind::MultipartInit,
-                    self.inner.put_multipart_opts(location, opts),
-                )
-                .await?;
-            Ok(Box::new(InstrumentedUpload {
-                inner: upload,
-                metrics: self.metrics(),
-            }) as Box<dyn MultipartUpload>)
-        })
-    }
-
-    fn get_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        options: GetOptions,
-    ) -> BoxFut<'async_trait, GetResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let m = &self.metrics;
-            let kind = if options.head {
-                RequestKind::Head
-            } else if options.range.is_some() {
-                RequestKind::GetRange
-            } else {
-                RequestKind::Get
-            };
-            m.issue(kind, 1);
-            if kind != RequestKind::Head && has_component(location, "sst") {
-                StoreMetrics::add(&m.sst_gets, 1);
-            }
-            let start = Instant::now();
-            let r = self.inner.get_opts(location, options).await;
-            match r {
-                Ok(mut res) if kind != RequestKind::Head => {
-                    res.payload = match res.payload {
-                        GetResultPayload::Stream(s) => GetResultPayload::Stream(
-                            Observed {
-                                inner: s,
-                                metrics: self.metrics(),
-                                kind,
-                                start,
-                                on_item: count_read,
-                                failed: false,
-                                done: false,
-                            }
-                            .boxed(),
-                        ),
-                        // A local file is read by the caller outside our view: count the
-                        // range it will read and the time to open it.
-                        file @ GetResultPayload::File(..) => {
-                            StoreMetrics::add(&m.bytes_read, res.range.end - res.range.start);
-                            m.latency(kind).record(start.elapsed());
-                            file
-                        }
-                    };
-                    Ok(res)
-                }
-                r => {
-                    m.finish(kind, start, &r);
-                    r
-                }
-            }
-        })
-    }
-
-    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        ranges: &'life2 [Range<u64>],
-    ) -> BoxFut<'async_trait, Vec<Bytes>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let m = &self.metrics;
-            let n = ranges.len() as u64;
-            m.issue(RequestKind::GetRange, n);
-            if has_component(location, "sst") {
-                StoreMetrics::add(&m.sst_gets, n);
-            }
-            let r = self
-                .timed(
-                    RequestKind::GetRange,
-                    self.inner.get_ranges(location, ranges),
-                )
-                .await;
-            if let Ok(parts) = &r {
-                let total: u64 = parts.iter().map(|b| b.len() as u64).sum();
-                StoreMetrics::add(&m.bytes_read, total);
-            }
-            r
-        })
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let metrics = self.metrics();
-        let counted = locations
-            .inspect(move |p| {
-                if p.is_ok() {
-                    metrics.issue(RequestKind::Delete, 1);
-                }
-            })
-            .boxed();
-        self.observe(
-            RequestKind::Delete,
-            self.inner.delete_stream(counted),
-            ignore,
-        )
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.count_list();
-        self.observe(RequestKind::List, self.inner.list(prefix), ignore)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.count_list();
-        self.observe(
-            RequestKind::List,
-            self.inner.list_with_offset(prefix, offset),
-            ignore,
-        )
-    }
-
-    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        prefix: Option<&'life1 Path>,
-    ) -> BoxFut<'async_trait, ListResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.count_list();
-            self.timed(RequestKind::List, self.inner.list_with_delimiter(prefix))
-                .await
-        })
-    }
-
-    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: CopyOptions,
-    ) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.metrics.issue(RequestKind::Copy, 1);
-            self.timed(RequestKind::Copy, self.inner.copy_opts(from, to, options))
-                .await
-        })
-    }
-
-    fn rename_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: RenameOptions,
-    ) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.metrics.issue(RequestKind::Rename, 1);
-            self.timed(
-                RequestKind::Rename,
-                self.inner.rename_opts(from, to, options),
-            )
-            .await
-        })
-    }
-}
-
-/// Counts the parts, completion and abort of one multipart upload.
-struct InstrumentedUpload {
-    inner: Box<dyn MultipartUpload>,
-    metrics: Arc<StoreMetrics>,
-}
-
-impl fmt::Debug for InstrumentedUpload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InstrumentedUpload")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl InstrumentedUpload {
-    async fn timed<T>(
-        metrics: &StoreMetrics,
-        kind: RequestKind,
-        fut: impl Future<Output = object_store::Result<T>>,
-    ) -> object_store::Result<T> {
-        let start = Instant::now();
-        let r = fut.await;
-        metrics.finish(kind, start, &r);
-        r
-    }
-}
-
-impl MultipartUpload for InstrumentedUpload {
-    fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        let m = Arc::clone(&self.metrics);
-        m.issue(RequestKind::MultipartPart, 1);
-        StoreMetrics::add(&m.bytes_written, data.content_length() as u64);
-        let part = self.inner.put_part(data);
-        async move { Self::timed(&m, RequestKind::MultipartPart, part).await }.boxed()
-    }
-
-    fn complete<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, PutResult>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.metrics.issue(RequestKind::MultipartComplete, 1);
-            Self::timed(
-                &self.metrics,
-                RequestKind::MultipartComplete,
-                self.inner.complete(),
-            )
-            .await
-        })
-    }
-
-    fn abort<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            self.metrics.issue(RequestKind::MultipartAbort, 1);
-            Self::timed(
-                &self.metrics,
-                RequestKind::MultipartAbort,
-                self.inner.abort(),
-            )
-            .await
-        })
     }
 }

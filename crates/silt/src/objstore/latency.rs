@@ -1,38 +1,28 @@
-//! [`LatencyStore`]: an [`ObjectStore`] wrapper that waits a configurable time before each
-//! request, to run the engine against a local store as if it were remote.
+//! [`LatencyStore`]: a [`Layered`] store whose [`Delay`] layer waits a configurable time
+//! before each request, to run the engine against a local store as if it were remote.
 //!
-//! It belongs below the instrumented layer
-//! (`Storage → InstrumentedStore → LatencyStore → real store`, see
+//! It belongs below the instrumented layer (see the [`objstore`](super) module docs and
 //! [`wrap`](super::instrumented::wrap)), so the recorded latencies include the delay.
 //!
-//! The delay is a [`tokio::time::sleep`], so tests with paused time see it exactly and
-//! without waiting. Every request kind is delayed once: GET, HEAD, PUT, COPY, RENAME,
-//! `list_with_delimiter`, each `get_ranges` call, the start of a multipart upload and each
-//! of its parts, completion and abort; `list`, `list_with_offset` and `delete_stream` wait
-//! once before their stream starts.
+//! The delay is a [`tokio::time::sleep`] in [`Layer::before`], so tests with paused time see
+//! it exactly and without waiting. Every request is delayed once: GET, HEAD, PUT, COPY,
+//! RENAME, `list_with_delimiter`, each `get_ranges` call, the start of a multipart upload
+//! and each of its parts, completion and abort; `list`, `list_with_offset` and
+//! `delete_stream` wait once before their stream starts. Each delay is drawn when its
+//! request is issued.
 
 use std::fmt;
 use std::future::Future;
-use std::ops::Range;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
-};
+use object_store::ObjectStore;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The future type `#[async_trait]` methods return.
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = object_store::Result<T>> + Send + 'a>>;
+use super::layer::{Layer, Layered, Request};
 
 /// Seed of [`LatencyStore::new`], so runs are reproducible.
 pub const DEFAULT_SEED: u64 = 0x5117_1a7e;
@@ -225,11 +215,18 @@ impl fmt::Display for LatencySpec {
     }
 }
 
-/// The spec plus the rng, shared with the multipart uploads a store hands out.
-#[derive(Debug)]
-struct Delay {
+/// The [`Layer`] of a [`LatencyStore`]: the spec plus the jitter rng.
+pub struct Delay {
     spec: LatencySpec,
     rng: Mutex<StdRng>,
+}
+
+impl fmt::Debug for Delay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delay")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Delay {
@@ -239,23 +236,36 @@ impl Delay {
             spec => spec.sample(&mut *self.rng.lock()),
         }
     }
+}
 
-    /// Sleep one delay (drawn now, when the request is issued).
-    fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+impl Layer for Delay {
+    const NAME: &'static str = "LatencyStore";
+    type Ticket = ();
+
+    fn fmt_store(&self, inner: &dyn ObjectStore, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Latency({}, {inner})", self.spec)
+    }
+
+    /// Sleeps one delay, drawn now, when the request is issued.
+    fn before(
+        &self,
+        _req: &Request,
+    ) -> (
+        (),
+        impl Future<Output = object_store::Result<()>> + Send + 'static,
+    ) {
         let d = self.next();
-        async move {
+        ((), async move {
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
             }
-        }
+            Ok(())
+        })
     }
 }
 
 /// Waits a [`LatencySpec`] delay before delegating each request to the inner store.
-pub struct LatencyStore {
-    inner: Arc<dyn ObjectStore>,
-    delay: Arc<Delay>,
-}
+pub type LatencyStore = Layered<Delay>;
 
 impl LatencyStore {
     /// Delay every request to `inner` by `spec`, with jitter drawn from [`DEFAULT_SEED`].
@@ -265,253 +275,17 @@ impl LatencyStore {
 
     /// As [`LatencyStore::new`], with the jitter rng seeded by `seed`.
     pub fn with_seed(inner: Arc<dyn ObjectStore>, spec: LatencySpec, seed: u64) -> Self {
-        LatencyStore {
+        Layered::with_layer(
             inner,
-            delay: Arc::new(Delay {
+            Delay {
                 spec,
                 rng: Mutex::new(StdRng::seed_from_u64(seed)),
-            }),
-        }
+            },
+        )
     }
 
     /// The delay applied.
     pub fn spec(&self) -> LatencySpec {
-        self.delay.spec
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.inner
-    }
-
-    /// `stream`, started only after one delay.
-    fn delayed_stream<T: Send + 'static>(
-        &self,
-        stream: BoxStream<'static, object_store::Result<T>>,
-    ) -> BoxStream<'static, object_store::Result<T>> {
-        let wait = self.delay.wait();
-        futures::stream::once(async move {
-            wait.await;
-            stream
-        })
-        .flatten()
-        .boxed()
-    }
-}
-
-impl fmt::Display for LatencyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Latency({}, {})", self.delay.spec, self.inner)
-    }
-}
-
-impl fmt::Debug for LatencyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LatencyStore")
-            .field("spec", &self.delay.spec)
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ObjectStore for LatencyStore {
-    fn put_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> BoxFut<'async_trait, PutResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.put_opts(location, payload, opts).await
-        })
-    }
-
-    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        opts: PutMultipartOptions,
-    ) -> BoxFut<'async_trait, Box<dyn MultipartUpload>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            let inner = self.inner.put_multipart_opts(location, opts).await?;
-            Ok(Box::new(DelayedUpload {
-                inner,
-                delay: Arc::clone(&self.delay),
-            }) as Box<dyn MultipartUpload>)
-        })
-    }
-
-    fn get_opts<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        options: GetOptions,
-    ) -> BoxFut<'async_trait, GetResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.get_opts(location, options).await
-        })
-    }
-
-    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        location: &'life1 Path,
-        ranges: &'life2 [Range<u64>],
-    ) -> BoxFut<'async_trait, Vec<Bytes>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.get_ranges(location, ranges).await
-        })
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.delayed_stream(self.inner.delete_stream(locations))
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.delayed_stream(self.inner.list(prefix))
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.delayed_stream(self.inner.list_with_offset(prefix, offset))
-    }
-
-    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        prefix: Option<&'life1 Path>,
-    ) -> BoxFut<'async_trait, ListResult>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.list_with_delimiter(prefix).await
-        })
-    }
-
-    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: CopyOptions,
-    ) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.copy_opts(from, to, options).await
-        })
-    }
-
-    fn rename_opts<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        from: &'life1 Path,
-        to: &'life2 Path,
-        options: RenameOptions,
-    ) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.rename_opts(from, to, options).await
-        })
-    }
-}
-
-/// Delays each part, the completion and the abort of one multipart upload.
-struct DelayedUpload {
-    inner: Box<dyn MultipartUpload>,
-    delay: Arc<Delay>,
-}
-
-impl fmt::Debug for DelayedUpload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DelayedUpload")
-            .field("spec", &self.delay.spec)
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
-impl MultipartUpload for DelayedUpload {
-    fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        // The part is handed to the inner upload now, so parts keep their order; only its
-        // completion waits.
-        let wait = self.delay.wait();
-        let part = self.inner.put_part(data);
-        async move {
-            wait.await;
-            part.await
-        }
-        .boxed()
-    }
-
-    fn complete<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, PutResult>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.complete().await
-        })
-    }
-
-    fn abort<'life0, 'async_trait>(&'life0 mut self) -> BoxFut<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wait = self.delay.wait();
-        Box::pin(async move {
-            wait.await;
-            self.inner.abort().await
-        })
+        self.layer().spec
     }
 }

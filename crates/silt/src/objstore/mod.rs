@@ -1,8 +1,27 @@
 //! All object-store access goes through [`Storage`]: the store, the database root and the
 //! object layout (`manifest/`, `wal/`, `sst/`).
+//!
+//! # Store wrappers
+//!
+//! The store the engine is given is wrapped, one concern per wrapper, in this order:
+//!
+//! ```text
+//! Storage → InstrumentedStore → LatencyStore → real store
+//! ```
+//!
+//! [`InstrumentedStore`] is on top, so its latency histograms include the delay a
+//! [`LatencyStore`] injects: they show what the engine experiences. [`wrap`] builds this
+//! stack (without the latency layer when it is `None` or zero).
+//!
+//! Each wrapper is a [`Layered`] store over the next one: [`Layered`] implements
+//! `ObjectStore` once, forwarding every method (the provided `get_ranges`,
+//! `list_with_offset` and `rename_opts` too) to the inner store through the hooks of a
+//! [`Layer`] ([`layer`] describes them), and the wrapper is just its layer
+//! ([`instrumented::Instrumentation`], [`latency::Delay`]).
 
 pub mod instrumented;
 pub mod latency;
+pub mod layer;
 mod url;
 
 use std::sync::Arc;
@@ -16,6 +35,7 @@ pub use self::instrumented::{
     wrap, InstrumentedStore, LatencySummary, RequestKind, StoreMetrics, StoreMetricsSnapshot,
 };
 pub use self::latency::{LatencySpec, LatencyStore, ParseLatencyError};
+pub use self::layer::{Layer, Layered, Reply, ReplyView, Request};
 pub use self::url::store_from_url;
 use crate::error::{Error, Result};
 
