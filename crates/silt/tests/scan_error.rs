@@ -32,8 +32,9 @@ impl Hook for FailOneSstBlockGet {
         if block && self.armed.swap(false, Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);
             return Box::pin(async {
-                Err(silt::object_store::Error::Generic {
-                    store: "test",
+                // Not transient: a transient failure is retried and never reaches the scan.
+                Err(silt::object_store::Error::PermissionDenied {
+                    path: "sst".into(),
                     source: "injected block GET failure".into(),
                 })
             });

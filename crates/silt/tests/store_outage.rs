@@ -124,12 +124,8 @@ async fn a_remote_write_waits_out_an_outage_on_the_same_handle() {
     outage.down.store(false, Ordering::SeqCst);
     w.await.unwrap().unwrap();
     db.put("c", "3").await.unwrap();
-    let retries = db
-        .wal_metrics()
-        .unwrap()
-        .upload_retries
-        .load(Ordering::Relaxed);
-    assert!(retries > 0);
+    let retries = db.metrics().store_retries;
+    assert!(retries.by_request["put"]["connection"] > 0, "{retries:?}");
     db.close().await.unwrap();
 
     let db = open(&mem).await;
@@ -172,14 +168,16 @@ async fn a_memtable_flush_pauses_during_an_outage_and_resumes() {
     for i in 0..100 {
         db.put(format!("k{i:03}"), "v").await.unwrap();
     }
+    // An outage longer than the deadline (60 s): the flush's requests give up.
     outage.down.store(true, Ordering::SeqCst);
     let e = db.flush_memtables().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(90)).await;
     assert_eq!(db.stats().l0_ssts, 0);
+    assert!(db.metrics().store_retries.total > 0);
     outage.down.store(false, Ordering::SeqCst);
     // The background flusher retries on its own.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(db.stats().frozen_memtables, 0);
     assert_eq!(db.stats().l0_ssts, 1);
     assert!(db.counters().flush_failures.load(Ordering::Relaxed) >= 1);
@@ -189,4 +187,44 @@ async fn a_memtable_flush_pauses_during_an_outage_and_resumes() {
     assert_eq!(get(&db, "k042").await.as_deref(), Some("v"));
     assert_eq!(get(&db, "after").await.as_deref(), Some("x"));
     db.close().await.unwrap();
+}
+
+/// Reads retry too: a point read that needs an SST block during an outage returns the
+/// value once the store answers again; past the deadline it fails with `Unavailable`.
+#[tokio::test(start_paused = true)]
+async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() {
+    let (outage, _mem, store) = stores();
+    let mut s = settings();
+    // No block cache: every read of the SST goes to the store.
+    s.block_cache_bytes = 0;
+    let db = Arc::new(
+        Db::builder(Arc::clone(&store), Path::from("db"))
+            .settings(s)
+            .open()
+            .await
+            .unwrap(),
+    );
+    for i in 0..200 {
+        db.put(format!("k{i:03}"), format!("v{i}")).await.unwrap();
+    }
+    db.flush_memtables().await.unwrap();
+
+    outage.down.store(true, Ordering::SeqCst);
+    let r = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.get("k123").await }
+    });
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(!r.is_finished());
+    outage.down.store(false, Ordering::SeqCst);
+    let got = r.await.unwrap().unwrap();
+    assert_eq!(got.as_deref(), Some(&b"v123"[..]));
+    assert!(db.metrics().store_retries.by_request["get_range"]["connection"] > 0);
+
+    outage.down.store(true, Ordering::SeqCst);
+    let e = db.get("k124").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(db.metrics().store_retries.gave_up > 0);
+    outage.down.store(false, Ordering::SeqCst);
+    assert_eq!(db.get("k124").await.unwrap().as_deref(), Some(&b"v124"[..]));
 }

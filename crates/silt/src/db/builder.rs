@@ -78,7 +78,9 @@ impl DbBuilder {
     /// optional `LatencyStore` on top of the given store (see `docs/ARCHITECTURE.md`).
     pub(crate) fn storage(&self) -> (Storage, Arc<StoreMetrics>) {
         let (store, metrics) = wrap(Arc::clone(&self.store), self.store_latency);
-        (Storage::new(store, self.root.clone()), metrics)
+        let storage = Storage::new(store, self.root.clone())
+            .with_retry(self.settings.store.retry.clone(), Arc::clone(&self.clock));
+        (storage, metrics)
     }
 
     /// Open the database.

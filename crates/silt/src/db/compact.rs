@@ -145,14 +145,7 @@ impl DbInner {
             next.runs
                 .insert(pos.min(next.runs.len()), run.to_manifest());
         }
-        if let Err(e) = manifest::write(
-            &self.storage,
-            &next,
-            &self.settings.store.retry,
-            &*self.clock,
-        )
-        .await
-        {
+        if let Err(e) = manifest::write(&self.storage, &next).await {
             // Unknown outcome (or fenced): no other manifest may take this id; stop.
             self.set_fatal(e.clone());
             return Err(e);

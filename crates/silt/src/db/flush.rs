@@ -119,14 +119,7 @@ impl DbInner {
                 .max(wal.replay_point(next.last_flushed_seq));
         }
         next.next_seq_hint = next.last_flushed_seq + 1;
-        if let Err(e) = manifest::write(
-            &self.storage,
-            &next,
-            &self.settings.store.retry,
-            &*self.clock,
-        )
-        .await
-        {
+        if let Err(e) = manifest::write(&self.storage, &next).await {
             // Unknown outcome (or fenced): no other manifest may take this id; stop.
             self.set_fatal(e.clone());
             return Err(e);

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub wal: Option<serde_json::Value>,
     /// Object-store requests by kind, bytes, latency quantiles.
     pub store: StoreMetricsSnapshot,
+    /// Store requests retried after transient errors, by request class and cause.
+    pub store_retries: crate::objstore::RetrySnapshot,
     /// Local log counters (absent without a local log).
     pub local_log: Option<serde_json::Value>,
     /// Live engine objects in the process.
@@ -87,6 +89,7 @@ impl Db {
             engine: serde_json::to_value(engine).unwrap_or_default(),
             wal: wal.and_then(|w| serde_json::to_value(w).ok()),
             store: self.inner.store_metrics.snapshot(),
+            store_retries: self.inner.storage.retries().snapshot(),
             local_log: self
                 .inner
                 .local

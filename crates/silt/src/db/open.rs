@@ -70,7 +70,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             local = Some(log);
             local_records = records;
         }
-        manifest::write(&storage, &m, &settings.store.retry, clock.as_ref()).await?;
+        manifest::write(&storage, &m).await?;
         if let Some(ls) = &settings.local_log {
             if local.is_some() {
                 let dir = ls.dir.clone();

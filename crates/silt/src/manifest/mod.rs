@@ -10,11 +10,8 @@ use bytes::Bytes;
 use silt_format::manifest::{decode_manifest, encode_manifest, manifest_is_torn, Manifest};
 use silt_format::FormatError;
 
-use crate::clock::Clock;
-use crate::config::RetrySettings;
 use crate::error::{Error, Result};
 use crate::objstore::{Created, Storage};
-use crate::retry::Backoff;
 
 /// What opening needs to know about the manifests in the store.
 #[derive(Debug)]
@@ -129,31 +126,14 @@ fn decode_checked(id: u64, bytes: &Bytes) -> Result<Manifest, FormatError> {
 ///
 /// # Errors
 /// [`Error::Fenced`] when another writer's manifest holds that id: it got there first.
-pub(crate) async fn write(
-    storage: &Storage,
-    m: &Manifest,
-    retry: &RetrySettings,
-    clock: &dyn Clock,
-) -> Result<()> {
+pub(crate) async fn write(storage: &Storage, m: &Manifest) -> Result<()> {
     let path = storage.manifest_path(m.id);
-    let bytes: Bytes = encode_manifest(m).into();
-    // Retrying the same bytes is safe: an earlier attempt that landed reads back as ours.
-    let started = clock.now();
-    let mut backoff = Backoff::new(retry);
-    let created = loop {
-        match storage.put_create_resolved(&path, bytes.clone()).await {
-            Ok(c) => break c,
-            Err(e)
-                if e.is_transient()
-                    && clock.now().saturating_duration_since(started) < retry.deadline =>
-            {
-                tracing::warn!(manifest = m.id, error = %e, "manifest write failed; retrying");
-                clock.sleep_until(clock.now() + backoff.next_pause()).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    match created {
+    // Storage retries transient errors until the deadline, with the same bytes: safe, an
+    // earlier attempt that landed reads back as ours.
+    match storage
+        .put_create_resolved(&path, encode_manifest(m).into())
+        .await?
+    {
         Created::Ours => Ok(()),
         Created::Theirs(_) => Err(Error::Fenced(format!(
             "manifest {} was written by another writer (this writer's epoch is {})",

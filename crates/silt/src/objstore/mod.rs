@@ -22,6 +22,7 @@
 pub mod instrumented;
 pub mod latency;
 pub mod layer;
+mod retries;
 mod url;
 
 use std::sync::Arc;
@@ -36,8 +37,13 @@ pub use self::instrumented::{
 };
 pub use self::latency::{LatencySpec, LatencyStore, ParseLatencyError};
 pub use self::layer::{Layer, Layered, Reply, ReplyView, Request};
+use self::retries::{Cause, RetryOp};
+pub use self::retries::{RetryCounters, RetrySnapshot};
 pub use self::url::store_from_url;
+use crate::clock::Clock;
+use crate::config::RetrySettings;
 use crate::error::{Error, Result};
+use crate::retry::Backoff;
 
 /// Objects larger than this are uploaded with multipart.
 pub(crate) const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
@@ -66,16 +72,83 @@ pub(crate) struct Listed {
 }
 
 /// The object store plus the database root, with the object naming in one place.
+///
+/// Every request the engine makes goes through here, and every one is retried on a
+/// transient error (kind `Unavailable`: transport, 5xx, throttling, a conflict that
+/// outlived the create resolution) with jittered exponential backoff until
+/// `store.retry.deadline`, then fails with the last error. Retries are counted by request
+/// class and cause ([`RetryCounters`]).
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     root: Path,
+    retry: RetrySettings,
+    clock: Arc<dyn Clock>,
+    retries: Arc<RetryCounters>,
 }
 
 impl Storage {
-    /// Wrap `store`, with every object of the database under `root`.
+    /// Wrap `store`, with every object of the database under `root`, retrying by the
+    /// default `store.retry` on tokio's clock.
     pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
-        Storage { store, root }
+        Storage {
+            store,
+            root,
+            retry: RetrySettings::default(),
+            clock: Arc::new(crate::clock::TokioClock),
+            retries: Arc::default(),
+        }
+    }
+
+    /// The same, retrying by `retry` on `clock`.
+    #[must_use]
+    pub(crate) fn with_retry(mut self, retry: RetrySettings, clock: Arc<dyn Clock>) -> Self {
+        self.retry = retry;
+        self.clock = clock;
+        self
+    }
+
+    /// Retried requests so far.
+    pub fn retries(&self) -> &Arc<RetryCounters> {
+        &self.retries
+    }
+
+    /// Run `attempt` until it succeeds, fails for good, or transient failures have lasted
+    /// `store.retry.deadline`.
+    async fn retrying<T, F, Fut>(&self, op: RetryOp, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = self.clock.now();
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            let e = match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Error::Store {
+                source,
+                op: what,
+                path,
+            } = &e
+            else {
+                return Err(e);
+            };
+            if !e.is_transient() {
+                return Err(e);
+            }
+            let waited = self.clock.now().saturating_duration_since(started);
+            if waited >= self.retry.deadline {
+                self.retries.gave_up();
+                return Err(e);
+            }
+            let cause = Cause::of(source);
+            self.retries.record(op, cause);
+            let pause = backoff.next_pause();
+            tracing::debug!(op = what, %path, ?cause, ?pause, error = %source, "retrying a store request");
+            self.clock.sleep_until(self.clock.now() + pause).await;
+        }
     }
 
     /// The wrapped store.
@@ -118,6 +191,14 @@ impl Storage {
     /// segments carry the writer's epoch, manifests its epoch and random `writer_nonce`,
     /// SSTs have fresh ULID names.
     pub(crate) async fn put_create_resolved(&self, path: &Path, data: Bytes) -> Result<Created> {
+        // Retrying the whole resolution is safe: an attempt that landed reads back as ours.
+        self.retrying(RetryOp::Put, || {
+            self.put_create_resolved_once(path, data.clone())
+        })
+        .await
+    }
+
+    async fn put_create_resolved_once(&self, path: &Path, data: Bytes) -> Result<Created> {
         let mut attempt = 1;
         loop {
             let opts = PutOptions {
@@ -136,7 +217,7 @@ impl Storage {
                 ) => e,
                 Err(e) => return Err(Error::store("put", path, e)),
             };
-            match self.get_opt(path).await? {
+            match self.get_opt_once(path).await? {
                 Some(existing) if existing == data => return Ok(Created::Ours),
                 Some(existing) => return Ok(Created::Theirs(existing)),
                 None if attempt < CREATE_ATTEMPTS => {
@@ -154,6 +235,11 @@ impl Storage {
 
     /// GET a whole object; `Ok(None)` when it does not exist.
     pub(crate) async fn get_opt(&self, path: &Path) -> Result<Option<Bytes>> {
+        self.retrying(RetryOp::Get, || self.get_opt_once(path))
+            .await
+    }
+
+    async fn get_opt_once(&self, path: &Path) -> Result<Option<Bytes>> {
         match self.store.get(path).await {
             Ok(r) => Ok(Some(
                 r.bytes().await.map_err(|e| Error::store("get", path, e))?,
@@ -165,12 +251,15 @@ impl Storage {
 
     /// GET a whole object that must exist.
     pub(crate) async fn get(&self, path: &Path) -> Result<Bytes> {
-        let r = self
-            .store
-            .get(path)
-            .await
-            .map_err(|e| Error::store("get", path, e))?;
-        r.bytes().await.map_err(|e| Error::store("get", path, e))
+        self.retrying(RetryOp::Get, || async {
+            let r = self
+                .store
+                .get(path)
+                .await
+                .map_err(|e| Error::store("get", path, e))?;
+            r.bytes().await.map_err(|e| Error::store("get", path, e))
+        })
+        .await
     }
 
     /// Ranged GET.
@@ -179,30 +268,43 @@ impl Storage {
         path: &Path,
         range: std::ops::Range<u64>,
     ) -> Result<Bytes> {
-        self.store
-            .get_range(path, range)
-            .await
-            .map_err(|e| Error::store("get_range", path, e))
+        self.retrying(RetryOp::GetRange, || async {
+            self.store
+                .get_range(path, range.clone())
+                .await
+                .map_err(|e| Error::store("get_range", path, e))
+        })
+        .await
     }
 
     /// DELETE (a missing object is not an error).
     pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
-        match self.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::store("delete", path, e)),
-        }
+        self.retrying(RetryOp::Delete, || async {
+            match self.store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(Error::store("delete", path, e)),
+            }
+        })
+        .await
+    }
+
+    /// LIST everything under `prefix`.
+    async fn list_all(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        self.retrying(RetryOp::List, || async {
+            self.store
+                .list(Some(prefix))
+                .try_collect()
+                .await
+                .map_err(|e| Error::store("list", prefix, e))
+        })
+        .await
     }
 
     /// List the numbered objects of `dir` (`manifest` or `wal`) ending in `.{ext}`, by id.
     /// Names that do not parse are ignored (they are not ours).
     pub(crate) async fn list_numbered(&self, dir: &str, ext: &str) -> Result<Vec<Listed>> {
         let prefix = self.root.clone().join(dir);
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::store("list", &prefix, e))?;
+        let metas = self.list_all(&prefix).await?;
         let suffix = format!(".{ext}");
         let mut out: Vec<Listed> = metas
             .into_iter()
@@ -219,11 +321,7 @@ impl Storage {
     /// Every object under `dir` with its metadata (size, last modified).
     pub(crate) async fn list_meta(&self, dir: &str) -> Result<Vec<object_store::ObjectMeta>> {
         let prefix = self.root.clone().join(dir);
-        self.store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::store("list", &prefix, e))
+        self.list_all(&prefix).await
     }
 
     /// PUT a new immutable object under a fresh unique name (an SST): create-only, resolved
@@ -237,6 +335,12 @@ impl Storage {
         if data.len() <= MULTIPART_THRESHOLD {
             return self.put_create_resolved(path, data).await;
         }
+        // A failed upload starts over (under the same fresh name).
+        self.retrying(RetryOp::Multipart, || self.put_multipart_once(path, &data))
+            .await
+    }
+
+    async fn put_multipart_once(&self, path: &Path, data: &Bytes) -> Result<Created> {
         let mut upload = self
             .store
             .put_multipart(path)
@@ -264,12 +368,7 @@ impl Storage {
     /// Total bytes of every object under `dir`.
     pub(crate) async fn dir_bytes(&self, dir: &str) -> Result<(usize, u64)> {
         let prefix = self.root.clone().join(dir);
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| Error::store("list", &prefix, e))?;
+        let metas = self.list_all(&prefix).await?;
         Ok((metas.len(), metas.iter().map(|m| m.size).sum()))
     }
 }

@@ -45,10 +45,11 @@ pub(crate) async fn fence(
     from: u64,
     retry: &RetrySettings,
 ) -> Result<u64> {
-    // An open waits out store trouble up to the deadline, then fails with it.
+    // An open waits out store trouble up to the deadline (the storage's own retries),
+    // then fails with it.
     let policy = UploadPolicy {
         retry,
-        give_up_after: Some(retry.deadline),
+        give_up_after: Some(Duration::ZERO),
         verify_owner_after: Duration::MAX,
         retries: None,
     };
