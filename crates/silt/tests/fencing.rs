@@ -368,3 +368,41 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() {
         x_value
     );
 }
+
+/// An older writer's commit can take the manifest id a new claim wants (a flush of a
+/// handle still running, or dropped a moment ago): the claim goes again on top of it
+/// instead of failing as fenced, and sees what that commit added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_loses_its_id_to_an_older_writer_claims_again() {
+    use common::{in_dir, HoldAt, HoldPut};
+    use silt::object_store::PutMode;
+
+    let mem = store();
+    let gate = Gate::new(false);
+    let held: Arc<dyn ObjectStore> = HookStore::new(
+        Arc::clone(&mem),
+        HoldPut::new(&gate, HoldAt::Request, |p, o| {
+            in_dir(p, "manifest") && matches!(o.mode, PutMode::Create)
+        }),
+    );
+    let a = open(&mem).await;
+    a.put("a-flushed", "1").await.unwrap();
+
+    // B reads the newest manifest and stops right before its claim PUT.
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let b = tokio::spawn(async move { Db::open_with_store(held, root(), settings()).await });
+    gate.reached.notified().await;
+    // Meanwhile A's flush commits the manifest id B is about to claim.
+    a.flush_memtables().await.unwrap();
+    gate.release.add_permits(1);
+    let b = b.await.unwrap().unwrap();
+    assert!(b.writer_epoch() > a.writer_epoch());
+    assert_eq!(
+        b.get("a-flushed").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    // And A is fenced by it.
+    let e = a.put("late", "x").await.unwrap_err();
+    assert!(e.is_fenced(), "{e}");
+    b.close().await.unwrap();
+}

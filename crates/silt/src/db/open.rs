@@ -34,6 +34,9 @@ use tokio::sync::watch;
 /// SSTs opened at once.
 const OPEN_CONCURRENCY: usize = 8;
 
+/// Claims tried while older writers keep taking the claim's manifest id.
+const CLAIM_ATTEMPTS: u32 = 8;
+
 pub(super) async fn open(b: DbBuilder) -> Result<Db> {
     b.settings.validate()?;
     let (storage, store_metrics) = b.storage();
@@ -64,13 +67,36 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             None,
         )
     } else {
-        let (base, m) = manifest::prepare_claim(&storage).await?;
-        if let (Some(log), Some(ls)) = (local.take(), &settings.local_log) {
-            let (log, records) = settle_local_owner(log, local_records, ls, &base, &m).await?;
-            local = Some(log);
-            local_records = records;
-        }
-        manifest::write(&storage, &m).await?;
+        let mut attempt = 1;
+        let m = loop {
+            let (base, m) = manifest::prepare_claim(&storage).await?;
+            if let (Some(log), Some(ls)) = (local.take(), &settings.local_log) {
+                let (log, records) =
+                    settle_local_owner(log, std::mem::take(&mut local_records), ls, &base, &m)
+                        .await?;
+                local = Some(log);
+                local_records = records;
+            }
+            match manifest::write(&storage, &m).await {
+                Ok(()) => break m,
+                // The id went to an older writer still committing (a flush or compaction
+                // of a handle this process just dropped, a zombie elsewhere): claim on top
+                // of it; this claim fences it all the same. A writer of our epoch or newer
+                // won the race: that one is fenced.
+                Err(e) if e.is_fenced() && attempt < CLAIM_ATTEMPTS => {
+                    let newest = manifest::load_latest(&storage).await?;
+                    if newest.is_some_and(|n| n.writer_epoch >= m.writer_epoch) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    tracing::info!(
+                        attempt,
+                        "an older writer took the claim's manifest id; claiming again"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if let Some(ls) = &settings.local_log {
             if local.is_some() {
                 let dir = ls.dir.clone();

@@ -58,7 +58,8 @@ pub struct WalMetrics {
     pub seals_flush: AtomicU64,
     /// Records (commit groups) appended.
     pub records_appended: AtomicU64,
-    /// Segment upload attempts retried after a transient store error.
+    /// Segment uploads started again after their requests kept failing transiently for
+    /// `store.retry.deadline` (each request's own retries are in `store_retries`).
     pub upload_retries: AtomicU64,
     /// Writers that gave up waiting for the store (`store.retry.deadline`).
     pub writer_timeouts: AtomicU64,
