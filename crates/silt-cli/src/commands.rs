@@ -222,7 +222,7 @@ pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {
 
 async fn cmd_inspect(url: &str, latency: Option<LatencySpec>, json: bool) -> Result<u8> {
     let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
-    let (store, _) = wrap(store, latency);
+    let (store, _) = wrap(store, latency, None);
     let storage = Storage::new(store, root);
     let r = inspect(&storage)
         .await

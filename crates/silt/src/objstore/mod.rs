@@ -19,6 +19,7 @@
 //! [`Layer`] ([`layer`] describes them), and the wrapper is just its layer
 //! ([`instrumented::Instrumentation`], [`latency::Delay`]).
 
+pub mod faults;
 pub mod instrumented;
 pub mod latency;
 pub mod layer;
@@ -32,6 +33,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use self::faults::{FaultCounters, FaultSnapshot, FaultSpec, FaultStore, ParseFaultError};
 pub use self::instrumented::{
     wrap, InstrumentedStore, LatencySummary, RequestKind, StoreMetrics, StoreMetricsSnapshot,
 };
