@@ -7,7 +7,8 @@
 //!
 //! Every injected error is a transient [`object_store::Error::Generic`] whose text names the
 //! fault (`injected 503 SlowDown`, `injected connection refused`, ...), so the engine's
-//! retry classification reads a throttling, connection, timeout or server cause from it.
+//! retry classification reads a throttling, connection, timeout or server cause from it
+//! (the text names the request kind, not the path, whose digits could read as a status).
 //! What a [`FaultSpec`] can inject, decided when the request is issued:
 //!
 //! * an error rate per request group (`get`: whole and ranged GETs and HEADs; `put`: every
@@ -351,7 +352,7 @@ impl Faults {
         let mut rng = self.rng.lock();
         let error = |rng: &mut StdRng, what: &str| {
             let text = ERRORS[rng.random_range(0..ERRORS.len())];
-            injected(format!("{text} ({what}, {} {:?})", req.kind, req.path))
+            injected(format!("{text} ({what}, {})", req.kind))
         };
         if let Some((start, end)) = spec.outage() {
             let t = self.created.elapsed();
@@ -402,7 +403,7 @@ impl Layer for Faults {
     ) {
         let fate = self.decide(req);
         let lost = matches!(fate, Fate::Go { lost: true, .. });
-        let what = format!("{} {:?}", req.kind, req.path);
+        let what = req.kind;
         (lost, async move {
             match fate {
                 Fate::Fail(e) => Err(e),
@@ -435,8 +436,8 @@ impl Layer for Faults {
                 bump(&self.counters.lost);
                 let i = self.rng.lock().random_range(0..ERRORS.len());
                 Err(injected(format!(
-                    "{} (response lost, {} {:?})",
-                    ERRORS[i], req.kind, req.path
+                    "{} (response lost, {})",
+                    ERRORS[i], req.kind
                 )))
             }
             r => r,
