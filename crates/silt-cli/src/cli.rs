@@ -44,6 +44,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SPEC")]
     pub store_latency: Option<silt::objstore::LatencySpec>,
 
+    /// Inject object-store faults, seeded: error rates per request group (`all`, `get`,
+    /// `put`, `list`, `delete`), lost PUT responses (`lost`), timeouts (`timeout=P[:DUR]`),
+    /// latency spikes (`spike=P:DUR`) and an outage window (`outage=DUR@START`), e.g.
+    /// `put=0.05,get=0.02,lost=0.01,outage=10s@30s`. For tests and benchmarks.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub store_faults: Option<silt::objstore::FaultSpec>,
+
     #[command(subcommand)]
     pub command: Command,
 }

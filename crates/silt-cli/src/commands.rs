@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use silt::inspect::inspect;
-use silt::objstore::{store_from_url, wrap, LatencySpec, Storage};
+use silt::objstore::{store_from_url, wrap, FaultSpec, LatencySpec, Storage};
 use silt::{Db, DbBuilder, Durability, Settings, WriteOptions};
 
 use crate::bench;
@@ -18,7 +18,10 @@ use crate::report;
 pub async fn run(cli: Cli) -> Result<u8> {
     let url = cli.store.as_str();
     let settings = || load_settings(cli.settings.as_deref());
-    let lat = cli.store_latency;
+    let lat = StoreStack {
+        latency: cli.store_latency,
+        faults: cli.store_faults,
+    };
     match cli.command {
         Command::Inspect { json } => cmd_inspect(url, lat, json).await,
         Command::Put { key, value } => {
@@ -51,6 +54,22 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// How the store is wrapped for a command: `--store-latency` and `--store-faults`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStack {
+    pub latency: Option<LatencySpec>,
+    pub faults: Option<FaultSpec>,
+}
+
+impl StoreStack {
+    /// `builder` with these wrappers.
+    pub fn apply(self, builder: DbBuilder) -> DbBuilder {
+        builder
+            .store_latency(self.latency)
+            .store_faults(self.faults)
+    }
+}
+
 fn remote() -> WriteOptions {
     WriteOptions::with_durability(Durability::Remote)
 }
@@ -72,36 +91,26 @@ pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
 }
 
 /// Open as the writer (fencing any other), run `f`, then close (making every write durable).
-async fn with_writer<F, Fut>(
-    url: &str,
-    latency: Option<LatencySpec>,
-    settings: Settings,
-    f: F,
-) -> Result<u8>
+async fn with_writer<F, Fut>(url: &str, stack: StoreStack, settings: Settings, f: F) -> Result<u8>
 where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    with_db(url, latency, settings, false, f).await
+    with_db(url, stack, settings, false, f).await
 }
 
 /// Open read-only (no fencing of a running writer), run `f`, then close.
-async fn with_reader<F, Fut>(
-    url: &str,
-    latency: Option<LatencySpec>,
-    settings: Settings,
-    f: F,
-) -> Result<u8>
+async fn with_reader<F, Fut>(url: &str, stack: StoreStack, settings: Settings, f: F) -> Result<u8>
 where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    with_db(url, latency, settings, true, f).await
+    with_db(url, stack, settings, true, f).await
 }
 
 async fn with_db<F, Fut>(
     url: &str,
-    latency: Option<LatencySpec>,
+    stack: StoreStack,
     settings: Settings,
     read_only: bool,
     f: F,
@@ -110,10 +119,11 @@ where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    let mut builder = DbBuilder::from_url(url)
-        .with_context(|| format!("cannot open {url}"))?
-        .settings(settings)
-        .store_latency(latency);
+    let mut builder = stack.apply(
+        DbBuilder::from_url(url)
+            .with_context(|| format!("cannot open {url}"))?
+            .settings(settings),
+    );
     if read_only {
         builder = builder.read_only();
     }
@@ -220,9 +230,9 @@ pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {
     key.iter().copied().cycle().take(size).collect()
 }
 
-async fn cmd_inspect(url: &str, latency: Option<LatencySpec>, json: bool) -> Result<u8> {
+async fn cmd_inspect(url: &str, stack: StoreStack, json: bool) -> Result<u8> {
     let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
-    let (store, _) = wrap(store, latency);
+    let (store, _) = wrap(store, stack.latency, stack.faults);
     let storage = Storage::new(store, root);
     let r = inspect(&storage)
         .await

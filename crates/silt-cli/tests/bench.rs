@@ -88,6 +88,7 @@ const REQUIRED: &[&str] = &[
     "/settings/wal/segment_bytes",
     "/store_url",
     "/store_latency",
+    "/store_faults",
     "/machine/nproc",
     "/date",
 ];
@@ -136,6 +137,7 @@ fn mixed_run_report_is_complete_and_consistent() {
     }
     assert_eq!(r["workload"], "mixed");
     assert_eq!(r["store_latency"], "1ms..3ms");
+    assert_eq!(r["store_faults"], "none");
     assert_eq!(u(&r, "/threads"), 8);
     assert_eq!(u(&r, "/preload"), 1000);
 
@@ -222,6 +224,8 @@ fn bad_bench_arguments_are_usage_errors() {
     let url = format!("file://{}", dir.path().join("db").display());
     for args in [
         &["--store-latency", "5parsecs", "inspect"][..],
+        &["--store-faults", "put=2", "inspect"],
+        &["--store-faults", "bogus=0.1", "put", "a", "b"],
         &["bench", "mixed", "--read-ratio", "1.5"],
         &["bench", "fill", "--threads", "0", "--duration", "1s"],
         &[

@@ -417,3 +417,41 @@ fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
     assert_eq!(status.code(), Some(3), "idle writer: {a_err}");
     assert!(a_err.contains("fenced"), "{a_err}");
 }
+
+#[test]
+fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() {
+    let s = Store::new();
+    let faults = ["--store-faults", "put=0.3,get=0.3,lost=0.2"];
+    for i in 0..5 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        s.ok(&[&faults[..], &["put", &k, &v]].concat());
+    }
+    for i in 0..5 {
+        let k = format!("k{i}");
+        let v = format!("v{i}\n");
+        assert_eq!(s.ok(&[&faults[..], &["get", &k]].concat()), v);
+        assert_eq!(s.ok(&["get", &k]), v);
+    }
+    // The faults reach the store: with every request failing, an open gives up at the
+    // retry deadline.
+    let settings = s.dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"store": {"retry": {"initial": "10ms", "max": "20ms", "deadline": "200ms"}}}"#,
+    )
+    .unwrap();
+    let settings = settings.to_str().unwrap();
+    let out = s.run(&[
+        "--settings",
+        settings,
+        "--store-faults",
+        "all=1",
+        "get",
+        "k0",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("injected"), "{}", stderr(&out));
+    let out = s.run(&["--store-faults", "outage=10s", "get", "k0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("DUR@START"), "{}", stderr(&out));
+}

@@ -38,7 +38,7 @@ fn ms(n: u64) -> Duration {
 
 #[tokio::test]
 async fn counts_and_bytes_are_exact() {
-    let (store, metrics) = wrap(mem(), None);
+    let (store, metrics) = wrap(mem(), None, None);
     let a = Path::from("db/a");
     let wal = Path::from("db/wal/00000000000000000001.wal");
     let sst = Path::from("db/sst/01J.sst");
@@ -159,7 +159,7 @@ async fn counts_and_bytes_are_exact() {
 
 #[tokio::test]
 async fn bytes_read_count_what_is_consumed() {
-    let (store, metrics) = wrap(mem(), None);
+    let (store, metrics) = wrap(mem(), None, None);
     let p = Path::from("x");
     store.put(&p, payload(1000)).await.unwrap();
     let r = store.get(&p).await.unwrap();
@@ -176,7 +176,7 @@ async fn bytes_read_count_what_is_consumed() {
 async fn local_file_payloads_count_their_range() {
     let dir = tempfile::tempdir().unwrap();
     let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-    let (store, metrics) = wrap(Arc::new(local), None);
+    let (store, metrics) = wrap(Arc::new(local), None, None);
     let p = Path::from("sst/f.sst");
     store.put(&p, payload(300)).await.unwrap();
     assert_eq!(
@@ -194,7 +194,7 @@ async fn local_file_payloads_count_their_range() {
 #[tokio::test(start_paused = true)]
 async fn fixed_latency_is_exact_and_seen_by_the_instrumented_layer() {
     let spec: LatencySpec = "50ms".parse().unwrap();
-    let (store, metrics) = wrap(mem(), Some(spec));
+    let (store, metrics) = wrap(mem(), Some(spec), None);
     assert_eq!(store.to_string(), "Instrumented(Latency(50ms, InMemory))");
     let p = Path::from("k");
 
@@ -252,7 +252,7 @@ async fn zero_latency_adds_nothing() {
     store.get(&Path::from("k")).await.unwrap();
     assert_eq!(t.elapsed(), Duration::ZERO);
     // `wrap` leaves a zero latency layer out altogether.
-    let (wrapped, _) = wrap(mem(), Some(LatencySpec::ZERO));
+    let (wrapped, _) = wrap(mem(), Some(LatencySpec::ZERO), None);
     assert_eq!(wrapped.to_string(), "Instrumented(InMemory)");
 }
 
@@ -282,7 +282,7 @@ async fn jitter_stays_inside_the_range() {
     assert!(*lo < ms(30) && *hi > ms(70), "{lo:?}..{hi:?}");
 
     // Jitter on a list, through the instrumented layer.
-    let (store, metrics) = wrap(mem(), Some(spec));
+    let (store, metrics) = wrap(mem(), Some(spec), None);
     for _ in 0..20 {
         let _: Vec<_> = store.list(None).try_collect().await.unwrap();
     }
@@ -385,7 +385,7 @@ fn latency_spec_rejects_bad_inputs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn db_runs_through_the_wrappers() {
     let base = mem();
-    let (store, metrics) = wrap(Arc::clone(&base), Some("1ms".parse().unwrap()));
+    let (store, metrics) = wrap(Arc::clone(&base), Some("1ms".parse().unwrap()), None);
     let db = Db::open_with_store(store, Path::from("db"), Settings::small_for_tests())
         .await
         .unwrap();
@@ -406,7 +406,7 @@ async fn db_runs_through_the_wrappers() {
     assert!(s.latency["put_conditional"].p50_us >= 1_000, "{s:?}");
 
     // Reopen through a fresh stack (no latency) and read back from the SSTs.
-    let (store, metrics) = wrap(base, None);
+    let (store, metrics) = wrap(base, None, None);
     let db = Db::open_with_store(store, Path::from("db"), Settings::small_for_tests())
         .await
         .unwrap();

@@ -19,11 +19,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use silt::inspect::inspect;
-use silt::objstore::{store_from_url, LatencySpec, Storage};
+use silt::objstore::{store_from_url, FaultSpec, LatencySpec, Storage};
 use silt::{DbBuilder, Settings, MAX_VALUE_BYTES};
 
 pub use self::maintenance::{cmd_compact, cmd_gc};
 use crate::cli::LoadDurability;
+use crate::commands::StoreStack;
 use crate::exit::{self, UsageError};
 
 /// The benchmarks. An enum so that more (e.g. WAL write-amplification runs) slot in beside.
@@ -160,12 +161,13 @@ pub(crate) struct Plan {
     pub settings: Settings,
     pub url: String,
     pub latency: Option<LatencySpec>,
+    pub faults: Option<FaultSpec>,
 }
 
 impl Plan {
     fn new(
         url: &str,
-        latency: Option<LatencySpec>,
+        stack: StoreStack,
         mut settings: Settings,
         cmd: BenchCommand,
     ) -> Result<Plan> {
@@ -254,7 +256,8 @@ impl Plan {
             args,
             settings,
             url: url.to_string(),
-            latency,
+            latency: stack.latency,
+            faults: stack.faults,
         })
     }
 }
@@ -262,7 +265,7 @@ impl Plan {
 /// `silt bench WORKLOAD`: open the store as writer, preload, run the timed phase, report.
 pub async fn run(
     url: &str,
-    latency: Option<LatencySpec>,
+    stack: StoreStack,
     settings: Settings,
     cmd: BenchCommand,
 ) -> Result<u8> {
@@ -271,10 +274,10 @@ pub async fn run(
             crate::walwa::run(args).await?;
             return Ok(0);
         }
-        BenchCommand::Verify(args) => return verify::run(url, latency, settings, args).await,
+        BenchCommand::Verify(args) => return verify::run(url, stack, settings, args).await,
         other => other,
     };
-    let plan = Plan::new(url, latency, settings, cmd)?;
+    let plan = Plan::new(url, stack, settings, cmd)?;
     // The expected state before the run (`--state`), checked before anything is written.
     let mut state = match &plan.args.state {
         Some(path) => Some(
@@ -291,7 +294,11 @@ pub async fn run(
             .with_context(|| format!("cannot inspect {url}"))?
     };
     let db = DbBuilder::from_url(url)
-        .map(|b| b.settings(plan.settings.clone()).store_latency(latency))
+        .map(|b| {
+            b.settings(plan.settings.clone())
+                .store_latency(plan.latency)
+                .store_faults(plan.faults)
+        })
         .with_context(|| format!("cannot open {url}"))?
         .open()
         .await

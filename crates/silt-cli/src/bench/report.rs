@@ -30,6 +30,8 @@ pub struct Report {
     pub store_url: String,
     /// Injected object-store latency (`0` when none).
     pub store_latency: String,
+    /// Injected object-store faults (`none` when none).
+    pub store_faults: String,
     pub read_ratio: f64,
     /// Fraction of writes that are deletes.
     pub delete_ratio: f64,
@@ -512,6 +514,9 @@ pub(crate) fn build(
         store_latency: plan
             .latency
             .map_or_else(|| "0".to_string(), |l| l.to_string()),
+        store_faults: plan
+            .faults
+            .map_or_else(|| "none".to_string(), |f| f.to_string()),
         read_ratio: plan.read_ratio,
         delete_ratio: args.delete_ratio,
         durability: format!("{:?}", plan.durability).to_lowercase(),

@@ -11,12 +11,12 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use silt::objstore::LatencySpec;
 use silt::{Db, DbBuilder, Settings};
 use tokio::time::Instant;
 
 use super::state::State;
 use super::workload::key;
+use crate::commands::StoreStack;
 use crate::exit::{self, UsageError};
 
 /// Mismatches listed in the report.
@@ -69,19 +69,14 @@ pub struct VerifyReport {
 }
 
 /// Run the check and print it; exit code 4 when any key differs.
-pub async fn run(
-    url: &str,
-    latency: Option<LatencySpec>,
-    settings: Settings,
-    args: VerifyArgs,
-) -> Result<u8> {
+pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: VerifyArgs) -> Result<u8> {
     if args.threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()).into());
     }
     let st = State::load(&args.state).map_err(|e| UsageError(format!("{e:#}")))?;
     let st = Arc::new(st);
     let db = DbBuilder::from_url(url)
-        .map(|b| b.settings(settings).store_latency(latency).read_only())
+        .map(|b| stack.apply(b.settings(settings)).read_only())
         .with_context(|| format!("cannot open {url}"))?
         .open()
         .await

@@ -9,7 +9,7 @@ use super::Db;
 use crate::clock::{Clock, TokioClock};
 use crate::config::Settings;
 use crate::error::Result;
-use crate::objstore::{store_from_url, wrap, LatencySpec, Storage, StoreMetrics};
+use crate::objstore::{store_from_url, wrap, FaultSpec, LatencySpec, Storage, StoreMetrics};
 
 /// Configures and opens a [`Db`].
 #[derive(Debug)]
@@ -17,6 +17,7 @@ pub struct DbBuilder {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) root: Path,
     pub(crate) store_latency: Option<LatencySpec>,
+    pub(crate) store_faults: Option<FaultSpec>,
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) read_only: bool,
@@ -29,6 +30,7 @@ impl DbBuilder {
             store,
             root,
             store_latency: None,
+            store_faults: None,
             settings: Settings::default(),
             clock: Arc::new(TokioClock),
             read_only: false,
@@ -74,10 +76,24 @@ impl DbBuilder {
         self
     }
 
+    /// Inject object-store faults (tests and benchmarks: transient errors, lost responses,
+    /// timeouts, latency spikes, an outage; see [`FaultSpec`]). The engine's retries see
+    /// them as they would a real store's, and the store metrics count them.
+    #[must_use]
+    pub fn store_faults(mut self, faults: Option<FaultSpec>) -> Self {
+        self.store_faults = faults;
+        self
+    }
+
     /// The object store stack the database will use: `InstrumentedStore` on top of the
-    /// optional `LatencyStore` on top of the given store (see `docs/ARCHITECTURE.md`).
+    /// optional `FaultStore` on top of the optional `LatencyStore` on top of the given store
+    /// (see `docs/ARCHITECTURE.md`).
     pub(crate) fn storage(&self) -> (Storage, Arc<StoreMetrics>) {
-        let (store, metrics) = wrap(Arc::clone(&self.store), self.store_latency);
+        let (store, metrics) = wrap(
+            Arc::clone(&self.store),
+            self.store_latency,
+            self.store_faults,
+        );
         let storage = Storage::new(store, self.root.clone())
             .with_retry(self.settings.store.retry.clone(), Arc::clone(&self.clock));
         (storage, metrics)

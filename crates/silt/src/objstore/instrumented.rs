@@ -45,21 +45,29 @@ use object_store::{GetResultPayload, ObjectStore};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::faults::{FaultSpec, FaultStore};
 use super::latency::{LatencySpec, LatencyStore};
 pub use super::layer::RequestKind;
 use super::layer::{Layer, Layered, Reply, ReplyView, Request, ResultStream};
 
-/// Wrap `store` as the engine should see it: `InstrumentedStore → LatencyStore → store`.
+/// Wrap `store` as the engine should see it:
+/// `InstrumentedStore → FaultStore → LatencyStore → store`.
 ///
-/// The latency layer is left out when `latency` is `None` or zero. Returns the stack to
-/// hand to [`Storage`](super::Storage) (or `Db::open_with_store`) and its metrics.
+/// The latency layer is left out when `latency` is `None` or zero, the fault layer when
+/// `faults` is `None` or injects nothing. Returns the stack to hand to
+/// [`Storage`](super::Storage) (or `Db::open_with_store`) and its metrics.
 pub fn wrap(
     store: Arc<dyn ObjectStore>,
     latency: Option<LatencySpec>,
+    faults: Option<FaultSpec>,
 ) -> (Arc<dyn ObjectStore>, Arc<StoreMetrics>) {
     let inner: Arc<dyn ObjectStore> = match latency {
         Some(spec) if !spec.is_zero() => Arc::new(LatencyStore::new(store, spec)),
         _ => store,
+    };
+    let inner: Arc<dyn ObjectStore> = match faults {
+        Some(spec) if !spec.is_empty() => Arc::new(FaultStore::new(inner, spec)),
+        _ => inner,
     };
     let instrumented = InstrumentedStore::new(inner);
     let metrics = instrumented.metrics();

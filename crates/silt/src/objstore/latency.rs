@@ -140,7 +140,7 @@ impl FromStr for LatencySpec {
 }
 
 /// Parse `0` or `<number><unit>`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
@@ -184,7 +184,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration in the largest unit that keeps it exact (`0`, `1s`, `50ms`, `1500us`).
-struct FmtDuration(Duration);
+pub(super) struct FmtDuration(pub(super) Duration);
 
 impl fmt::Display for FmtDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

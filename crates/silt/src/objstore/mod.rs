@@ -6,19 +6,26 @@
 //! The store the engine is given is wrapped, one concern per wrapper, in this order:
 //!
 //! ```text
-//! Storage → InstrumentedStore → LatencyStore → real store
+//! Storage → InstrumentedStore → FaultStore → LatencyStore → real store
 //! ```
 //!
-//! [`InstrumentedStore`] is on top, so its latency histograms include the delay a
-//! [`LatencyStore`] injects: they show what the engine experiences. [`wrap`] builds this
-//! stack (without the latency layer when it is `None` or zero).
+//! [`InstrumentedStore`] is on top so it records what the engine experiences: its latency
+//! histograms include the delay a [`LatencyStore`] injects, and its request and error
+//! counts include the failures a [`FaultStore`] injects (an injected failure is a request
+//! the engine made and saw fail, and retries). The [`FaultStore`] is above the
+//! [`LatencyStore`] so an injected error fails when the request is issued, without
+//! reaching or waiting for the store below, while a lost PUT (applied by the store, its
+//! response then replaced by an error) pays the store's latency. [`wrap`] builds this
+//! stack (without the latency layer when it is `None` or zero, without the fault layer
+//! when it is `None` or empty).
 //!
 //! Each wrapper is a [`Layered`] store over the next one: [`Layered`] implements
 //! `ObjectStore` once, forwarding every method (the provided `get_ranges`,
 //! `list_with_offset` and `rename_opts` too) to the inner store through the hooks of a
 //! [`Layer`] ([`layer`] describes them), and the wrapper is just its layer
-//! ([`instrumented::Instrumentation`], [`latency::Delay`]).
+//! ([`instrumented::Instrumentation`], [`faults::Faults`], [`latency::Delay`]).
 
+pub mod faults;
 pub mod instrumented;
 pub mod latency;
 pub mod layer;
@@ -32,6 +39,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use self::faults::{FaultCounters, FaultSnapshot, FaultSpec, FaultStore, ParseFaultError};
 pub use self::instrumented::{
     wrap, InstrumentedStore, LatencySummary, RequestKind, StoreMetrics, StoreMetricsSnapshot,
 };
