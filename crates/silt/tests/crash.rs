@@ -8,9 +8,10 @@
 //! recovery the keys of that task present from a round must be a prefix of what it wrote
 //! (a crash loses a suffix of `Buffered` writes, never leaves a hole).
 //!
-//! Three variants: a local directory; the same behind a store latency of 1-40 ms per
-//! request (uploads overlap and land out of order, so kills leave WAL gaps); and the local
-//! S3 server (`SILT_TEST_S3_URL`, required when `SILT_REQUIRE_S3=1`).
+//! Four variants: a local directory; the same behind a store latency of 1-40 ms per
+//! request (uploads overlap and land out of order, so kills leave WAL gaps); under injected
+//! store faults (errors and lost responses); and the local S3 server (`SILT_TEST_S3_URL`,
+//! required when `SILT_REQUIRE_S3=1`).
 //!
 //! Works under `cargo test` and `cargo nextest` alike: both accept
 //! `--exact child_writer --nocapture` and run just that test in the child.
@@ -25,12 +26,13 @@ use std::time::Duration;
 
 mod common;
 
-use silt::objstore::LatencySpec;
+use silt::objstore::{FaultSpec, LatencySpec};
 use silt::{Db, DbBuilder, Durability, Settings, WriteBatch, WriteOptions};
 
 const CHILD_ENV: &str = "SILT_CRASH_CHILD";
 const URL_ENV: &str = "SILT_CRASH_URL";
 const LATENCY_ENV: &str = "SILT_CRASH_LATENCY";
+const FAULTS_ENV: &str = "SILT_CRASH_FAULTS";
 const ROUND_ENV: &str = "SILT_CRASH_ROUND";
 const ROUNDS: u64 = 5;
 const TASKS: u64 = 4;
@@ -110,6 +112,7 @@ fn child_writer() {
     }
     let url = std::env::var(URL_ENV).unwrap();
     let latency: Option<LatencySpec> = std::env::var(LATENCY_ENV).ok().map(|l| l.parse().unwrap());
+    let faults: Option<FaultSpec> = std::env::var(FAULTS_ENV).ok().map(|f| f.parse().unwrap());
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -122,6 +125,7 @@ fn child_writer() {
                 .unwrap()
                 .settings(settings())
                 .store_latency(latency)
+                .store_faults(faults)
                 .open()
                 .await
                 .unwrap(),
@@ -190,18 +194,18 @@ fn child_writer() {
 
 /// Run one child until it has acknowledged `kill_after` writes, SIGKILL it, and return every
 /// acknowledgement it printed (including any already in the pipe at the kill).
+/// `store` holds the child's store options: `(LATENCY_ENV | FAULTS_ENV, spec)`.
 fn run_child(
     url: &str,
-    latency: Option<&str>,
+    store: &[(&str, &str)],
     round: u64,
     kill_after: u64,
 ) -> Vec<(String, String)> {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    if let Some(l) = latency {
-        cmd.env(LATENCY_ENV, l);
-    } else {
-        cmd.env_remove(LATENCY_ENV);
+    cmd.env_remove(LATENCY_ENV).env_remove(FAULTS_ENV);
+    for (k, v) in store {
+        cmd.env(k, v);
     }
     let mut child = cmd
         .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
@@ -325,7 +329,7 @@ async fn verify(url: &str, known: &mut Known, round: u64, seed: u64) {
 }
 
 /// Kill a child writer `rounds` times against the store at `url`, verifying after each.
-async fn crash_rounds(url: &str, latency: Option<&str>, rounds: u64) {
+async fn crash_rounds(url: &str, store: &'static [(&'static str, &'static str)], rounds: u64) {
     let seed = std::env::var("SILT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -334,11 +338,10 @@ async fn crash_rounds(url: &str, latency: Option<&str>, rounds: u64) {
     let mut known = Known::default();
     for round in 1..=rounds {
         let kill_after = rng.range(20, 400);
-        let (u, l) = (url.to_owned(), latency.map(str::to_owned));
-        let acks =
-            tokio::task::spawn_blocking(move || run_child(&u, l.as_deref(), round, kill_after))
-                .await
-                .unwrap();
+        let u = url.to_owned();
+        let acks = tokio::task::spawn_blocking(move || run_child(&u, store, round, kill_after))
+            .await
+            .unwrap();
         assert!(acks.len() as u64 >= kill_after);
         for (k, v) in acks {
             let parsed = parse_value(v.as_bytes());
@@ -352,7 +355,7 @@ async fn crash_rounds(url: &str, latency: Option<&str>, rounds: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_recovery_after_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    crash_rounds(&format!("file://{}", dir.path().display()), None, ROUNDS).await;
+    crash_rounds(&format!("file://{}", dir.path().display()), &[], ROUNDS).await;
     // The directory really went through SST flushes and WAL replays.
     let ssts = std::fs::read_dir(dir.path().join("sst")).unwrap().count();
     assert!(ssts > 0, "no SST was ever flushed");
@@ -364,8 +367,25 @@ async fn crash_recovery_with_store_latency() {
     let dir = tempfile::tempdir().unwrap();
     crash_rounds(
         &format!("file://{}", dir.path().display()),
-        Some("1ms..40ms"),
+        &[(LATENCY_ENV, "1ms..40ms")],
         6,
+    )
+    .await;
+}
+
+/// Kills under injected store faults: 5% of requests fail, 2% of PUTs lose their response
+/// after the store applied them, on top of 1-10 ms of latency. Recovery (without faults)
+/// must still find every acknowledged write and Buffered losses must stay a suffix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_recovery_under_store_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_rounds(
+        &format!("file://{}", dir.path().display()),
+        &[
+            (LATENCY_ENV, "1ms..10ms"),
+            (FAULTS_ENV, "all=0.05,lost=0.02"),
+        ],
+        4,
     )
     .await;
 }
@@ -381,5 +401,5 @@ async fn crash_recovery_on_s3() {
         .unwrap()
         .as_nanos();
     let url = format!("{base}/crash-{nanos}");
-    crash_rounds(&url, None, 3).await;
+    crash_rounds(&url, &[], 3).await;
 }
