@@ -452,3 +452,36 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("unexpected 1"), "{text}");
 }
+
+/// Under injected faults the report counts the engine's retries, and nothing gave up.
+#[test]
+fn mixed_run_under_store_faults_reports_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("db").display());
+    let json = dir.path().join("r.json");
+    ok(
+        &url,
+        &[
+            "--store-faults",
+            "all=0.05",
+            "bench",
+            "mixed",
+            "--duration",
+            "2s",
+            "--keys",
+            "1000",
+            "--preload",
+            "1000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["store_faults"], "all=0.05");
+    let retries = u(&r, "/object_store/retries");
+    assert!(retries > 0, "{r:#}");
+    assert!(num(&r, "/object_store/retries_per_1000_requests") > 0.0);
+    assert_eq!(u(&r, "/object_store/retries_gave_up"), 0);
+    // Every retry followed an error the instrumented layer counted.
+    assert!(u(&r, "/object_store/errors") >= retries, "{r:#}");
+}

@@ -263,6 +263,12 @@ pub struct ObjectStore {
     pub wal_puts: u64,
     pub sst_gets: u64,
     pub errors: u64,
+    /// Requests the engine retried after a transient error (timed phase).
+    pub retries: u64,
+    /// `retries` per 1,000 requests of the timed phase.
+    pub retries_per_1000_requests: f64,
+    /// Requests that still failed at `store.retry.deadline` (timed phase).
+    pub retries_gave_up: u64,
     /// Mean and tail latency per request kind over the whole process (µs).
     pub latency: BTreeMap<String, silt::objstore::LatencySummary>,
 }
@@ -424,6 +430,11 @@ pub(crate) fn build(
     let args = &plan.args;
     let secs = raw.duration.as_secs_f64();
     let s = delta(&raw.start.store, &raw.end.store);
+    let (r0, r1) = (&raw.start.store_retries, &raw.end.store_retries);
+    let retries = (
+        r1.total.saturating_sub(r0.total),
+        r1.gave_up.saturating_sub(r0.gave_up),
+    );
     let (reads, writes) = (raw.reads, raw.writes);
     let ops = reads + writes;
     let wal_delta =
@@ -569,6 +580,22 @@ pub(crate) fn build(
         wal_segments_by_second: raw.wal_segments_by_second.clone(),
         wal_puts_by_second: raw.wal_puts_by_second.clone(),
         object_store: ObjectStore {
+            retries: retries.0,
+            retries_per_1000_requests: ratio(
+                f(retries.0) * 1000.0,
+                f(s.gets
+                    + s.get_ranges
+                    + s.puts
+                    + s.put_conditionals
+                    + s.multipart_inits
+                    + s.multipart_parts
+                    + s.multipart_completes
+                    + s.lists
+                    + s.heads
+                    + s.deletes
+                    + s.copies),
+            ),
+            retries_gave_up: retries.1,
             get: s.gets + s.get_ranges,
             put: s.puts
                 + s.put_conditionals
@@ -816,6 +843,13 @@ pub fn write_human(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         human_bytes(f(s.bytes_read)),
         human_bytes(f(s.bytes_written))
     )?;
+    if s.retries > 0 || s.errors > 0 {
+        writeln!(
+            out,
+            "{:<22}{} errors, {} retried ({:.1} per 1000 requests), {} gave up",
+            "store faults", s.errors, s.retries, s.retries_per_1000_requests, s.retries_gave_up
+        )?;
+    }
     writeln!(
         out,
         "{:<22}{:.2} (SST GETs {:.2}); block cache misses per read {:.3}",
