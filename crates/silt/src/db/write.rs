@@ -106,18 +106,17 @@ impl Db {
             };
             wal.append(first, &batch.ops)?;
             let active = std::sync::Arc::clone(&inner.version.read().active);
+            // The first write into a fresh memtable starts its `wal.max_replay_age` clock
+            // (memtables are only swapped under this lock, so no other write races it).
+            if active.is_empty() {
+                *inner.active_since.lock() = Some(inner.clock.now());
+            }
             for (i, op) in batch.ops.iter().enumerate() {
                 let value = match op.kind {
                     ValueKind::Put => Some(op.value.clone()),
                     ValueKind::Delete => None,
                 };
                 active.insert(op.key.clone(), first + i as u64, value);
-            }
-            {
-                let mut since = inner.active_since.lock();
-                if since.is_none() {
-                    *since = Some(inner.clock.now());
-                }
             }
             let last = first + batch.ops.len() as u64 - 1;
             *next_seq = last + 1;
