@@ -95,6 +95,7 @@ fn can_lose(kind: RequestKind) -> bool {
 /// | `timeout` | `P` or `P:DUR` | the request waits `DUR` (default 30 s), then fails |
 /// | `spike` | `P:DUR` | `DUR` of extra latency before the request |
 /// | `outage` | `DUR@START` | every request fails while `START <= t < START+DUR` |
+/// | `seed` | an integer | seeds the fault rng (default [`DEFAULT_SEED`]), so each run of a chaos test draws its own faults, reproducibly |
 ///
 /// Durations are written as for [`LatencySpec`](super::LatencySpec) (`500ms`, `10s`).
 /// `Display` prints the form `FromStr` reads back.
@@ -106,9 +107,15 @@ pub struct FaultSpec {
     timeout: Option<(f64, Duration)>,
     spike: Option<(f64, Duration)>,
     outage: Option<(Duration, Duration)>,
+    seed: Option<u64>,
 }
 
 impl FaultSpec {
+    /// The rng seed: the `seed` item, or [`DEFAULT_SEED`].
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(DEFAULT_SEED)
+    }
+
     /// Probability that a request of `kind` fails outright.
     pub fn error_rate(&self, kind: RequestKind) -> f64 {
         group(kind)
@@ -129,7 +136,10 @@ impl FaultSpec {
 
     /// Whether this never injects anything.
     pub fn is_empty(&self) -> bool {
-        *self == FaultSpec::default()
+        FaultSpec {
+            seed: None,
+            ..*self
+        } == FaultSpec::default()
     }
 }
 
@@ -217,12 +227,18 @@ impl FromStr for FaultSpec {
                     let start = parse_dur(key, start).map_err(err)?;
                     spec.outage = Some((dur, start));
                 }
+                "seed" => {
+                    spec.seed =
+                        Some(value.trim().parse().map_err(|_| {
+                            err(format!("seed: {value:?} is not an unsigned integer"))
+                        })?);
+                }
                 _ => match GROUPS.iter().position(|g| *g == key) {
                     Some(g) => spec.groups[g] = Some(parse_rate(key, value).map_err(err)?),
                     None => {
                         return Err(err(format!(
                             "unknown key {key:?} (use all, get, put, list, delete, lost, \
-                             timeout, spike or outage)"
+                             timeout, spike, outage or seed)"
                         )))
                     }
                 },
@@ -259,6 +275,9 @@ impl fmt::Display for FaultSpec {
                 FmtDuration(dur),
                 FmtDuration(start)
             ));
+        }
+        if let Some(seed) = self.seed {
+            items.push(format!("seed={seed}"));
         }
         if items.is_empty() {
             // What `FromStr` reads as "nothing injected".
@@ -449,9 +468,10 @@ impl Layer for Faults {
 pub type FaultStore = Layered<Faults>;
 
 impl FaultStore {
-    /// Inject `spec` into every request to `inner`, drawing from [`DEFAULT_SEED`].
+    /// Inject `spec` into every request to `inner`, drawing from the spec's seed
+    /// ([`DEFAULT_SEED`] unless it has a `seed` item).
     pub fn new(inner: Arc<dyn ObjectStore>, spec: FaultSpec) -> Self {
-        Self::with_seed(inner, spec, DEFAULT_SEED)
+        Self::with_seed(inner, spec, spec.seed())
     }
 
     /// As [`FaultStore::new`], with the rng seeded by `seed`. The outage window is timed

@@ -49,6 +49,7 @@ fn specs_parse_and_print_back() {
         "all=0.05,lost=0.02",
         "all=1,get=0,put=0.5,list=0.25,delete=0.125,lost=0.001,timeout=0.01:2s,spike=0.1:150ms,outage=1500ms@0",
         "timeout=0.5",
+        "all=0.05,seed=42",
     ] {
         let s = spec(text);
         let shown = s.to_string();
@@ -75,6 +76,7 @@ fn bad_specs_say_what_is_wrong() {
     assert!(reason("spike=0.1:fast").starts_with("spike:"));
     assert!(reason("outage=10s").contains("DUR@START"));
     assert!(reason("outage=10s@soon").starts_with("outage:"));
+    assert!(reason("seed=-1").contains("seed"));
     let e = "lost=2".parse::<FaultSpec>().unwrap_err().to_string();
     assert!(
         e.contains("\"lost=2\"") && e.contains("expected e.g."),
@@ -111,6 +113,12 @@ async fn error_rates_fail_about_the_configured_fraction_per_kind() {
     // Deterministic for the seed.
     let again = FaultStore::with_seed(mem(), faults, 7);
     assert_eq!(put_n(&again, 1000).await, failed);
+    // A `seed` item seeds `FaultStore::new`; another seed draws other faults.
+    let seeded = FaultStore::new(mem(), spec("put=0.05,get=0.2,seed=7"));
+    assert_eq!(put_n(&seeded, 1000).await, failed);
+    let other = FaultStore::new(mem(), spec("put=0.05,get=0.2,seed=8"));
+    assert_ne!(put_n(&other, 1000).await, failed);
+    assert!(spec("seed=3").is_empty(), "a seed alone injects nothing");
 
     let mut get_injected = 0;
     for i in 0..1000 {
