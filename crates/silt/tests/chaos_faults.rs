@@ -1,4 +1,5 @@
-//! Chaos scenario: a store that fails under the workload. Every life of the child (see
+//! Chaos scenario: a store that fails under the workload, with a local log (all three
+//! durabilities; `chaos_faults_remote.rs` is the same without one). Every life of the child (see
 //! `chaos/mod.rs`) runs on paused time against a local directory behind 5% injected errors
 //! on every request, 2% lost PUT responses (applied, then reported failed), rare 5 s
 //! timeouts and 2 s latency spikes, and one outage window of 5-20 s at a seeded time, then
