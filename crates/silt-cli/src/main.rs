@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod commands;
 mod exit;
+mod recovery;
 mod report;
 mod walwa;
 

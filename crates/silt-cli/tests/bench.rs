@@ -485,3 +485,44 @@ fn mixed_run_under_store_faults_reports_retries() {
     // Every retry followed an error the instrumented layer counted.
     assert!(u(&r, "/object_store/errors") >= retries, "{r:#}");
 }
+
+/// `silt bench recovery`: two simulated hours of one put a second. With the replay bound
+/// (200 segments here) an open replays at most the bound; without it, every write's segment.
+#[test]
+fn recovery_bench_replays_at_most_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("s.json");
+    std::fs::write(&settings, r#"{"wal": {"max_replay_segments": 200}}"#).unwrap();
+    let json = dir.path().join("r.json");
+    let out = ok(
+        "memory://",
+        &[
+            "--settings",
+            settings.to_str().unwrap(),
+            "bench",
+            "recovery",
+            "--simulated",
+            "2h",
+            "--opens",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("replay bound"), "{out}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (on, off) = (&r["runs"][0], &r["runs"][1]);
+    assert_eq!(on["replay_bound"], true);
+    assert_eq!(u(on, "/writes"), 7200);
+    assert!(u(on, "/replay_bound_flushes") >= 7200 / 201, "{on:#}");
+    // Besides the writes' segments, each writer (the simulated one, then each open)
+    // starts its epoch with one segment of its own.
+    for s in on["segments_replayed"].as_array().unwrap() {
+        assert!(s.as_u64().unwrap() <= 201 + 3, "{on:#}");
+    }
+    assert_eq!(off["replay_bound"], false);
+    assert_eq!(u(off, "/replay_bound_flushes"), 0);
+    for s in off["segments_replayed"].as_array().unwrap() {
+        assert!((7200..=7203).contains(&s.as_u64().unwrap()), "{off:#}");
+    }
+}

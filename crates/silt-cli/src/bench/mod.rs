@@ -44,6 +44,9 @@ pub enum BenchCommand {
     /// Local log write amplification, sparse versus packed, under a compressing-drive model
     /// (seed 003). Needs no store.
     WalWa(crate::walwa::WalWaArgs),
+    /// Open time of a store written slowly for a long (simulated) time, with and without
+    /// the replay bound. Uses an in-memory store behind `--store-latency`.
+    Recovery(crate::recovery::RecoveryArgs),
 }
 
 /// `silt bench mixed` arguments.
@@ -176,7 +179,7 @@ impl Plan {
             BenchCommand::Read(a) => ("read", 1.0, a, None),
             BenchCommand::Mixed(m) => ("mixed", m.read_ratio, m.common, None),
             BenchCommand::Soak(s) => ("soak", s.read_ratio, s.common, Some(s.warmup)),
-            BenchCommand::WalWa(_) | BenchCommand::Verify(_) => {
+            BenchCommand::WalWa(_) | BenchCommand::Verify(_) | BenchCommand::Recovery(_) => {
                 return Err(anyhow::anyhow!("not a load workload"));
             }
         };
@@ -275,6 +278,10 @@ pub async fn run(
             return Ok(0);
         }
         BenchCommand::Verify(args) => return verify::run(url, stack, settings, args).await,
+        BenchCommand::Recovery(args) => {
+            crate::recovery::run(args, stack, settings).await?;
+            return Ok(0);
+        }
         other => other,
     };
     let plan = Plan::new(url, stack, settings, cmd)?;
