@@ -4,9 +4,10 @@
 //! input almost always stops at a CRC32C check. Here every mutated input is *re-sealed*
 //! first: a fix-up function per format recomputes each checksum it covers (and, in some
 //! cases, the declared lengths), so the decoder's checksum passes and the structural
-//! checks behind it see the damage. Each target also mutates one level down (the raw
-//! block behind a frame, one record or group, one SST component) and re-encodes it
-//! with valid framing.
+//! checks behind it see the damage. Frame and SST targets also mutate one level down
+//! (the raw block behind a frame; one SST component: a data block, the filter, props,
+//! index, or the list of blocks itself) and re-encode it with valid framing; the WAL
+//! fix-up can also rewrite the header's length, record count and seq span to match.
 //!
 //! Decoders covered: `Block::decode` (+ iteration and seeks), `decode_block_frame`,
 //! `Footer::decode`, `IndexBlock::decode`, `BloomFilter::decode`, `decode_props`,
@@ -48,8 +49,8 @@
 //!    that most were not stopped at a checksum.
 //!
 //! # Modes
-//! * Short (default, CI): 8,000 to 20,000 inputs per decoder, about 10 s in all in a
-//!   debug build on 2 cores.
+//! * Short (default, CI): 8,000 to 20,000 inputs per decoder (about 150,000 in all),
+//!   about 3 s in a debug build on 2 cores.
 //! * Long: `SILT_LONG=1` runs 1,000,000 inputs per decoder; use a release build:
 //!   `SILT_LONG=1 cargo nextest run -p silt-format --release --test mutation --no-capture`
 //!   (or `cargo test -p silt-format --release --test mutation -- --nocapture`).
@@ -57,9 +58,14 @@
 //! Other knobs: `SILT_CASES=N` sets the number of inputs per decoder, `SILT_SEED=S`
 //! the base seed (default fixed, so runs are deterministic), and `SILT_CASE=I` runs
 //! only case `I` of that seed (to reproduce a failure, which prints seed, case, the
-//! mutations applied and the input as hex).
+//! mutations applied and the input as hex). `SILT_FUZZ_CORPUS=dir` also writes each
+//! decoder's valid seeds to `dir/<decoder>/` as a starting corpus for the cargo-fuzz
+//! targets in `fuzz/` (same names; see `fuzz/README.md`).
+//!
+//! The checksum fix-ups live in `tests/reseal/mod.rs`, shared with those targets.
 
-// The counting allocator is an `unsafe impl GlobalAlloc`; the rest of this file is safe.
+// The counting allocator is an `unsafe impl GlobalAlloc`, and its out-of-memory report
+// reads the input through a raw pointer; nothing else here uses `unsafe`.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -78,7 +84,7 @@ use silt_format::block::{
 use silt_format::bloom::{BloomBuilder, BloomFilter};
 use silt_format::local_log::{
     check_group, decode_group_header, decode_group_records, encode_group, encode_local_record,
-    scan_groups, GroupEnd, GroupHeader, FLAG_PADDED, GROUP_HEADER_SIZE, LOCAL_BLOCK_SIZE,
+    scan_groups, GroupEnd, GroupHeader, FLAG_PADDED, GROUP_HEADER_SIZE,
 };
 use silt_format::manifest::{
     decode_manifest, encode_manifest, Manifest, SortedRun, SstInfo, MANIFEST_HEADER_SIZE,
@@ -89,9 +95,13 @@ use silt_format::sst::{
 };
 use silt_format::wal::{
     decode_segment, decode_segment_header, encode_record, encode_segment, WalSegmentHeader,
-    WAL_HEADER_SIZE, WAL_TRAILER_SIZE,
+    WAL_HEADER_SIZE,
 };
 use silt_format::{Compression, ValueKind};
+
+mod reseal;
+
+use reseal::*;
 
 // ---------------------------------------------------------------------------------------
 // Counting allocator
@@ -307,16 +317,6 @@ impl Ctx {
     }
 }
 
-fn read_le(data: &[u8], at: usize, width: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b[..width].copy_from_slice(&data[at..at + width]);
-    u64::from_le_bytes(b)
-}
-
-fn write_le(data: &mut [u8], at: usize, width: usize, v: u64) {
-    data[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
-}
-
 /// One random mutation of `data`.
 fn mutate_once(cx: &mut Ctx, data: &mut Vec<u8>) {
     let len = data.len();
@@ -501,7 +501,37 @@ fn name_hash(name: &str) -> u64 {
     })
 }
 
+/// Fuzz targets whose input starts with a variant byte (which fix-up to apply).
+const FUZZ_VARIANT_BYTE: &[&str] = &[
+    "block_frame",
+    "sst_index",
+    "bloom",
+    "sst_props",
+    "sst_file",
+    "wal_segment",
+    "manifest",
+];
+
+/// With `SILT_FUZZ_CORPUS=dir`, writes the valid seeds of `t` to `dir/<name>/` in the
+/// input format of the cargo-fuzz target of the same name (`fuzz/`).
+fn write_fuzz_corpus(t: &Target) {
+    let Ok(dir) = std::env::var("SILT_FUZZ_CORPUS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir).join(t.name);
+    std::fs::create_dir_all(&dir).expect("create corpus dir");
+    for (i, seed) in t.seeds.iter().enumerate() {
+        let mut data = Vec::new();
+        if FUZZ_VARIANT_BYTE.contains(&t.name) {
+            data.push(1);
+        }
+        data.extend_from_slice(seed);
+        std::fs::write(dir.join(format!("seed-{i:03}")), data).expect("write seed");
+    }
+}
+
 fn run(t: Target) {
+    write_fuzz_corpus(&t);
     let long = std::env::var("SILT_LONG").is_ok_and(|v| v == "1");
     let cases =
         env_u64("SILT_CASES").map_or(if long { 1_000_000 } else { t.short_cases }, |n| n as usize);
@@ -672,20 +702,6 @@ fn frame_cap(frame: &[u8]) -> usize {
         2 if ulen <= p * 32768 => ulen,
         _ => 0,
     }
-}
-
-/// Recomputes the CRC in the last 4 bytes of a frame; with `fix_len`, also makes the
-/// declared length of an uncompressed frame match its payload.
-fn reseal_frame(frame: &mut [u8], fix_len: bool) {
-    let Some(p) = frame.len().checked_sub(BLOCK_TRAILER_SIZE) else {
-        return;
-    };
-    if fix_len && frame[p + 4] == 0 {
-        write_le(frame, p, 4, p as u64);
-    }
-    let crc_at = frame.len() - 4;
-    let crc = crc32c::crc32c(&frame[..crc_at]);
-    frame[crc_at..].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn compression_of(frame: &[u8]) -> Compression {
@@ -1080,11 +1096,7 @@ fn make_footer(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
     let mut file_len = read_le(seed, 0, 8);
     let mut tail = seed[8..].to_vec();
     mutate(cx, &mut tail);
-    if tail.len() >= Footer::SIZE {
-        let s = tail.len() - Footer::SIZE;
-        let crc = crc32c::crc32c(&tail[s..s + 58]);
-        tail[s + 58..].copy_from_slice(&crc.to_le_bytes());
-    }
+    reseal_footer(&mut tail);
     if cx.chance(4) {
         file_len = *cx.pick(&[
             0,
@@ -1285,58 +1297,6 @@ fn sst_props_decode() {
 // Whole SST files
 // ---------------------------------------------------------------------------------------
 
-/// The frame of `file` at `h`, if it lies inside.
-fn frame_at(file: &[u8], h: BlockHandle) -> Option<&[u8]> {
-    let end = h.offset.checked_add(h.len)?;
-    file.get(usize::try_from(h.offset).ok()?..usize::try_from(end).ok()?)
-}
-
-fn frame_at_mut(file: &mut [u8], h: BlockHandle) -> Option<&mut [u8]> {
-    let end = h.offset.checked_add(h.len)?;
-    file.get_mut(usize::try_from(h.offset).ok()?..usize::try_from(end).ok()?)
-}
-
-/// The three metadata handles of the (possibly mutated) footer at the end of `file`.
-fn footer_handles(file: &[u8]) -> Option<[BlockHandle; 3]> {
-    let s = file.len().checked_sub(Footer::SIZE)?;
-    let h = |i: usize| BlockHandle {
-        offset: read_le(file, s + 16 * i, 8),
-        len: read_le(file, s + 16 * i + 8, 8),
-    };
-    Some([h(0), h(1), h(2)])
-}
-
-/// Re-seals every checksum of a mutated SST where its (mutated) footer and index say the
-/// frames are: data frames, then the metadata frames, then the footer.
-fn reseal_sst(file: &mut [u8], fix_len: bool) {
-    let Some(handles) = footer_handles(file) else {
-        return;
-    };
-    for h in handles {
-        if let Some(f) = frame_at_mut(file, h) {
-            reseal_frame(f, fix_len);
-        }
-    }
-    let data: Vec<BlockHandle> = frame_at(file, handles[2])
-        .and_then(|f| decode_block_frame(f).ok())
-        .and_then(|raw| IndexBlock::decode(raw).ok())
-        .map(|i| i.entries().iter().map(|e| e.handle).collect())
-        .unwrap_or_default();
-    for h in data {
-        if let Some(f) = frame_at_mut(file, h) {
-            reseal_frame(f, fix_len);
-        }
-    }
-    for h in handles {
-        if let Some(f) = frame_at_mut(file, h) {
-            reseal_frame(f, fix_len);
-        }
-    }
-    let s = file.len() - Footer::SIZE;
-    let crc = crc32c::crc32c(&file[s..s + 58]);
-    file[s + 58..].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// An SST taken apart: data blocks (raw, compression, last key, last seq), filter and
 /// props raw, index compression.
 struct SstParts {
@@ -1536,16 +1496,6 @@ fn sst_file_open_iter_get() {
 // WAL
 // ---------------------------------------------------------------------------------------
 
-const WAL_HEADER_CRC_AT: usize = WAL_HEADER_SIZE - 4;
-const WAL_BODY_LEN_AT: usize = WAL_HEADER_CRC_AT - 8;
-
-fn reseal_wal_header(seg: &mut [u8]) {
-    if seg.len() >= WAL_HEADER_SIZE {
-        let crc = crc32c::crc32c(&seg[..WAL_HEADER_CRC_AT]);
-        seg[WAL_HEADER_CRC_AT..WAL_HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
-    }
-}
-
 fn make_wal_header(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
     let mut h = seed[..WAL_HEADER_SIZE].to_vec();
     mutate(cx, &mut h);
@@ -1569,52 +1519,6 @@ fn wal_segment_header_decode() {
         make: make_wal_header,
         exercise: ex_wal_header,
     });
-}
-
-/// Re-seals a mutated segment: each record's CRC where the (mutated) lengths put it,
-/// then the body CRC and the header CRC. `level` 1 also sets `body_len` to the actual
-/// body; level 2 also sets `record_count`, `first_seq` and `last_seq` from the records.
-fn reseal_wal(seg: &mut [u8], level: usize) {
-    if seg.len() < WAL_HEADER_SIZE + WAL_TRAILER_SIZE {
-        reseal_wal_header(seg);
-        return;
-    }
-    let body_end = seg.len() - WAL_TRAILER_SIZE;
-    if level >= 1 {
-        write_le(seg, WAL_BODY_LEN_AT, 8, (body_end - WAL_HEADER_SIZE) as u64);
-    }
-    let body = &mut seg[WAL_HEADER_SIZE..body_end];
-    let mut pos = 0;
-    let (mut count, mut first, mut last) = (0u64, None, None);
-    while pos + 4 <= body.len() {
-        let len = read_le(body, pos, 4) as usize;
-        let Some(end) = (pos + 4).checked_add(len).filter(|&e| e <= body.len()) else {
-            break;
-        };
-        if len < 16 {
-            break;
-        }
-        let crc = crc32c::crc32c(&body[pos + 4..end - 4]);
-        body[end - 4..end].copy_from_slice(&crc.to_le_bytes());
-        let s = read_le(body, pos + 4, 8);
-        let ops = read_le(body, pos + 12, 4);
-        if ops > 0 {
-            first.get_or_insert(s);
-            last = Some(s.wrapping_add(ops - 1));
-        }
-        count += 1;
-        pos = end;
-    }
-    let crc = crc32c::crc32c(body);
-    seg[body_end..].copy_from_slice(&crc.to_le_bytes());
-    if level >= 2 {
-        write_le(seg, 38 - 4, 4, count);
-        if let (Some(f), Some(l)) = (first, last) {
-            write_le(seg, 18, 8, f);
-            write_le(seg, 26, 8, l);
-        }
-    }
-    reseal_wal_header(seg);
 }
 
 fn make_wal(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
@@ -1683,14 +1587,8 @@ fn make_manifest(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
     } else {
         mutate(cx, &mut m);
     }
-    if m.len() >= MANIFEST_HEADER_SIZE {
-        if !cx.chance(4) {
-            let n = (m.len() - MANIFEST_HEADER_SIZE) as u64;
-            write_le(&mut m, 10, 4, n);
-        }
-        let crc = crc32c::crc32c(&m[MANIFEST_HEADER_SIZE..]);
-        m[14..18].copy_from_slice(&crc.to_le_bytes());
-    }
+    let fix_len = !cx.chance(4);
+    reseal_manifest(&mut m, fix_len);
     m
 }
 
@@ -1781,36 +1679,6 @@ fn manifest_worst_case_amplification() {
 // ---------------------------------------------------------------------------------------
 // Local log
 // ---------------------------------------------------------------------------------------
-
-const GROUP_CRC_AT: usize = GROUP_HEADER_SIZE - 4;
-
-/// Re-seals every group a scan would visit: walking from offset 0 with the (mutated)
-/// headers' lengths and flags, recompute each CRC whose payload fits.
-fn reseal_local_log(file: &mut [u8]) {
-    let mut off = 0usize;
-    while off + GROUP_HEADER_SIZE <= file.len() {
-        let h = &file[off..off + GROUP_HEADER_SIZE];
-        if h.iter().all(|&b| b == 0) {
-            break;
-        }
-        let payload_len = read_le(h, 24, 4) as usize;
-        let padded = h[3] & FLAG_PADDED != 0;
-        let start = off + GROUP_HEADER_SIZE;
-        let Some(end) = start.checked_add(payload_len).filter(|&e| e <= file.len()) else {
-            break;
-        };
-        let crc = crc32c::crc32c_append(
-            crc32c::crc32c(&file[off..off + GROUP_CRC_AT]),
-            &file[start..end],
-        );
-        file[off + GROUP_CRC_AT..start].copy_from_slice(&crc.to_le_bytes());
-        off = if padded {
-            end.div_ceil(LOCAL_BLOCK_SIZE) * LOCAL_BLOCK_SIZE
-        } else {
-            end
-        };
-    }
-}
 
 fn make_local_log(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
     let mut f = seed.to_vec();
