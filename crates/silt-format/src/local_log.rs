@@ -299,7 +299,10 @@ pub fn decode_group_records(header: &GroupHeader, payload: &Bytes) -> Result<Vec
         ));
     }
     let mut r = Reader::new(payload, WHAT);
-    let mut records = Vec::with_capacity(header.record_count as usize);
+    // The header's fields are public: do not trust `record_count` for the allocation
+    // (each record takes at least an op count and one op header).
+    let max_records = payload.len() / (LOCAL_RECORD_OVERHEAD + LOCAL_OP_HEADER_SIZE);
+    let mut records = Vec::with_capacity((header.record_count as usize).min(max_records));
     let mut seq = header.first_seq;
     for _ in 0..header.record_count {
         let count = r.u32()? as usize;
@@ -721,6 +724,23 @@ mod tests {
             h[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
             h
         }
+    }
+
+    /// Regression (mutation tests): with a header that `decode_group_header` never saw,
+    /// `record_count` sized the records vector (u32::MAX × 32 bytes: the process aborted).
+    #[test]
+    fn records_decoder_does_not_trust_record_count_for_allocation() {
+        let h = GroupHeader {
+            generation: 1,
+            first_seq: 1,
+            last_seq: 1,
+            payload_len: 0,
+            record_count: u32::MAX,
+            padded: false,
+        };
+        assert!(decode_group_records(&h, &Bytes::new())
+            .unwrap_err()
+            .is_corrupt());
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! `payload | uncompressed_len u32 | compression u8 | crc32c u32`,
 //! the CRC covering every byte before it.
 
-use std::io::Read;
-
 use bytes::Bytes;
 
 use crate::codec::{len_u32, u32_at};
@@ -17,6 +15,10 @@ pub const BLOCK_TRAILER_SIZE: usize = 9;
 pub const MAX_BLOCK_SIZE: usize = 128 << 20;
 
 const WHAT: &str = "block frame";
+
+/// Largest expansion of a zstd payload: a block regenerates at most 128 KiB
+/// (`Block_Maximum_Size`) and an RLE block, the densest, takes 4 bytes.
+const ZSTD_MAX_RATIO: usize = (128 << 10) / 4;
 
 /// Frames a raw block. If `compression` does not make the payload strictly
 /// smaller, the block is stored uncompressed (compression byte 0).
@@ -95,12 +97,20 @@ pub fn decode_block_frame(frame: &[u8]) -> Result<Bytes> {
             out
         }
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(payload)
-                .map_err(|e| FormatError::corrupt(WHAT, format!("zstd: {e}")))?;
-            let mut out = Vec::new();
-            decoder
-                .take(ulen as u64 + 1)
-                .read_to_end(&mut out)
+            // Same idea for zstd: every block regenerates at most 128 KiB and takes at
+            // least 4 bytes (an RLE block), so no payload expands more than 32768x.
+            if ulen > payload.len().saturating_mul(ZSTD_MAX_RATIO) {
+                return Err(FormatError::corrupt(
+                    WHAT,
+                    format!("zstd length {ulen} impossible for {} bytes", payload.len()),
+                ));
+            }
+            // One-shot decompression into exactly `ulen` bytes: output beyond that is an
+            // error, and unlike the streaming decoder it allocates no window buffer (whose
+            // size a damaged frame header could set to 128 MiB).
+            let mut out = Vec::with_capacity(ulen);
+            zstd::bulk::Decompressor::new()
+                .and_then(|mut d| d.decompress_to_buffer(payload, &mut out))
                 .map_err(|e| FormatError::corrupt(WHAT, format!("zstd: {e}")))?;
             out
         }

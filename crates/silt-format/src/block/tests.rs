@@ -305,6 +305,44 @@ fn frame_lying_lengths_fail() {
     assert_corrupt(decode_block_frame(&reframe(b"abc", 3, 9)));
 }
 
+/// Regression (mutation tests): a zstd claim no payload of that size can meet is
+/// rejected before anything is allocated, like the lz4 one.
+#[test]
+fn zstd_impossible_length_is_rejected() {
+    // A 10-byte frame: magic, no content size, window log 10, one raw block "x".
+    let tiny = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x09, 0x00, 0x00, b'x'];
+    assert_eq!(
+        &decode_block_frame(&reframe(&tiny, 1, 2)).unwrap()[..],
+        b"x"
+    );
+    let err = decode_block_frame(&reframe(&tiny, 10 * 32768 + 1, 2)).unwrap_err();
+    assert!(err.to_string().contains("impossible"), "{err}");
+    // Within the ratio but not what the frame holds: still Corrupt.
+    assert_corrupt(decode_block_frame(&reframe(&tiny, 10 * 32768, 2)));
+    assert_corrupt(decode_block_frame(&reframe(&tiny, 0, 2)));
+}
+
+/// Regression (mutation tests): a frame header declaring a 128 MiB window (window
+/// descriptor 0x88) for a 1-byte block. The streaming decoder reserved a window buffer
+/// of that size (C heap, 128 MiB of address space for 10 input bytes); the one-shot
+/// decoder needs none and decodes it.
+#[test]
+fn zstd_large_declared_window_decodes_one_shot() {
+    let big_window = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x88, 0x09, 0x00, 0x00, b'x'];
+    assert_eq!(
+        &decode_block_frame(&reframe(&big_window, 1, 2)).unwrap()[..],
+        b"x"
+    );
+    // Two frames back to back decode as their concatenation, as before.
+    let mut two = big_window.to_vec();
+    two.extend_from_slice(&big_window);
+    assert_eq!(
+        &decode_block_frame(&reframe(&two, 2, 2)).unwrap()[..],
+        b"xx"
+    );
+    assert_corrupt(decode_block_frame(&reframe(&two, 1, 2)));
+}
+
 proptest! {
     #[test]
     fn frame_with_valid_crc_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..300),

@@ -20,8 +20,9 @@ pub const MAX_VALUE_LEN: usize = 64 << 20;
 /// Target block sizes are clamped to this so every block stays far below
 /// [`MAX_BLOCK_SIZE`].
 const MAX_TARGET_BLOCK: usize = MAX_BLOCK_SIZE / 4;
-/// Restart interval of the index block.
-const INDEX_RESTART_INTERVAL: usize = 16;
+/// Restart interval of the index block. `IndexBlock::decode` relies on it to bound the
+/// decoded key bytes (at most this many times the raw index size).
+pub(super) const INDEX_RESTART_INTERVAL: usize = 16;
 
 /// Tuning knobs of [`SstBuilder`]. Missing JSON fields take their defaults.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
+use super::builder::INDEX_RESTART_INTERVAL;
 use super::footer::BlockHandle;
 use crate::block::Block;
 use crate::codec::Reader;
@@ -35,14 +36,32 @@ pub struct IndexBlock {
 
 impl IndexBlock {
     /// Decodes a raw index block (the output of `decode_block_frame`).
+    ///
+    /// Every entry holds a copy of its whole key, while the block stores only suffixes,
+    /// so a block whose entries all share one long prefix would decode to
+    /// entries × prefix bytes. The writer starts a full key every
+    /// [`INDEX_RESTART_INTERVAL`] entries, which caps the decoded keys at that many times
+    /// the raw size; more than that is `Corrupt`.
     pub fn decode(raw: Bytes) -> Result<IndexBlock> {
         let size = raw.len();
+        let max_key_bytes = size.saturating_mul(INDEX_RESTART_INTERVAL);
+        let mut key_bytes = 0usize;
         let block = Block::decode(raw)?;
         let mut entries = Vec::new();
         for e in block.iter() {
             let e = e?;
             if e.kind != ValueKind::Put || e.value.len() != BlockHandle::ENCODED_SIZE {
                 return Err(FormatError::corrupt(WHAT, "entry is not a block handle"));
+            }
+            key_bytes = key_bytes.saturating_add(e.key.len());
+            if key_bytes > max_key_bytes {
+                return Err(FormatError::corrupt(
+                    WHAT,
+                    format!(
+                        "keys total more than {max_key_bytes} bytes for a {size}-byte block \
+                         (restart interval {INDEX_RESTART_INTERVAL})"
+                    ),
+                ));
             }
             let handle = BlockHandle::read(&mut Reader::new(&e.value, WHAT))?;
             entries.push(IndexEntry {

@@ -306,6 +306,74 @@ fn props_binary_and_json() {
     assert!(serde_json::from_str::<SstProps>(r#"{"smallest_key":"0g"}"#).is_err());
 }
 
+/// A raw index block of `n` entries sharing one `key_len`-byte key (seqs descending),
+/// with a single restart point: `n` × `key_len` decoded bytes from
+/// `key_len + 37 n` stored ones.
+fn shared_key_index(key_len: usize, n: u64) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let handle = BlockHandle { offset: 0, len: 9 }.encode();
+    for seq in (0..n).rev() {
+        let (shared, unshared) = if raw.is_empty() {
+            (0, key_len)
+        } else {
+            (key_len, 0)
+        };
+        raw.extend_from_slice(&(shared as u32).to_le_bytes());
+        raw.extend_from_slice(&(unshared as u32).to_le_bytes());
+        raw.extend_from_slice(&16u32.to_le_bytes());
+        raw.extend_from_slice(&seq.to_le_bytes());
+        raw.push(ValueKind::Put as u8);
+        raw.resize(raw.len() + unshared, b'k');
+        raw.extend_from_slice(&handle);
+    }
+    raw.extend_from_slice(&0u32.to_le_bytes());
+    raw.extend_from_slice(&1u32.to_le_bytes());
+    raw
+}
+
+/// Regression (mutation tests): such an index decoded to entries × key bytes, quadratic
+/// in its size (an 11.9 KB lz4 frame of 2000 entries sharing a 64 KiB key allocated
+/// 131 MB). More key bytes than 16 × the raw size is now `Corrupt`.
+#[test]
+fn index_decoding_more_keys_than_restart_interval_allows_is_corrupt() {
+    let ok = shared_key_index(100, 16);
+    assert_eq!(
+        IndexBlock::decode(Bytes::from(ok)).unwrap().entries().len(),
+        16
+    );
+    let bad = shared_key_index(1000, 40);
+    let err = IndexBlock::decode(Bytes::from(bad)).unwrap_err();
+    assert!(
+        err.is_corrupt() && err.to_string().contains("restart interval"),
+        "{err}"
+    );
+}
+
+/// The writer's own worst case stays accepted: blocks whose last keys share one long
+/// prefix, 16 index entries per restart point, each key about as long as the run.
+#[test]
+fn index_at_the_writer_amplification_limit_opens() {
+    let prefix = vec![b'p'; 4096];
+    let mut entries = Vec::new();
+    for i in 0u8..48 {
+        let mut key = prefix.clone();
+        key.push(i);
+        entries.push(e(&key, 1, ValueKind::Put, b"v"));
+    }
+    let opts = SstOptions {
+        block_bytes: 1,
+        ..small_opts(Compression::Lz4)
+    };
+    let (bytes, props) = build(&entries, opts);
+    let file = check_file(&entries, bytes, &props);
+    let keys: usize = file.index.entries().iter().map(|e| e.last_key.len()).sum();
+    assert!(
+        keys > 12 * file.index.size_bytes(),
+        "{keys} vs {}",
+        file.index.size_bytes()
+    );
+}
+
 #[test]
 fn options_json_defaults() {
     let o: SstOptions = serde_json::from_str(r#"{"compression":"zstd"}"#).unwrap();
