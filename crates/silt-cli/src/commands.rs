@@ -74,20 +74,11 @@ fn remote() -> WriteOptions {
     WriteOptions::with_durability(Durability::Remote)
 }
 
-/// Settings from the `--settings` JSON file (defaults without one), validated.
+/// Settings from the `--settings` file (TOML or JSON by extension; defaults without one) and
+/// the `SILT_` environment variables (`Settings::load`), validated. Any error is a usage
+/// error (exit 2).
 pub fn load_settings(path: Option<&Path>) -> Result<Settings> {
-    let Some(path) = path else {
-        return Ok(Settings::default());
-    };
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("cannot read settings file {shown}: {e}")))?;
-    let settings: Settings = serde_json::from_str(&text)
-        .map_err(|e| UsageError(format!("settings file {shown}: {e}")))?;
-    settings
-        .validate()
-        .with_context(|| format!("settings file {shown}"))?;
-    Ok(settings)
+    Settings::load(path).map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// Open as the writer (fencing any other), run `f`, then close (making every write durable).

@@ -255,7 +255,7 @@ fn settings_errors_are_clear() {
     let out = s.run(&["--settings", p, "put", "a", "b"]);
     let err = assert_one_line_error(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("unknown field `nope`"), "{err}");
+    assert!(err.contains("unknown field: found `nope`"), "{err}");
     assert!(err.contains("settings.json"), "{err}");
 
     std::fs::write(&path, r#"{"wal": {"max_puts_per_sec": 0}}"#).unwrap();
@@ -272,6 +272,45 @@ fn settings_errors_are_clear() {
     std::fs::write(&path, r#"{"wal": {"flush_interval": "50ms"}}"#).unwrap();
     s.ok(&["--settings", p, "put", "a", "b"]);
     assert_eq!(s.ok(&["--settings", p, "get", "a"]), "b\n");
+}
+
+#[test]
+fn settings_from_toml_and_the_environment() {
+    let s = Store::new();
+    let path = s.dir.path().join("settings.toml");
+    let p = path.to_str().unwrap();
+    std::fs::write(
+        &path,
+        "[wal]\nflush_interval = \"20ms\"\nmax_puts_per_sec = 50.0\n",
+    )
+    .unwrap();
+    s.ok(&["--settings", p, "put", "a", "b"]);
+    assert_eq!(s.ok(&["--settings", p, "get", "a"]), "b\n");
+
+    std::fs::write(&path, "[wal]\nflush_intervall = \"20ms\"\n").unwrap();
+    let err = assert_one_line_error(&s.run(&["--settings", p, "get", "a"]));
+    assert!(
+        err.contains("settings.toml") && err.contains("flush_intervall"),
+        "{err}"
+    );
+
+    // A `SILT_` variable overrides the file, and is validated like it.
+    std::fs::write(&path, "[wal]\nmax_puts_per_sec = 50.0\n").unwrap();
+    let out = s
+        .cmd(&["--settings", p, "get", "a"])
+        .env("SILT_WAL__MAX_PUTS_PER_SEC", "0")
+        .output()
+        .unwrap();
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("max_puts_per_sec"), "{err}");
+    let out = s
+        .cmd(&["get", "a"])
+        .env("SILT_GC__GRACE", "whenever")
+        .output()
+        .unwrap();
+    let err = assert_one_line_error(&out);
+    assert!(err.contains("SILT_") && err.contains("GC.GRACE"), "{err}");
 }
 
 #[test]

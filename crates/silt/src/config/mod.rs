@@ -1,4 +1,8 @@
-//! Settings: one serde struct with documented defaults and [`Settings::validate`].
+//! Settings: one serde struct with documented defaults and [`Settings::validate`];
+//! [`Settings::load`] reads them from a TOML or JSON file and `SILT_` environment variables
+//! (`load.rs`).
+
+mod load;
 
 use std::time::Duration;
 
