@@ -17,9 +17,14 @@ use crate::key::{cmp_internal, SeqNo, ValueKind};
 pub const MAX_KEY_LEN: usize = 1 << 20;
 /// Longest value accepted by [`SstBuilder::add`] (64 MiB).
 pub const MAX_VALUE_LEN: usize = 64 << 20;
-/// Target block sizes are clamped to this so every block stays far below
-/// [`MAX_BLOCK_SIZE`].
-const MAX_TARGET_BLOCK: usize = MAX_BLOCK_SIZE / 4;
+/// Largest target data block size ([`SstOptions::block_bytes`], 16 MiB): the builder clamps
+/// to it, and the engine's settings refuse more, so every block (the target plus the entry
+/// that crosses it) stays far below [`MAX_BLOCK_SIZE`].
+pub const MAX_TARGET_BLOCK_BYTES: usize = 16 << 20;
+/// Smallest target data block size the engine's settings accept (256 B).
+pub const MIN_TARGET_BLOCK_BYTES: usize = 256;
+const MAX_TARGET_BLOCK: usize = MAX_TARGET_BLOCK_BYTES;
+const _: () = assert!(MAX_TARGET_BLOCK_BYTES <= MAX_BLOCK_SIZE / 4);
 /// Restart interval of the index block. `IndexBlock::decode` relies on it to bound the
 /// decoded key bytes (at most this many times the raw index size).
 pub(super) const INDEX_RESTART_INTERVAL: usize = 16;

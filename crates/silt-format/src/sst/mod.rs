@@ -18,7 +18,10 @@ mod props;
 #[cfg(test)]
 mod tests;
 
-pub use builder::{SstBuilder, SstOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use builder::{
+    SstBuilder, SstOptions, MAX_KEY_LEN, MAX_TARGET_BLOCK_BYTES, MAX_VALUE_LEN,
+    MIN_TARGET_BLOCK_BYTES,
+};
 pub use file::SstFile;
 pub use footer::{BlockHandle, Footer, SST_FORMAT_VERSION, SST_MAGIC};
 pub use index::{IndexBlock, IndexEntry};

@@ -333,9 +333,13 @@ impl Settings {
                 w.max_unflushed_bytes, w.segment_bytes
             ));
         }
-        if self.sst.block_bytes < 256 || self.sst.block_bytes > 16 * MIB {
+        let blocks =
+            silt_format::sst::MIN_TARGET_BLOCK_BYTES..=silt_format::sst::MAX_TARGET_BLOCK_BYTES;
+        if !blocks.contains(&self.sst.block_bytes) {
             return bad(format!(
-                "sst.block_bytes must be within 256..=16MiB, got {}",
+                "sst.block_bytes must be within {}..={} (16 MiB), got {}",
+                blocks.start(),
+                blocks.end(),
                 self.sst.block_bytes
             ));
         }
@@ -357,6 +361,15 @@ impl Settings {
                 "compaction.target_sst_bytes must be >= 4096, min_merge_width and max_runs >= 2"
                     .into(),
             );
+        }
+        if self.gc.interval.is_zero() {
+            return bad("gc.interval must be positive".into());
+        }
+        if self.cache.disk_dir.is_some() && self.cache.disk_bytes < MIB as u64 {
+            return bad(format!(
+                "cache.disk_bytes must be at least 1 MiB when cache.disk_dir is set, got {}",
+                self.cache.disk_bytes
+            ));
         }
         if self.sst.bloom_bits_per_key > 64 {
             return bad(format!(
@@ -441,6 +454,22 @@ mod tests {
         let mut s = Settings::default();
         s.wal.max_unflushed_bytes = 10;
         assert!(s.validate().is_err());
+        let mut s = Settings::default();
+        s.gc.interval = Duration::ZERO;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("gc.interval"), "{e}");
+        let mut s = Settings::default();
+        s.cache.disk_dir = Some("/tmp/c".into());
+        s.cache.disk_bytes = 10;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("cache.disk_bytes"), "{e}");
+        // One block-size limit, the format's.
+        let mut s = Settings::default();
+        s.sst.block_bytes = silt_format::sst::MAX_TARGET_BLOCK_BYTES + 1;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("sst.block_bytes"), "{e}");
+        s.sst.block_bytes = silt_format::sst::MAX_TARGET_BLOCK_BYTES;
+        s.validate().unwrap();
     }
 
     #[test]
