@@ -36,7 +36,7 @@ fn round(h: u64, w: u64) -> u64 {
 ///
 /// `h = P3 ^ (len * P1)`; for each 8-byte little-endian word `w` (the final,
 /// possibly empty, partial word zero-padded) `h = rotl(h ^ mix(w), 27) * P1 + P2`
-/// with `mix(w) = rotl(w * P2, 31) * P1`; finally the MurmurHash3 `fmix64`
+/// with `mix(w) = rotl(w * P2, 31) * P1`; finally the `MurmurHash3` `fmix64`
 /// finalizer. All arithmetic wraps. Constants are documented in `docs/format.md`.
 pub fn hash64(data: &[u8]) -> u64 {
     let mut h = P3 ^ (data.len() as u64).wrapping_mul(P1);

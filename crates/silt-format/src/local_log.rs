@@ -36,14 +36,14 @@ pub const LOCAL_LOG_MAGIC: [u8; 2] = *b"SL";
 pub const LOCAL_LOG_VERSION: u8 = 1;
 /// Size of the blocks groups are aligned to and padded to (sparse mode).
 pub const LOCAL_BLOCK_SIZE: usize = 4096;
-/// magic 2 | version 1 | flags 1 | generation 4 | first_seq 8 | last_seq 8 |
-/// payload_len 4 | record_count 4 | crc32c 4.
+/// magic 2 | version 1 | flags 1 | generation 4 | `first_seq` 8 | `last_seq` 8 |
+/// `payload_len` 4 | `record_count` 4 | crc32c 4.
 pub const GROUP_HEADER_SIZE: usize = 2 + 1 + 1 + 4 + 8 + 8 + 4 + 4 + 4;
 /// Header flag: zeros follow the group up to the next [`LOCAL_BLOCK_SIZE`] boundary.
 pub const FLAG_PADDED: u8 = 1;
-/// Bytes of a record besides its ops: op_count.
+/// Bytes of a record besides its ops: `op_count`.
 pub const LOCAL_RECORD_OVERHEAD: usize = 4;
-/// Fixed bytes per op: kind, key_len, value_len (the op encoding of the remote WAL).
+/// Fixed bytes per op: kind, `key_len`, `value_len` (the op encoding of the remote WAL).
 pub const LOCAL_OP_HEADER_SIZE: usize = OP_HEADER_SIZE;
 
 const CRC_AT: usize = GROUP_HEADER_SIZE - 4;
@@ -488,8 +488,11 @@ mod tests {
         push_group(&mut out, 1, 5, &[put(b"k", b"v")], true);
         let hex: String = out[..GROUP_HEADER_SIZE + 15]
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+            .fold(String::new(), |mut s, b| {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{b:02x}");
+                s
+            });
         assert_eq!(
             hex,
             "534c01010100000005000000000000000500000000000000\
@@ -727,7 +730,7 @@ mod tests {
     }
 
     /// Regression (mutation tests): with a header that `decode_group_header` never saw,
-    /// `record_count` sized the records vector (u32::MAX × 32 bytes: the process aborted).
+    /// `record_count` sized the records vector (`u32::MAX` × 32 bytes: the process aborted).
     #[test]
     fn records_decoder_does_not_trust_record_count_for_allocation() {
         let h = GroupHeader {

@@ -15,7 +15,7 @@ const WHAT: &str = "manifest";
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SILTMAN\0";
 /// Manifest format version written by this crate and the only one it reads.
 pub const MANIFEST_FORMAT_VERSION: u16 = 1;
-/// magic 8 | version 2 | payload_len 4 | payload_crc 4.
+/// magic 8 | version 2 | `payload_len` 4 | `payload_crc` 4.
 pub const MANIFEST_HEADER_SIZE: usize = 18;
 
 /// The database state at one point: which SSTs exist and where WAL replay
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn extra_defaults_when_missing() {
         let m = Manifest {
-            extra: Default::default(),
+            extra: serde_json::Map::default(),
             ..sample()
         };
         let mut v = serde_json::to_value(&m).unwrap();

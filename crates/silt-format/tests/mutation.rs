@@ -36,12 +36,12 @@
 //!    | `decode_props` | 1 × raw | the two keys |
 //!    | `IndexBlock::decode` + find | 23 × raw | retained keys ≤ 16 × raw (capped by the decoder: restart interval 16), entries 56 B per ≥ 37 encoded bytes with doubling (≈ 3 ×), the iteration (3 ×), one spare |
 //!    | `SstFile::open` | frame bounds of filter + 2 × props + 24 × index | the rows above |
-//!    | `SstFile` iter / get / read_block | 3 × (largest data frame's declared size) | one block at a time |
+//!    | `SstFile` iter / get / `read_block` | 3 × (largest data frame's declared size) | one block at a time |
 //!    | `decode_segment_header`, `decode_group_header`, `check_group` | 0 | |
 //!    | `decode_segment` | 10 × len | a `WalOp` is 72 B per ≥ 9 encoded bytes (8 ×), a `WalRecord` 32 B per ≥ 20 bytes (1.6 ×) |
 //!    | `decode_group_records` | 11 × len | ops 8 ×, records 32 B per ≥ 13 bytes (2.5 ×) |
 //!    | `scan_groups` | 12 × len | the payload copies (1 ×) + the records |
-//!    | `decode_manifest` | 128 × len | serde_json builds a `Value` tree for unknown `extra` fields: `{"":0},` (7 bytes) in an array becomes a 32-byte `Value` plus a ~632-byte B-tree leaf (~100 ×); see `manifest_worst_case_amplification` |
+//!    | `decode_manifest` | 128 × len | `serde_json` builds a `Value` tree for unknown `extra` fields: `{"":0},` (7 bytes) in an array becomes a 32-byte `Value` plus a ~632-byte B-tree leaf (~100 ×); see `manifest_worst_case_amplification` |
 //!
 //!    libzstd's own context is allocated by C `malloc`, which this allocator does not see.
 //! 3. The mutations reach past the checksums: each target prints how many inputs were
@@ -530,6 +530,10 @@ fn write_fuzz_corpus(t: &Target) {
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "each test builds its target inline and hands it over"
+)]
 fn run(t: Target) {
     write_fuzz_corpus(&t);
     let long = std::env::var("SILT_LONG").is_ok_and(|v| v == "1");
@@ -580,7 +584,7 @@ fn run(t: Target) {
                 let msg = p
                     .downcast_ref::<String>()
                     .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .or_else(|| p.downcast_ref::<&str>().map(std::string::ToString::to_string))
                     .unwrap_or_default();
                 fail(format!("decoder panicked: {msg}"));
             }
@@ -669,7 +673,7 @@ fn walk<T, E>(it: impl Iterator<Item = Result<T, E>>) -> Result<usize, E> {
 fn exercise_block(block: &Block) -> Result<(), String> {
     let mut first = None;
     let mut last = None;
-    for e in block.iter() {
+    for e in block {
         let e = e.map_err(|e| e.to_string())?;
         if first.is_none() {
             first = Some((e.key.clone(), e.seq));

@@ -8,7 +8,7 @@ use crate::codec::{len_u32, u32_at};
 use crate::compress::{Compression, ZSTD_LEVEL};
 use crate::error::{FormatError, Result};
 
-/// Bytes after the payload: uncompressed_len u32, compression u8, crc32c u32.
+/// Bytes after the payload: `uncompressed_len` u32, compression u8, crc32c u32.
 pub const BLOCK_TRAILER_SIZE: usize = 9;
 
 /// Largest uncompressed block a reader accepts (128 MiB).

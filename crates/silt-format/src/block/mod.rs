@@ -22,6 +22,6 @@ pub use builder::BlockBuilder;
 pub use frame::{decode_block_frame, encode_block_frame, BLOCK_TRAILER_SIZE, MAX_BLOCK_SIZE};
 pub use reader::{Block, BlockIter};
 
-/// Size of the fixed part of an entry: shared, unshared, value_len (u32 each),
+/// Size of the fixed part of an entry: shared, unshared, `value_len` (u32 each),
 /// seq (u64) and kind (u8).
 pub const ENTRY_HEADER_SIZE: usize = 21;

@@ -272,6 +272,15 @@ impl BlockIter {
     }
 }
 
+impl IntoIterator for &Block {
+    type Item = Result<Entry>;
+    type IntoIter = BlockIter;
+
+    fn into_iter(self) -> BlockIter {
+        self.iter()
+    }
+}
+
 impl Iterator for BlockIter {
     type Item = Result<Entry>;
 

@@ -48,7 +48,7 @@ impl IndexBlock {
         let mut key_bytes = 0usize;
         let block = Block::decode(raw)?;
         let mut entries = Vec::new();
-        for e in block.iter() {
+        for e in &block {
             let e = e?;
             if e.kind != ValueKind::Put || e.value.len() != BlockHandle::ENCODED_SIZE {
                 return Err(FormatError::corrupt(WHAT, "entry is not a block handle"));

@@ -62,6 +62,10 @@ pub fn encode_props(p: &SstProps) -> Vec<u8> {
 }
 
 /// Decodes the props frame content (the output of `decode_block_frame`).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "decoders take the frame's `Bytes` like the other block decoders do"
+)]
 pub fn decode_props(raw: Bytes) -> Result<SstProps> {
     let mut r = Reader::new(&raw, WHAT);
     let version = r.u16()?;

@@ -43,7 +43,7 @@ fn sample() -> Vec<Entry> {
     let mut out = Vec::new();
     for i in 0u64..200 {
         let key = format!("k{:04}", i * 3);
-        for v in 0..(1 + i % 3) {
+        for v in 0..=(i % 3) {
             let seq = 10_000 - i * 5 - v * 2;
             let kind = if (i + v) % 7 == 3 {
                 ValueKind::Delete
@@ -383,7 +383,7 @@ fn options_json_defaults() {
     assert_eq!(o.bloom_bits_per_key, 10);
 }
 
-/// seq -> (is_delete, value)
+/// seq -> (`is_delete`, value)
 type Versions = BTreeMap<u64, (bool, Vec<u8>)>;
 
 fn entries_strategy() -> impl Strategy<Value = Vec<Entry>> {

@@ -11,9 +11,9 @@ use crate::key::{SeqNo, ValueKind};
 
 const WHAT: &str = "wal record";
 
-/// Bytes of a record besides its ops: len, first_seq, count, crc.
+/// Bytes of a record besides its ops: len, `first_seq`, count, crc.
 pub const RECORD_OVERHEAD: usize = 4 + 8 + 4 + 4;
-/// Fixed bytes per op: kind, key_len, value_len.
+/// Fixed bytes per op: kind, `key_len`, `value_len`.
 pub const OP_HEADER_SIZE: usize = 1 + 4 + 4;
 
 /// One write batch; op `i` has seq `first_seq + i`.

@@ -13,10 +13,10 @@ const WHAT: &str = "wal segment";
 pub const WAL_MAGIC: [u8; 8] = *b"SILTWAL\0";
 /// WAL format version written by this crate and the only one it reads.
 pub const WAL_FORMAT_VERSION: u16 = 1;
-/// magic 8 | version 2 | writer_epoch 8 | first_seq 8 | last_seq 8 |
-/// record_count 4 | body_len 8 | header_crc 4.
+/// magic 8 | version 2 | `writer_epoch` 8 | `first_seq` 8 | `last_seq` 8 |
+/// `record_count` 4 | `body_len` 8 | `header_crc` 4.
 pub const WAL_HEADER_SIZE: usize = 8 + 2 + 8 + 8 + 8 + 4 + 8 + 4;
-/// body_crc u32.
+/// `body_crc` u32.
 pub const WAL_TRAILER_SIZE: usize = 4;
 
 /// The fixed-size header of a WAL segment.
@@ -95,6 +95,10 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<WalSegmentHeader> {
 /// body CRC, every record's CRC and lengths, the record count, and that
 /// record seqs are increasing, non-overlapping and span exactly
 /// `first_seq..=last_seq` (no constraint on those for segments without ops).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the caller hands over the object's bytes, as to the other decoders"
+)]
 pub fn decode_segment(bytes: Bytes) -> Result<WalSegment> {
     let header = decode_segment_header(&bytes)?;
     let expected_len =
