@@ -584,7 +584,10 @@ fn run(t: Target) {
                 let msg = p
                     .downcast_ref::<String>()
                     .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(std::string::ToString::to_string))
+                    .or_else(|| {
+                        p.downcast_ref::<&str>()
+                            .map(std::string::ToString::to_string)
+                    })
                     .unwrap_or_default();
                 fail(format!("decoder panicked: {msg}"));
             }
