@@ -164,7 +164,7 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() -> Result<()> {
         .read_only()
         .open()
         .await
-        .context("open")?;
+        .context("reopen")?;
     assert_eq!(
         r.get("a").await.context("get a")?.as_deref(),
         Some(&b"1"[..])
@@ -175,7 +175,7 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() -> Result<()> {
         None,
         "a read-only open saw writes past a gap"
     );
-    r.close().await.context("close")?;
+    r.close().await.context("close r")?;
 
     gate.release.add_permits(1);
     f1.await
@@ -189,7 +189,7 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() -> Result<()> {
         .read_only()
         .open()
         .await
-        .context("open")?;
+        .context("second reopen")?;
     for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
         assert_eq!(
             r.get(k)
@@ -200,8 +200,8 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() -> Result<()> {
             "{k}"
         );
     }
-    r.close().await.context("close")?;
-    w.close().await.context("close")?;
+    r.close().await.context("close r")?;
+    w.close().await.context("close w")?;
     Ok(())
 }
 
@@ -227,7 +227,7 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() -> Result<(
             .settings(settings())
             .open()
             .await
-            .context("open")?,
+            .context("reopen")?,
     );
     let fence = *wal_ids(&mem).await?.last().context("no WAL segment of B")?;
     let zombie = mem
@@ -287,7 +287,7 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() -> Result<(
         .settings(settings())
         .open()
         .await
-        .context("open")?;
+        .context("second reopen")?;
     assert_eq!(
         c.get("k1").await.context("get k1")?.as_deref(),
         Some(&b"v1"[..])
@@ -300,7 +300,7 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() -> Result<(
         c.get("from-a").await.context("get from-a")?.as_deref(),
         Some(&b"x"[..])
     );
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -360,7 +360,7 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() -> Result<()> {
         "the held segment landed"
     );
 
-    let r = open(Arc::clone(&mem)).await.context("open")?;
+    let r = open(Arc::clone(&mem)).await.context("reopen")?;
     for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
         assert_eq!(
             r.get(k)
@@ -371,7 +371,7 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() -> Result<()> {
             "{k}"
         );
     }
-    r.close().await.context("close")?;
+    r.close().await.context("close r")?;
     // And once more, now from the remote WAL alone (the local records were shipped).
     let mut s2 = s.clone();
     s2.local_log = None;
@@ -379,7 +379,7 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() -> Result<()> {
         .settings(s2)
         .open()
         .await
-        .context("open")?;
+        .context("second reopen")?;
     for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
         assert_eq!(
             r.get(k)
@@ -390,6 +390,6 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() -> Result<()> {
             "{k}"
         );
     }
-    r.close().await.context("close")?;
+    r.close().await.context("close r")?;
     Ok(())
 }

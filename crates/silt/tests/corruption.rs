@@ -217,7 +217,7 @@ async fn db_with_wal_only(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     db.close().await.context("close")?;
     // Sanity: a clean reopen replays everything.
-    let db = Db::open(&url(dir), settings()).await.context("open")?;
+    let db = Db::open(&url(dir), settings()).await.context("reopen")?;
     assert_eq!(
         db.get(key(19))
             .await
@@ -225,7 +225,7 @@ async fn db_with_wal_only(dir: &Path) -> Result<Vec<PathBuf>> {
             .as_deref(),
         Some(&value(19)[..])
     );
-    db.close().await.context("close")?;
+    db.close().await.context("close the reopened db")?;
     let mut data: Vec<PathBuf> = Vec::new();
     for p in files(dir, "wal", "wal")? {
         let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -303,7 +303,7 @@ async fn wal_segments_before_replay_point_are_not_read() -> Result<()> {
     }
     let db = Db::open(&url(dir.path()), settings())
         .await
-        .context("open")?;
+        .context("reopen")?;
     for i in 0..20 {
         assert_eq!(
             db.get(key(i))
@@ -317,7 +317,7 @@ async fn wal_segments_before_replay_point_are_not_read() -> Result<()> {
         db.get("after").await.context("get after")?.as_deref(),
         Some(&b"flush"[..])
     );
-    db.close().await.context("close")?;
+    db.close().await.context("close the reopened db")?;
     Ok(())
 }
 
@@ -429,11 +429,11 @@ async fn torn_newest_manifest_falls_back_to_the_one_before() -> Result<()> {
             .await
             .context("open")?;
         check_all(&ro, 250).await?;
-        ro.close().await.context("close")?;
+        ro.close().await.context("close ro")?;
 
         let db = Db::open(&url(dir.path()), settings())
             .await
-            .context("open")?;
+            .context("reopen")?;
         assert_eq!(db.writer_epoch(), 3, "{how}: two past manifest 2's epoch");
         check_all(&db, 250).await?;
         let r = silt::inspect::inspect(db.storage())
@@ -445,19 +445,19 @@ async fn torn_newest_manifest_falls_back_to_the_one_before() -> Result<()> {
         // GC passes over the torn manifest (nobody can read it) instead of failing on it.
         db.gc(None).await.context("gc")?;
         db.compact().await.context("compact")?;
-        db.close().await.context("close")?;
+        db.close().await.context("close the reopened db")?;
 
         // The torn manifest 3 now sits below valid ones: only the newest is read.
         let db = Db::open(&url(dir.path()), settings())
             .await
-            .context("open")?;
+            .context("second reopen")?;
         assert_eq!(db.writer_epoch(), 4, "{how}");
         check_all(&db, 250).await?;
         assert_eq!(
             db.get("after").await.context("get after")?.as_deref(),
             Some(&b"fallback"[..])
         );
-        db.close().await.context("close")?;
+        db.close().await.context("close after the second reopen")?;
     }
     Ok(())
 }
@@ -481,10 +481,10 @@ async fn torn_first_manifest_falls_back_to_empty() -> Result<()> {
     cut(&manifests[0], "half")?;
     let db = Db::open(&url(dir.path()), settings())
         .await
-        .context("open")?;
+        .context("reopen")?;
     assert_eq!(db.writer_epoch(), 2);
     check_all(&db, 20).await?;
-    db.close().await.context("close")?;
+    db.close().await.context("close the reopened db")?;
     Ok(())
 }
 

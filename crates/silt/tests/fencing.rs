@@ -120,7 +120,7 @@ async fn second_writer_fences_first_wal_put() -> Result<()> {
     b.put("b-key", "b").await.context("put b-key")?;
     b.flush_memtables().await.context("flush_memtables")?;
     b.put("b-key-2", "b").await.context("put b-key-2")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     // A's close must not resurrect anything.
     let _ = a.close().await;
 
@@ -139,7 +139,7 @@ async fn second_writer_fences_first_wal_put() -> Result<()> {
         c.get("after-fence-2").await.context("get after-fence-2")?,
         None
     );
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -163,7 +163,7 @@ async fn fenced_writer_manifest_write_fails() -> Result<()> {
     check(&b, &expect).await?;
     b.put("b-key", "b").await.context("put b-key")?;
     b.flush_memtables().await.context("flush_memtables")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
 
     // A's SST uploaded before the refused manifest write is not referenced by anyone.
     let c = open(&store).await.context("handle c")?;
@@ -172,7 +172,7 @@ async fn fenced_writer_manifest_write_fails() -> Result<()> {
         c.get("b-key").await.context("get b-key")?.as_deref(),
         Some(&b"b"[..])
     );
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -195,7 +195,7 @@ async fn fenced_writer_buffered_write_is_never_visible() -> Result<()> {
     }
     assert_eq!(b.get("zombie").await.context("get zombie")?, None);
     b.put("b-after", "b").await.context("put b-after")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
 
     let c = open(&store).await.context("handle c")?;
     assert_eq!(c.get("zombie").await.context("get zombie")?, None);
@@ -204,7 +204,7 @@ async fn fenced_writer_buffered_write_is_never_visible() -> Result<()> {
         Some(&b"b"[..])
     );
     check(&c, &expect).await?;
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -228,7 +228,7 @@ async fn read_only_open_does_not_fence() -> Result<()> {
     a.flush_memtables().await.context("flush_memtables")?;
     let e = r.put("x", "y").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-    a.close().await.context("close")?;
+    a.close().await.context("close a")?;
     Ok(())
 }
 
@@ -242,7 +242,7 @@ async fn racing_opens_leave_exactly_one_writer() -> Result<()> {
         // An existing database, so both openers also replay something.
         let seed = open(&store).await.context("handle seed")?;
         seed.put("seed", "0").await.context("put seed")?;
-        seed.close().await.context("close")?;
+        seed.close().await.context("close seed")?;
 
         let open_task = |name: &'static str| {
             let store = Arc::clone(&store);
@@ -370,7 +370,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() -> Result<()> {
     let shared = store();
     let seed = open(&shared).await.context("handle seed")?;
     seed.put("seed", "0").await.context("put seed")?;
-    seed.close().await.context("close")?;
+    seed.close().await.context("close seed")?;
 
     let gate = Gate::new(true);
     let x_store: Arc<dyn ObjectStore> =
@@ -399,7 +399,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() -> Result<()> {
         }
     };
     y.put("y-key", "y").await.context("put y-key")?;
-    y.close().await.context("close")?;
+    y.close().await.context("close y")?;
 
     let z = open(&shared).await.context("handle z")?;
     let x_value = z.get("x-key").await.context("get x-key")?;
@@ -411,7 +411,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() -> Result<()> {
         z.get("seed").await.context("get seed")?.as_deref(),
         Some(&b"0"[..])
     );
-    z.close().await.context("close")?;
+    z.close().await.context("close z")?;
     assert!(
         !x_acked,
         "the older writer acknowledged a durable write after a newer writer opened \
@@ -459,6 +459,6 @@ async fn a_claim_that_loses_its_id_to_an_older_writer_claims_again() -> Result<(
     // And A is fenced by it.
     let e = a.put("late", "x").await.unwrap_err();
     assert!(e.is_fenced(), "{e}");
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     Ok(())
 }

@@ -118,10 +118,10 @@ async fn fenced_idle_writer_gc_deletes_nothing() -> Result<()> {
     let _ = a.close().await;
 
     check(&b, &expect).await?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     let c = open(&store, settings()).await.context("handle c")?;
     check(&c, &expect).await?;
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -155,10 +155,10 @@ async fn idle_writer_learns_it_is_fenced_within_one_gc_interval() -> Result<()> 
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(objects(&store).await?, before);
     let _ = a.close().await;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     let c = open(&store, settings()).await.context("handle c")?;
     check(&c, &expect).await?;
-    c.close().await.context("close")?;
+    c.close().await.context("close c")?;
     Ok(())
 }
 
@@ -242,13 +242,13 @@ async fn grace_counts_from_the_replacing_manifest() -> Result<()> {
     );
     // The reader still reads its manifest's SSTs from the store.
     check(&reader, &expect).await?;
-    reader.close().await.context("close")?;
+    reader.close().await.context("close reader")?;
 
     // With the protection over (grace zero), the superseded SSTs do go.
     let report = w.gc(Some(Duration::ZERO)).await.context("gc")?;
     assert!(report.sst >= 1, "{report:?}");
     check(&w, &expect).await?;
-    w.close().await.context("close")?;
+    w.close().await.context("close w")?;
     Ok(())
 }
 
@@ -298,6 +298,6 @@ async fn a_late_upload_checks_ownership_before_it_counts() -> Result<()> {
         b.get("before").await.context("get before")?.as_deref(),
         Some(&b"1"[..])
     );
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     Ok(())
 }

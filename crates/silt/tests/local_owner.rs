@@ -65,7 +65,7 @@ async fn a_replaced_writers_local_records_are_not_replayed() -> Result<()> {
     assert_eq!(get(&b, "a").await?.as_deref(), Some("v0"));
     b.put("a", "new").await.context("put a")?;
     b.put("x", "1").await.context("put x")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
 
     // Writer 3 back on machine A, with A's local log.
     let c = open(&store, Some(&machine_a)).await?;
@@ -85,7 +85,7 @@ async fn a_replaced_writers_local_records_are_not_replayed() -> Result<()> {
     assert_eq!(get(&d, "c1").await?.as_deref(), Some("x"));
     assert_eq!(get(&d, "a").await?.as_deref(), Some("new"));
     assert_eq!(get(&d, "k3").await?, None);
-    d.close().await.context("close")?;
+    d.close().await.context("close d")?;
     Ok(())
 }
 
@@ -111,6 +111,6 @@ async fn the_same_writers_local_records_are_replayed() -> Result<()> {
     let a = open(&store, Some(dir.path())).await?;
     assert_eq!(get(&a, "a").await?.as_deref(), Some("local"));
     assert_eq!(get(&a, "b").await?.as_deref(), Some("local-2"));
-    a.close().await.context("close")?;
+    a.close().await.context("close a")?;
     Ok(())
 }

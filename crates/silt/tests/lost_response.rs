@@ -454,10 +454,10 @@ async fn racing_claim_read_back_is_not_mistaken_for_ours() -> Result<()> {
     let e = a.await.context("the a task panicked")?.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     b.put("b", "wins").await.context("put b")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     let b = Db::open_with_store(store, root(), settings())
         .await
-        .context("open")?;
+        .context("reopen")?;
     assert_eq!(
         b.get("b").await.context("get b")?.as_deref(),
         Some(&b"wins"[..])

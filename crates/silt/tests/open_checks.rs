@@ -56,7 +56,7 @@ async fn a_local_log_directory_in_use_stops_the_open_before_fencing() -> Result<
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("in use"), "{e}");
     assert_still_the_writer(&a, &store, epoch).await?;
-    a.close().await.context("close")?;
+    a.close().await.context("close a")?;
     Ok(())
 }
 
@@ -78,6 +78,6 @@ async fn a_disk_cache_directory_that_is_not_a_cache_stops_the_open_before_fencin
             .with_context(|| format!("reading {}", home.path().join("notes.txt").display()))?,
         "mine"
     );
-    a.close().await.context("close")?;
+    a.close().await.context("close a")?;
     Ok(())
 }

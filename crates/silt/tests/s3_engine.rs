@@ -106,7 +106,7 @@ async fn second_writer_fences_the_first_through_conditional_put() -> Result<()> 
         Some(&b"1"[..])
     );
     b.put("from-b", "3").await.context("put from-b")?;
-    b.close().await.context("close")?;
+    b.close().await.context("close b")?;
     let c = silt::DbBuilder::from_url(&url)
         .with_context(|| format!("parsing the store URL {url}"))?
         .read_only()

@@ -53,7 +53,7 @@ async fn put_get_scan_reopen() -> Result<()> {
 
     let db = Db::open(&url, Settings::small_for_tests())
         .await
-        .context("open")?;
+        .context("reopen")?;
     assert_eq!(db.get("a").await.context("get a")?, None);
     assert_eq!(
         db.get("c").await.context("get c")?.as_deref(),
@@ -66,6 +66,6 @@ async fn put_get_scan_reopen() -> Result<()> {
         .await
         .context("collecting the scan")?;
     assert_eq!(all.len(), 500);
-    db.close().await.context("close")?;
+    db.close().await.context("close the reopened db")?;
     Ok(())
 }
