@@ -327,29 +327,29 @@ async fn child_workload() -> Result<()> {
         let (db, progress) = (Arc::clone(&db), Arc::clone(&progress));
         tasks.spawn(reader(db, progress, life, r, may_fail));
     }
-    tasks.spawn(ticker(Arc::clone(&db)));
+    {
+        let db = Arc::clone(&db);
+        tasks.spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let m = db.metrics();
+                say(&format!(
+                    "TIME {} {} {}",
+                    start.elapsed().as_secs(),
+                    m.store_retries.total,
+                    m.store_retries.gave_up
+                ))?;
+            }
+        });
+    }
     if let Some(r) = tasks.join_next().await {
         r.with_context(|| format!("life {life}: a workload task panicked"))?
             .with_context(|| format!("life {life}: a workload task failed"))?;
         panic!("life {life}: a workload task ended");
     }
     Ok(())
-}
-
-/// Prints `TIME <s> <retries> <gave up>` each (simulated) second.
-async fn ticker(db: Arc<Db>) -> Result<()> {
-    let start = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let m = db.metrics();
-        say(&format!(
-            "TIME {} {} {}",
-            start.elapsed().as_secs(),
-            m.store_retries.total,
-            m.store_retries.gave_up
-        ))?;
-    }
 }
 
 async fn writer(
