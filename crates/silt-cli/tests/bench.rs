@@ -1,14 +1,13 @@
 //! End-to-end test of `silt bench`: a short mixed run on a temporary directory store, then its
 //! JSON report, plot and metrics files checked against each other and against `silt inspect`.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::Path;
 use std::process::{Command, Output};
 
+use anyhow::{Context, Result};
 use serde_json::Value;
 
-fn silt(url: &str, args: &[&str]) -> Output {
+fn silt(url: &str, args: &[&str]) -> Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_silt"))
         .env_remove("RUST_LOG")
         .env_remove("SILT_STORE")
@@ -16,22 +15,33 @@ fn silt(url: &str, args: &[&str]) -> Output {
         .arg(url)
         .args(args)
         .output()
-        .unwrap()
+        .with_context(|| format!("running silt {args:?}"))
 }
 
-fn ok(url: &str, args: &[&str]) -> String {
-    let out = silt(url, args);
+fn ok(url: &str, args: &[&str]) -> Result<String> {
+    let out = silt(url, args)?;
     assert!(
         out.status.success(),
         "silt {args:?} failed ({:?}): {}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out.stdout).with_context(|| format!("silt {args:?}: stdout"))
 }
 
-fn inspect(url: &str) -> Value {
-    serde_json::from_str(&ok(url, &["inspect", "--json"])).unwrap()
+fn inspect(url: &str) -> Result<Value> {
+    serde_json::from_str(&ok(url, &["inspect", "--json"])?).context("parsing silt inspect --json")
+}
+
+/// The JSON file at `path` (a report the bench wrote).
+fn read_json(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn u(v: &Value, ptr: &str) -> u64 {
@@ -94,16 +104,16 @@ const REQUIRED: &[&str] = &[
 ];
 
 #[test]
-fn mixed_run_report_is_complete_and_consistent() {
-    let dir = tempfile::tempdir().unwrap();
+fn mixed_run_report_is_complete_and_consistent() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let url = format!("file://{}", dir.path().join("db").display());
     let json = dir.path().join("r.json");
     let plot = dir.path().join("r.svg");
     let prom = dir.path().join("r.prom");
 
     // Some history first, so "objects present before the run" is not trivially zero.
-    ok(&url, &["put", "a", "1"]);
-    let before = inspect(&url);
+    ok(&url, &["put", "a", "1"])?;
+    let before = inspect(&url)?;
     let table = ok(
         &url,
         &[
@@ -126,12 +136,12 @@ fn mixed_run_report_is_complete_and_consistent() {
             "--metrics",
             prom.to_str().unwrap(),
         ],
-    );
+    )?;
     assert!(table.contains("throughput"), "{table}");
     assert!(table.contains("WAL"), "{table}");
-    let after = inspect(&url);
+    let after = inspect(&url)?;
 
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r: Value = read_json(&json)?;
     for ptr in REQUIRED {
         assert!(r.pointer(ptr).is_some(), "missing {ptr} in {r:#}");
     }
@@ -199,28 +209,29 @@ fn mixed_run_report_is_complete_and_consistent() {
     assert!(num(&r, "/rss_mb/peak") >= num(&r, "/rss_mb/start"));
 
     // The plot is an SVG document with its title.
-    let svg = std::fs::read_to_string(&plot).unwrap();
+    let svg = read_text(&plot)?;
     assert!(svg.trim_start().starts_with("<svg"), "{}", &svg[..100]);
     assert!(svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("silt bench mixed"));
     assert!(svg.contains("read ratio 0.80"));
     assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
 
-    let prom = std::fs::read_to_string(&prom).unwrap();
+    let prom = read_text(&prom)?;
     assert!(prom.contains("silt_wal_segments_uploaded "), "{prom}");
     assert!(prom.contains("silt_store_wal_puts "));
 
     // Maintenance commands work on the same store.
-    let compacted = ok(&url, &["compact"]);
+    let compacted = ok(&url, &["compact"])?;
     assert!(compacted.contains("L0 SSTs"), "{compacted}");
-    let gc = ok(&url, &["gc", "--grace", "0s"]);
+    let gc = ok(&url, &["gc", "--grace", "0s"])?;
     assert!(gc.starts_with("deleted "), "{gc}");
-    assert_eq!(ok(&url, &["get", "a"]), "1\n");
+    assert_eq!(ok(&url, &["get", "a"])?, "1\n");
+    Ok(())
 }
 
 #[test]
-fn bad_bench_arguments_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
+fn bad_bench_arguments_are_usage_errors() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let url = format!("file://{}", dir.path().join("db").display());
     for args in [
         &["--store-latency", "5parsecs", "inspect"][..],
@@ -240,18 +251,19 @@ fn bad_bench_arguments_are_usage_errors() {
         ],
         &["bench", "fill", "--rate", "0", "--duration", "1s"],
     ] {
-        let out = silt(&url, args);
+        let out = silt(&url, args)?;
         assert_eq!(out.status.code(), Some(2), "silt {args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!Path::new(&dir.path().join("db").join("wal")).exists());
+    Ok(())
 }
 
 /// The soak's extra fields, on a 3 s run with a 1 s warm-up.
 #[test]
-fn soak_reports_memory_cache_and_gets_per_read() {
-    let dir = tempfile::tempdir().unwrap();
+fn soak_reports_memory_cache_and_gets_per_read() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let url = format!("file://{}", dir.path().join("db").display());
     let json = dir.path().join("soak.json");
     let plot = dir.path().join("soak.svg");
@@ -273,9 +285,9 @@ fn soak_reports_memory_cache_and_gets_per_read() {
             "--plot",
             plot.to_str().unwrap(),
         ],
-    );
+    )?;
     assert!(table.contains("soak"), "{table}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r: Value = read_json(&json)?;
     for ptr in REQUIRED.iter().chain(&[
         "/memory_budget_mb",
         "/cache_hit_ratio",
@@ -340,7 +352,7 @@ fn soak_reports_memory_cache_and_gets_per_read() {
         "reads filled the cache"
     );
 
-    let svg = std::fs::read_to_string(&plot).unwrap();
+    let svg = read_text(&plot)?;
     assert!(svg.contains("silt bench soak"));
     assert!(svg.contains("memory budget"));
 
@@ -348,15 +360,16 @@ fn soak_reports_memory_cache_and_gets_per_read() {
     let out = silt(
         &url,
         &["bench", "soak", "--duration", "2s", "--warmup", "2s"],
-    );
+    )?;
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
 }
 
 /// `--delete-ratio`: the report counts deletes, deleted keys read back as absent, and
 /// `bench verify` checks every key against the state the runs recorded.
 #[test]
-fn delete_ratio_deletes_and_verify_checks_latest_values() {
-    let dir = tempfile::tempdir().unwrap();
+fn delete_ratio_deletes_and_verify_checks_latest_values() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let url = format!("file://{}", dir.path().join("db").display());
     let state = dir.path().join("state.bin");
     let state = state.to_str().unwrap();
@@ -374,7 +387,7 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
     // Run 1: every key, then overwrites. Run 2: overwrites and half deletes.
     let mut run1 = vec!["bench", "fill", "--duration", "1s", "--preload", "500"];
     run1.extend(common);
-    ok(&url, &run1);
+    ok(&url, &run1)?;
     let mut run2 = vec![
         "bench",
         "fill",
@@ -388,8 +401,8 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
         json.to_str().unwrap(),
     ];
     run2.extend(common);
-    ok(&url, &run2);
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    ok(&url, &run2)?;
+    let r: Value = read_json(&json)?;
     let (writes, deletes) = (u(&r, "/ops/write"), u(&r, "/ops/delete"));
     assert!(deletes > 0 && deletes < writes, "{deletes} of {writes}");
     assert!((num(&r, "/delete_ratio") - 0.5).abs() < 1e-9);
@@ -400,7 +413,7 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
     // The same seed twice would make the runs' values indistinguishable.
     let mut again = run2.clone();
     again.retain(|a| *a != "--json" && !a.ends_with("fill.json"));
-    assert_eq!(silt(&url, &again).status.code(), Some(2));
+    assert_eq!(silt(&url, &again)?.status.code(), Some(2));
 
     let report = dir.path().join("verify.json");
     let text = ok(
@@ -413,9 +426,9 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
             "--json",
             report.to_str().unwrap(),
         ],
-    );
+    )?;
     assert!(text.contains("mismatches 0"), "{text}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let v: Value = read_json(&report)?;
     assert_eq!(u(&v, "/checked"), 500);
     assert_eq!(u(&v, "/mismatches"), 0);
     assert_eq!(u(&v, "/ok_present"), live);
@@ -423,18 +436,22 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
 
     // A deleted key reads back as nothing (`get` exits 1). Find one through the verify
     // state: the keys that run 2 deleted are exactly those the report counts as absent.
-    let absent = (0..500)
-        .map(|i| format!("k{i:0>15}"))
-        .find(|k| silt(&url, &["get", k]).status.code() == Some(1))
-        .expect("some key was deleted");
+    let mut absent = None;
+    for k in (0..500).map(|i| format!("k{i:0>15}")) {
+        if silt(&url, &["get", &k])?.status.code() == Some(1) {
+            absent = Some(k);
+            break;
+        }
+    }
+    let absent = absent.context("no key was deleted")?;
     assert_eq!(absent.len(), 16);
 
     // After compaction and GC the store still reads back the same, with no WAL segment older
     // than the replay point.
-    ok(&url, &["compact"]);
-    let gc = ok(&url, &["gc", "--grace", "0s"]);
+    ok(&url, &["compact"])?;
+    let gc = ok(&url, &["gc", "--grace", "0s"])?;
     assert!(gc.contains("0 segments older than it remain"), "{gc}");
-    let insp = inspect(&url);
+    let insp = inspect(&url)?;
     assert_eq!(
         u(&insp, "/wal_segments"),
         u(&insp, "/wal_segments_to_replay")
@@ -442,21 +459,22 @@ fn delete_ratio_deletes_and_verify_checks_latest_values() {
     assert!(ok(
         &url,
         &["bench", "verify", "--state", state, "--sample", "200"]
-    )
+    )?
     .contains("mismatches 0"));
 
     // A tampered key is caught.
-    ok(&url, &["put", &absent, "x"]);
-    let out = silt(&url, &["bench", "verify", "--state", state]);
+    ok(&url, &["put", &absent, "x"])?;
+    let out = silt(&url, &["bench", "verify", "--state", state])?;
     assert_eq!(out.status.code(), Some(4));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("unexpected 1"), "{text}");
+    Ok(())
 }
 
 /// Under injected faults the report counts the engine's retries, and nothing gave up.
 #[test]
-fn mixed_run_under_store_faults_reports_retries() {
-    let dir = tempfile::tempdir().unwrap();
+fn mixed_run_under_store_faults_reports_retries() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let url = format!("file://{}", dir.path().join("db").display());
     let json = dir.path().join("r.json");
     ok(
@@ -475,8 +493,8 @@ fn mixed_run_under_store_faults_reports_retries() {
             "--json",
             json.to_str().unwrap(),
         ],
-    );
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    )?;
+    let r: Value = read_json(&json)?;
     assert_eq!(r["store_faults"], "all=0.05");
     let retries = u(&r, "/object_store/retries");
     assert!(retries > 0, "{r:#}");
@@ -484,15 +502,17 @@ fn mixed_run_under_store_faults_reports_retries() {
     assert_eq!(u(&r, "/object_store/retries_gave_up"), 0);
     // Every retry followed an error the instrumented layer counted.
     assert!(u(&r, "/object_store/errors") >= retries, "{r:#}");
+    Ok(())
 }
 
 /// `silt bench recovery`: two simulated hours of one put a second. With the replay bound
 /// (200 segments here) an open replays at most the bound; without it, every write's segment.
 #[test]
-fn recovery_bench_replays_at_most_the_bound() {
-    let dir = tempfile::tempdir().unwrap();
+fn recovery_bench_replays_at_most_the_bound() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let settings = dir.path().join("s.json");
-    std::fs::write(&settings, r#"{"wal": {"max_replay_segments": 200}}"#).unwrap();
+    std::fs::write(&settings, r#"{"wal": {"max_replay_segments": 200}}"#)
+        .with_context(|| format!("writing {}", settings.display()))?;
     let json = dir.path().join("r.json");
     let out = ok(
         "memory://",
@@ -508,9 +528,9 @@ fn recovery_bench_replays_at_most_the_bound() {
             "--json",
             json.to_str().unwrap(),
         ],
-    );
+    )?;
     assert!(out.contains("replay bound"), "{out}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r: Value = read_json(&json)?;
     let (on, off) = (&r["runs"][0], &r["runs"][1]);
     assert_eq!(on["replay_bound"], true);
     assert_eq!(u(on, "/writes"), 7200);
@@ -525,4 +545,5 @@ fn recovery_bench_replays_at_most_the_bound() {
     for s in off["segments_replayed"].as_array().unwrap() {
         assert!((7200..=7203).contains(&s.as_u64().unwrap()), "{off:#}");
     }
+    Ok(())
 }

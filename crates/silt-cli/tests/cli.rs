@@ -1,12 +1,11 @@
 //! End-to-end tests of the `silt` binary: each command is a separate process, so every
 //! read after a write goes through a reopen of the database.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use anyhow::{Context, Result};
 use tempfile::TempDir;
 
 struct Store {
@@ -14,10 +13,10 @@ struct Store {
 }
 
 impl Store {
-    fn new() -> Self {
-        Store {
-            dir: tempfile::tempdir().unwrap(),
-        }
+    fn new() -> Result<Self> {
+        Ok(Store {
+            dir: tempfile::tempdir().context("creating the store's temp dir")?,
+        })
     }
 
     fn url(&self) -> String {
@@ -32,19 +31,21 @@ impl Store {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        self.cmd(args)
+            .output()
+            .with_context(|| format!("running silt {args:?}"))
     }
 
     /// Run and require success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
         assert!(
             out.status.success(),
             "silt {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(out.stdout).with_context(|| format!("silt {args:?}: stdout"))
     }
 }
 
@@ -64,49 +65,51 @@ fn assert_one_line_error(out: &Output) -> String {
 }
 
 #[test]
-fn put_get_scan_delete_round_trip() {
-    let s = Store::new();
-    s.ok(&["put", "user:1", "ada"]);
-    s.ok(&["put", "user:2", "grace"]);
-    s.ok(&["put", "other", "x y\tz"]);
-    assert_eq!(s.ok(&["get", "user:1"]), "ada\n");
-    assert_eq!(s.ok(&["get", "--hex", "user:2"]), "6772616365\n");
+fn put_get_scan_delete_round_trip() -> Result<()> {
+    let s = Store::new()?;
+    s.ok(&["put", "user:1", "ada"])?;
+    s.ok(&["put", "user:2", "grace"])?;
+    s.ok(&["put", "other", "x y\tz"])?;
+    assert_eq!(s.ok(&["get", "user:1"])?, "ada\n");
+    assert_eq!(s.ok(&["get", "--hex", "user:2"])?, "6772616365\n");
     assert_eq!(
-        s.ok(&["scan"]),
+        s.ok(&["scan"])?,
         "other\tx y\tz\nuser:1\tada\nuser:2\tgrace\n"
     );
-    s.ok(&["put", "user:1", "lovelace"]);
-    s.ok(&["delete", "user:2"]);
-    assert_eq!(s.ok(&["get", "user:1"]), "lovelace\n");
-    assert_eq!(s.ok(&["scan", "--prefix", "user:"]), "user:1\tlovelace\n");
-    assert_eq!(s.run(&["get", "user:2"]).status.code(), Some(1));
+    s.ok(&["put", "user:1", "lovelace"])?;
+    s.ok(&["delete", "user:2"])?;
+    assert_eq!(s.ok(&["get", "user:1"])?, "lovelace\n");
+    assert_eq!(s.ok(&["scan", "--prefix", "user:"])?, "user:1\tlovelace\n");
+    assert_eq!(s.run(&["get", "user:2"])?.status.code(), Some(1));
     assert_eq!(
-        s.ok(&["scan", "--hex", "--prefix", "user"]),
+        s.ok(&["scan", "--hex", "--prefix", "user"])?,
         "757365723a31\t6c6f76656c616365\n"
     );
     // Deleting an absent key is fine.
-    s.ok(&["delete", "never"]);
+    s.ok(&["delete", "never"])?;
+    Ok(())
 }
 
 #[test]
-fn get_missing_key_exits_1() {
-    let s = Store::new();
-    s.ok(&["put", "a", "1"]);
-    let out = s.run(&["get", "nope"]);
+fn get_missing_key_exits_1() -> Result<()> {
+    let s = Store::new()?;
+    s.ok(&["put", "a", "1"])?;
+    let out = s.run(&["get", "nope"])?;
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
     assert!(err.contains("key not found: nope"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     // Also on a store that was never written.
-    let empty = Store::new();
-    assert_eq!(empty.run(&["get", "a"]).status.code(), Some(1));
-    assert_eq!(empty.ok(&["scan"]), "");
+    let empty = Store::new()?;
+    assert_eq!(empty.run(&["get", "a"])?.status.code(), Some(1));
+    assert_eq!(empty.ok(&["scan"])?, "");
+    Ok(())
 }
 
 #[test]
-fn scan_prefix_start_end_limit() {
-    let s = Store::new();
+fn scan_prefix_start_end_limit() -> Result<()> {
+    let s = Store::new()?;
     let loaded = s.ok(&[
         "load",
         "--count",
@@ -115,45 +118,47 @@ fn scan_prefix_start_end_limit() {
         "k",
         "--durability",
         "buffered",
-    ]);
+    ])?;
     assert_eq!(loaded.lines().count(), 10);
-    s.ok(&["put", "j", "before"]);
-    s.ok(&["put", "l", "after"]);
-    let keys = |args: &[&str]| -> Vec<String> {
-        s.ok(args)
+    s.ok(&["put", "j", "before"])?;
+    s.ok(&["put", "l", "after"])?;
+    let keys = |args: &[&str]| -> Result<Vec<String>> {
+        Ok(s.ok(args)?
             .lines()
             .map(|l| l.split('\t').next().unwrap().to_string())
-            .collect()
+            .collect())
     };
-    assert_eq!(keys(&["scan"]).len(), 12);
-    assert_eq!(keys(&["scan", "--prefix", "k"]).len(), 10);
+    assert_eq!(keys(&["scan"])?.len(), 12);
+    assert_eq!(keys(&["scan", "--prefix", "k"])?.len(), 10);
     assert_eq!(
-        keys(&["scan", "--start", "k00000003", "--end", "k00000006"]),
+        keys(&["scan", "--start", "k00000003", "--end", "k00000006"])?,
         ["k00000003", "k00000004", "k00000005"]
     );
     assert_eq!(
-        keys(&["scan", "--prefix", "k", "--start", "k00000008"]),
+        keys(&["scan", "--prefix", "k", "--start", "k00000008"])?,
         ["k00000008", "k00000009"]
     );
     assert_eq!(
-        keys(&["scan", "--start", "k00000008"]),
+        keys(&["scan", "--start", "k00000008"])?,
         ["k00000008", "k00000009", "l"]
     );
-    assert_eq!(keys(&["scan", "--end", "k00000001"]), ["j", "k00000000"]);
+    assert_eq!(keys(&["scan", "--end", "k00000001"])?, ["j", "k00000000"]);
     assert_eq!(
-        keys(&["scan", "--prefix", "k", "--limit", "2"]),
+        keys(&["scan", "--prefix", "k", "--limit", "2"])?,
         ["k00000000", "k00000001"]
     );
-    assert_eq!(keys(&["scan", "--limit", "0"]), Vec::<String>::new());
+    assert_eq!(keys(&["scan", "--limit", "0"])?, Vec::<String>::new());
     // Values written by `load` are the key repeated to --value-size (16) bytes.
-    assert_eq!(s.ok(&["get", "k00000002"]), "k00000002k000000\n");
+    assert_eq!(s.ok(&["get", "k00000002"])?, "k00000002k000000\n");
+    Ok(())
 }
 
 #[test]
-fn inspect_json_has_the_report_fields() {
-    let s = Store::new();
+fn inspect_json_has_the_report_fields() -> Result<()> {
+    let s = Store::new()?;
     // Empty store: inspect works without a database.
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])?)
+        .context("parsing the JSON of inspect --json")?;
     assert_eq!(v["writer_epoch"], 0);
     // Small memtables so the load flushes SSTs.
     let settings = s.dir.path().join("settings.json");
@@ -161,7 +166,7 @@ fn inspect_json_has_the_report_fields() {
         &settings,
         r#"{"memtable_bytes": 4096, "wal": {"segment_bytes": 1024, "flush_interval": "10ms"}}"#,
     )
-    .unwrap();
+    .with_context(|| format!("writing {}", settings.display()))?;
     let settings = settings.to_str().unwrap();
     s.ok(&[
         "--settings",
@@ -173,8 +178,9 @@ fn inspect_json_has_the_report_fields() {
         "64",
         "--durability",
         "buffered",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    ])?;
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])?)
+        .context("parsing the JSON of inspect --json")?;
     for field in [
         "writer_epoch",
         "manifest_id",
@@ -210,7 +216,7 @@ fn inspect_json_has_the_report_fields() {
         }
     }
     assert!(v["store_bytes"].as_u64().unwrap() > 0);
-    let human = s.ok(&["inspect"]);
+    let human = s.ok(&["inspect"])?;
     for label in [
         "writer epoch",
         "manifest id",
@@ -223,84 +229,90 @@ fn inspect_json_has_the_report_fields() {
     }
     assert!(human.contains("L0 "), "{human}");
     // inspect does not open the database: no new writer epoch.
-    let again: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])?)
+        .context("parsing the JSON of inspect --json")?;
     assert_eq!(again["writer_epoch"], 1);
     // Everything is still readable after the SST flushes.
-    assert_eq!(s.ok(&["scan", "--prefix", "key"]).lines().count(), 200);
+    assert_eq!(s.ok(&["scan", "--prefix", "key"])?.lines().count(), 200);
+    Ok(())
 }
 
 #[test]
-fn bad_url_scheme_is_one_line_error() {
-    let s = Store::new();
+fn bad_url_scheme_is_one_line_error() -> Result<()> {
+    let s = Store::new()?;
     for args in [
         &["--store", "ftp://host/x", "get", "a"][..],
         &["--store", "ftp://host/x", "put", "a", "b"],
         &["--store", "ftp://host/x", "inspect"],
         &["--store", "s3://", "scan"],
     ] {
-        let out = s.run(args);
+        let out = s.run(args)?;
         let err = assert_one_line_error(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("store URL"), "{err}");
     }
+    Ok(())
 }
 
 #[test]
-fn settings_errors_are_clear() {
-    let s = Store::new();
+fn settings_errors_are_clear() -> Result<()> {
+    let s = Store::new()?;
     let path = s.dir.path().join("settings.json");
     let p = path.to_str().unwrap();
 
-    std::fs::write(&path, r#"{"memtable_bytes": 65536, "nope": 1}"#).unwrap();
-    let out = s.run(&["--settings", p, "put", "a", "b"]);
+    std::fs::write(&path, r#"{"memtable_bytes": 65536, "nope": 1}"#)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let out = s.run(&["--settings", p, "put", "a", "b"])?;
     let err = assert_one_line_error(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("unknown field: found `nope`"), "{err}");
     assert!(err.contains("settings.json"), "{err}");
 
-    std::fs::write(&path, r#"{"wal": {"max_puts_per_sec": 0}}"#).unwrap();
-    let out = s.run(&["--settings", p, "get", "a"]);
+    std::fs::write(&path, r#"{"wal": {"max_puts_per_sec": 0}}"#)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let out = s.run(&["--settings", p, "get", "a"])?;
     let err = assert_one_line_error(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("max_puts_per_sec"), "{err}");
 
-    let out = s.run(&["--settings", "/nonexistent/settings.json", "get", "a"]);
+    let out = s.run(&["--settings", "/nonexistent/settings.json", "get", "a"])?;
     let err = assert_one_line_error(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("cannot read settings file"), "{err}");
 
-    std::fs::write(&path, r#"{"wal": {"flush_interval": "50ms"}}"#).unwrap();
-    s.ok(&["--settings", p, "put", "a", "b"]);
-    assert_eq!(s.ok(&["--settings", p, "get", "a"]), "b\n");
+    std::fs::write(&path, r#"{"wal": {"flush_interval": "50ms"}}"#)
+        .with_context(|| format!("writing {}", path.display()))?;
+    s.ok(&["--settings", p, "put", "a", "b"])?;
+    assert_eq!(s.ok(&["--settings", p, "get", "a"])?, "b\n");
+    Ok(())
 }
 
 #[test]
-fn settings_from_toml_and_the_environment() {
-    let s = Store::new();
+fn settings_from_toml_and_the_environment() -> Result<()> {
+    let s = Store::new()?;
     let path = s.dir.path().join("settings.toml");
     let p = path.to_str().unwrap();
-    std::fs::write(
-        &path,
-        "[wal]\nflush_interval = \"20ms\"\nmax_puts_per_sec = 50.0\n",
-    )
-    .unwrap();
-    s.ok(&["--settings", p, "put", "a", "b"]);
-    assert_eq!(s.ok(&["--settings", p, "get", "a"]), "b\n");
+    let write = |text: &str| {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("[wal]\nflush_interval = \"20ms\"\nmax_puts_per_sec = 50.0\n")?;
+    s.ok(&["--settings", p, "put", "a", "b"])?;
+    assert_eq!(s.ok(&["--settings", p, "get", "a"])?, "b\n");
 
-    std::fs::write(&path, "[wal]\nflush_intervall = \"20ms\"\n").unwrap();
-    let err = assert_one_line_error(&s.run(&["--settings", p, "get", "a"]));
+    write("[wal]\nflush_intervall = \"20ms\"\n")?;
+    let err = assert_one_line_error(&s.run(&["--settings", p, "get", "a"])?);
     assert!(
         err.contains("settings.toml") && err.contains("flush_intervall"),
         "{err}"
     );
 
     // A `SILT_` variable overrides the file, and is validated like it.
-    std::fs::write(&path, "[wal]\nmax_puts_per_sec = 50.0\n").unwrap();
+    write("[wal]\nmax_puts_per_sec = 50.0\n")?;
     let out = s
         .cmd(&["--settings", p, "get", "a"])
         .env("SILT_WAL__MAX_PUTS_PER_SEC", "0")
         .output()
-        .unwrap();
+        .context("running silt get with SILT_WAL__MAX_PUTS_PER_SEC=0")?;
     let err = assert_one_line_error(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("max_puts_per_sec"), "{err}");
@@ -308,67 +320,80 @@ fn settings_from_toml_and_the_environment() {
         .cmd(&["get", "a"])
         .env("SILT_GC__GRACE", "whenever")
         .output()
-        .unwrap();
+        .context("running silt get with SILT_GC__GRACE=whenever")?;
     let err = assert_one_line_error(&out);
     assert!(err.contains("SILT_") && err.contains("GC.GRACE"), "{err}");
+    Ok(())
 }
 
 #[test]
-fn usage_errors_exit_2_and_help_lists_exit_codes() {
-    let s = Store::new();
-    assert_eq!(s.run(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(s.run(&["put", "only-key"]).status.code(), Some(2));
-    assert_eq!(s.run(&["scan", "--limit", "many"]).status.code(), Some(2));
-    let help = s.ok(&["--help"]);
+fn usage_errors_exit_2_and_help_lists_exit_codes() -> Result<()> {
+    let s = Store::new()?;
+    assert_eq!(s.run(&["frobnicate"])?.status.code(), Some(2));
+    assert_eq!(s.run(&["put", "only-key"])?.status.code(), Some(2));
+    assert_eq!(s.run(&["scan", "--limit", "many"])?.status.code(), Some(2));
+    let help = s.ok(&["--help"])?;
     assert!(help.contains("Exit codes"), "{help}");
     assert!(!help.contains("load"), "load is hidden: {help}");
     // Invalid input caught by the engine (empty key) is exit 2 too.
-    let out = s.run(&["put", "", "v"]);
+    let out = s.run(&["put", "", "v"])?;
     if !out.status.success() {
         assert_one_line_error(&out);
         assert_eq!(out.status.code(), Some(2));
     }
+    Ok(())
 }
 
 #[test]
-fn readers_do_not_fence_and_a_new_writer_fences_the_old_one() {
-    let s = Store::new();
+fn readers_do_not_fence_and_a_new_writer_fences_the_old_one() -> Result<()> {
+    let s = Store::new()?;
     let mut load = s
         .cmd(&["load", "--count", "1000000", "--prefix", "bg"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(load.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+        .context("spawning silt load")?;
+    let stdout = load
+        .stdout
+        .take()
+        .context("the loader's stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .context("the loader printed nothing")?
+        .context("reading the loader's output")?;
     assert_eq!(first, "bg00000000");
     // A read-only get sees acknowledged writes and does not stop the writer.
-    assert_eq!(s.ok(&["get", "bg00000000"]), "bg00000000bg0000\n");
-    assert!(lines.next().unwrap().is_ok());
+    assert_eq!(s.ok(&["get", "bg00000000"])?, "bg00000000bg0000\n");
+    assert!(lines.next().context("the loader stopped printing")?.is_ok());
     // inspect reports the running writer's epoch without changing it.
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "--json"])?)
+        .context("parsing the JSON of inspect --json")?;
     assert_eq!(v["writer_epoch"], 1);
     // A second writer fences the first, which then exits with code 3.
-    s.ok(&["put", "x", "y"]);
-    let acked: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let out = load.wait_with_output().unwrap();
+    s.ok(&["put", "x", "y"])?;
+    let acked: Vec<String> = lines
+        .collect::<std::io::Result<_>>()
+        .context("reading the loader's output")?;
+    let out = load.wait_with_output().context("waiting for the loader")?;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = assert_one_line_error(&out);
     assert!(err.contains("fenced"), "{err}");
     // Every key the loader acknowledged survives.
     if let Some(last) = acked.last() {
-        assert!(s.run(&["get", last]).status.success(), "{last} lost");
+        assert!(s.run(&["get", last])?.status.success(), "{last} lost");
     }
-    assert_eq!(s.ok(&["get", "x"]), "y\n");
+    assert_eq!(s.ok(&["get", "x"])?, "y\n");
+    Ok(())
 }
 
 #[test]
-fn bare_path_store_and_default_store() {
-    let s = Store::new();
+fn bare_path_store_and_default_store() -> Result<()> {
+    let s = Store::new()?;
     let path = s.dir.path().join("plain");
     let p = path.to_str().unwrap();
-    s.ok(&["--store", p, "put", "k", "v"]);
-    assert_eq!(s.ok(&["--store", p, "get", "k"]), "v\n");
+    s.ok(&["--store", p, "put", "k", "v"])?;
+    assert_eq!(s.ok(&["--store", p, "get", "k"])?, "v\n");
     // Default store is ./silt-data in the working directory.
     let mut c = Command::new(env!("CARGO_BIN_EXE_silt"));
     let out = c
@@ -376,9 +401,10 @@ fn bare_path_store_and_default_store() {
         .current_dir(s.dir.path())
         .args(["put", "d", "1"])
         .output()
-        .unwrap();
+        .context("running silt put d 1 with the default store")?;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(Path::new(&s.dir.path().join("silt-data")).is_dir());
+    Ok(())
 }
 
 /// The issue's scenario with the engine's own CLI, in separate processes: writer A loads
@@ -386,15 +412,15 @@ fn bare_path_store_and_default_store() {
 /// settings. A's background GC must find B's manifests, delete nothing and stop A as fenced
 /// (exit 3), and the database must open afterwards with every acknowledged key.
 #[test]
-fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
-    let s = Store::new();
+fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() -> Result<()> {
+    let s = Store::new()?;
     let settings = s.dir.path().join("settings.json");
     std::fs::write(
         &settings,
         r#"{"gc": {"interval": "300ms", "grace": "1s"}, "memtable_bytes": 4096,
             "wal": {"max_puts_per_sec": 2000, "put_burst": 8}}"#,
     )
-    .unwrap();
+    .with_context(|| format!("writing {}", settings.display()))?;
     let settings = settings.to_str().unwrap();
     let load = |prefix: &str, extra: &[&str]| {
         let mut args = vec!["--settings", settings, "load", "--count", "200"];
@@ -407,12 +433,13 @@ fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .context("spawning writer A")?;
     // A prints "idle" once all of its keys are acknowledged.
-    let mut lines = BufReader::new(a.stdout.take().unwrap()).lines();
+    let stdout = a.stdout.take().context("writer A's stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
     let mut a_keys = Vec::new();
     for line in lines.by_ref() {
-        let line = line.unwrap();
+        let line = line.context("reading writer A's output")?;
         if line == "idle" {
             break;
         }
@@ -420,28 +447,30 @@ fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
     }
     assert_eq!(a_keys.len(), 200, "writer A did not finish loading");
 
-    let out = load("b-", &[]).output().unwrap();
+    let out = load("b-", &[]).output().context("running writer B")?;
     assert!(out.status.success(), "{}", stderr(&out));
-    s.ok(&["--settings", settings, "compact"]);
+    s.ok(&["--settings", settings, "compact"])?;
 
     // A notices within a GC interval or so; without the ownership check it would instead
     // delete B's compacted SSTs once they are older than the grace, and idle on.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
-        if let Some(st) = a.try_wait().unwrap() {
+        if let Some(st) = a.try_wait().context("polling writer A")? {
             break Some(st);
         }
         if std::time::Instant::now() > deadline {
-            a.kill().unwrap();
-            a.wait().unwrap();
+            a.kill().context("killing writer A")?;
+            a.wait().context("waiting for the killed writer A")?;
             break None;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let mut a_err = String::new();
-    std::io::Read::read_to_string(&mut a.stderr.take().unwrap(), &mut a_err).unwrap();
+    let mut a_stderr = a.stderr.take().context("writer A's stderr is not piped")?;
+    std::io::Read::read_to_string(&mut a_stderr, &mut a_err)
+        .context("reading writer A's stderr")?;
 
-    let all = s.ok(&["scan"]);
+    let all = s.ok(&["scan"])?;
     let keys: Vec<&str> = all.lines().map(|l| l.split('\t').next().unwrap()).collect();
     for i in 0..200 {
         for p in ["a-", "b-"] {
@@ -452,24 +481,25 @@ fn an_idle_fenced_writer_deletes_nothing_and_exits_fenced() {
             );
         }
     }
-    let status = status.expect("the idle fenced writer never noticed it was fenced");
+    let status = status.context("the idle fenced writer never noticed it was fenced")?;
     assert_eq!(status.code(), Some(3), "idle writer: {a_err}");
     assert!(a_err.contains("fenced"), "{a_err}");
+    Ok(())
 }
 
 #[test]
-fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() {
-    let s = Store::new();
+fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() -> Result<()> {
+    let s = Store::new()?;
     let faults = ["--store-faults", "put=0.3,get=0.3,lost=0.2"];
     for i in 0..5 {
         let (k, v) = (format!("k{i}"), format!("v{i}"));
-        s.ok(&[&faults[..], &["put", &k, &v]].concat());
+        s.ok(&[&faults[..], &["put", &k, &v]].concat())?;
     }
     for i in 0..5 {
         let k = format!("k{i}");
         let v = format!("v{i}\n");
-        assert_eq!(s.ok(&[&faults[..], &["get", &k]].concat()), v);
-        assert_eq!(s.ok(&["get", &k]), v);
+        assert_eq!(s.ok(&[&faults[..], &["get", &k]].concat())?, v);
+        assert_eq!(s.ok(&["get", &k])?, v);
     }
     // The faults reach the store: with every request failing, an open gives up at the
     // retry deadline.
@@ -478,7 +508,7 @@ fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() {
         &settings,
         r#"{"store": {"retry": {"initial": "10ms", "max": "20ms", "deadline": "200ms"}}}"#,
     )
-    .unwrap();
+    .with_context(|| format!("writing {}", settings.display()))?;
     let settings = settings.to_str().unwrap();
     let out = s.run(&[
         "--settings",
@@ -487,10 +517,11 @@ fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() {
         "all=1",
         "get",
         "k0",
-    ]);
+    ])?;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("injected"), "{}", stderr(&out));
-    let out = s.run(&["--store-faults", "outage=10s", "get", "k0"]);
+    let out = s.run(&["--store-faults", "outage=10s", "get", "k0"])?;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("DUR@START"), "{}", stderr(&out));
+    Ok(())
 }

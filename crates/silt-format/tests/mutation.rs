@@ -74,6 +74,7 @@ use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use proptest::prelude::Rng;
 use proptest::test_runner::{RngAlgorithm, TestRng};
@@ -514,28 +515,31 @@ const FUZZ_VARIANT_BYTE: &[&str] = &[
 
 /// With `SILT_FUZZ_CORPUS=dir`, writes the valid seeds of `t` to `dir/<name>/` in the
 /// input format of the cargo-fuzz target of the same name (`fuzz/`).
-fn write_fuzz_corpus(t: &Target) {
+fn write_fuzz_corpus(t: &Target) -> Result<()> {
     let Ok(dir) = std::env::var("SILT_FUZZ_CORPUS") else {
-        return;
+        return Ok(());
     };
     let dir = std::path::Path::new(&dir).join(t.name);
-    std::fs::create_dir_all(&dir).expect("create corpus dir");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the corpus directory {}", dir.display()))?;
     for (i, seed) in t.seeds.iter().enumerate() {
         let mut data = Vec::new();
         if FUZZ_VARIANT_BYTE.contains(&t.name) {
             data.push(1);
         }
         data.extend_from_slice(seed);
-        std::fs::write(dir.join(format!("seed-{i:03}")), data).expect("write seed");
+        let path = dir.join(format!("seed-{i:03}"));
+        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
 }
 
 #[expect(
     clippy::needless_pass_by_value,
     reason = "each test builds its target inline and hands it over"
 )]
-fn run(t: Target) {
-    write_fuzz_corpus(&t);
+fn run(t: Target) -> Result<()> {
+    write_fuzz_corpus(&t)?;
     let long = std::env::var("SILT_LONG").is_ok_and(|v| v == "1");
     let cases =
         env_u64("SILT_CASES").map_or(if long { 1_000_000 } else { t.short_cases }, |n| n as usize);
@@ -644,6 +648,7 @@ fn run(t: Target) {
             t.name
         );
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1025,14 +1030,14 @@ fn ex_block(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn block_decode() {
+fn block_decode() -> Result<()> {
     run(Target {
         name: "block",
         seeds: block_seeds(),
         short_cases: 20000,
         make: make_plain,
         exercise: ex_block,
-    });
+    })
 }
 
 fn frame_seeds() -> Vec<Vec<u8>> {
@@ -1072,14 +1077,14 @@ fn ex_frame(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn block_frame_decode() {
+fn block_frame_decode() -> Result<()> {
     run(Target {
         name: "block_frame",
         seeds: frame_seeds(),
         short_cases: 12000,
         make: make_frame,
         exercise: ex_frame,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1134,14 +1139,14 @@ fn ex_footer(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn sst_footer_decode() {
+fn sst_footer_decode() -> Result<()> {
     run(Target {
         name: "sst_footer",
         seeds: footer_seeds(),
         short_cases: 20000,
         make: make_footer,
         exercise: ex_footer,
-    });
+    })
 }
 
 fn ex_index(input: &[u8], m: &mut Meter<'_>) -> Verdict {
@@ -1169,7 +1174,7 @@ fn ex_index(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn sst_index_decode() {
+fn sst_index_decode() -> Result<()> {
     let mut seeds: Vec<Vec<u8>> = sst_seeds().iter().map(|f| sst_frames(f).2).collect();
     // A larger index: many one-entry blocks.
     let many: Vec<Ent> = (0u32..300)
@@ -1191,7 +1196,7 @@ fn sst_index_decode() {
         short_cases: 12000,
         make: make_frame,
         exercise: ex_index,
-    });
+    })
 }
 
 /// An index block whose entries all share one long key (restart interval unbounded):
@@ -1261,7 +1266,7 @@ fn ex_bloom(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn bloom_decode() {
+fn bloom_decode() -> Result<()> {
     let mut seeds: Vec<Vec<u8>> = sst_seeds().iter().map(|f| sst_frames(f).0).collect();
     let mut b = BloomBuilder::new(100);
     b.add_key(b"k07");
@@ -1272,7 +1277,7 @@ fn bloom_decode() {
         short_cases: 10000,
         make: make_frame,
         exercise: ex_bloom,
-    });
+    })
 }
 
 fn ex_props(input: &[u8], m: &mut Meter<'_>) -> Verdict {
@@ -1290,14 +1295,14 @@ fn ex_props(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn sst_props_decode() {
+fn sst_props_decode() -> Result<()> {
     run(Target {
         name: "sst_props",
         seeds: sst_seeds().iter().map(|f| sst_frames(f).1).collect(),
         short_cases: 10000,
         make: make_frame,
         exercise: ex_props,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1489,14 +1494,14 @@ fn ex_sst(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn sst_file_open_iter_get() {
+fn sst_file_open_iter_get() -> Result<()> {
     run(Target {
         name: "sst_file",
         seeds: sst_seeds(),
         short_cases: 8000,
         make: make_sst,
         exercise: ex_sst,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1518,14 +1523,14 @@ fn ex_wal_header(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn wal_segment_header_decode() {
+fn wal_segment_header_decode() -> Result<()> {
     run(Target {
         name: "wal_header",
         seeds: wal_seeds(),
         short_cases: 10000,
         make: make_wal_header,
         exercise: ex_wal_header,
-    });
+    })
 }
 
 fn make_wal(cx: &mut Ctx, seed: &[u8]) -> Vec<u8> {
@@ -1549,14 +1554,14 @@ fn ex_wal(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn wal_segment_decode() {
+fn wal_segment_decode() -> Result<()> {
     run(Target {
         name: "wal_segment",
         seeds: wal_seeds(),
         short_cases: 20000,
         make: make_wal,
         exercise: ex_wal,
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1607,14 +1612,14 @@ fn ex_manifest(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn manifest_decode() {
+fn manifest_decode() -> Result<()> {
     run(Target {
         name: "manifest",
         seeds: manifest_seeds(),
         short_cases: 12000,
         make: make_manifest,
         exercise: ex_manifest,
-    });
+    })
 }
 
 /// The manifest bound above is set by `serde_json::Value` trees in `extra` and by
@@ -1760,12 +1765,12 @@ fn ex_local_log(input: &[u8], m: &mut Meter<'_>) -> Verdict {
 }
 
 #[test]
-fn local_log_group_decode() {
+fn local_log_group_decode() -> Result<()> {
     run(Target {
         name: "local_log",
         seeds: local_log_seeds(),
         short_cases: 12000,
         make: make_local_log,
         exercise: ex_local_log,
-    });
+    })
 }

@@ -10,23 +10,23 @@
 //! It fails when retries are switched off (the first injected error fails a write) and when
 //! the read-back resolution of create-only PUTs is (a lost WAL or manifest response reads
 //! as another writer's object and stops the handle).
-#![allow(clippy::unwrap_used)]
 
 mod chaos;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chaos::{file_config, long_mode, verify, Child, Known, Rng, Scenario};
 
 #[test]
-fn chaos_child() {
-    chaos::child_main();
+fn chaos_child() -> anyhow::Result<()> {
+    chaos::child_main()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_under_store_faults() {
+async fn chaos_under_store_faults() -> anyhow::Result<()> {
     let seed = chaos::seed(0xc4a0_5001);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().context("creating the scenario's directory")?;
     let sc = Scenario {
         child_test: "chaos_child",
         cfg: file_config(dir.path(), true, Duration::from_secs(60)),
@@ -44,9 +44,9 @@ async fn chaos_under_store_faults() {
             "all=0.05,lost=0.02,timeout=0.002:5s,spike=0.01:2s,outage={outage},seed={}",
             seed ^ life
         );
-        let mut child = Child::spawn(&sc, life, Some(&faults));
-        child.wait_until(|l| l.secs >= kill_at);
-        let log = child.kill();
+        let mut child = Child::spawn(&sc, life, Some(&faults))?;
+        child.wait_until(|l| l.secs >= kill_at)?;
+        let log = child.kill()?;
         eprintln!("life {life}: faults {faults}, killed at {kill_at}s: {log:?}");
         assert!(
             log.acks > 0,
@@ -55,8 +55,9 @@ async fn chaos_under_store_faults() {
         (secs, retries) = (secs + log.secs, retries + log.retries);
         known.lives.insert(life, log);
         let check = format!("all=0.05,lost=0.02,seed={}", seed ^ life ^ 0xc4ec);
-        verify(&sc, &mut known, life, Some(&check), seed).await;
+        verify(&sc, &mut known, life, Some(&check), seed).await?;
     }
     assert!(secs >= 60, "only {secs} s of simulated time");
     assert!(retries > 0, "no store request was ever retried");
+    Ok(())
 }

@@ -12,23 +12,23 @@
 //! the read-back resolution of create-only PUTs is (a lost WAL or manifest response reads
 //! as another writer's object and stops the handle), and when a Remote write is
 //! acknowledged before its WAL segment is stored (`acknowledged write lost: ...`).
-#![allow(clippy::unwrap_used)]
 
 mod chaos;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chaos::{file_config, long_mode, verify, Child, Known, Rng, Scenario};
 
 #[test]
-fn chaos_child() {
-    chaos::child_main();
+fn chaos_child() -> anyhow::Result<()> {
+    chaos::child_main()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_under_store_faults_without_local_log() {
+async fn chaos_under_store_faults_without_local_log() -> anyhow::Result<()> {
     let seed = chaos::seed(0xc4a0_5004);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().context("creating the scenario's directory")?;
     let sc = Scenario {
         child_test: "chaos_child",
         cfg: file_config(dir.path(), false, Duration::from_secs(60)),
@@ -46,9 +46,9 @@ async fn chaos_under_store_faults_without_local_log() {
             "all=0.05,lost=0.02,timeout=0.002:5s,spike=0.01:2s,outage={outage},seed={}",
             seed ^ life
         );
-        let mut child = Child::spawn(&sc, life, Some(&faults));
-        child.wait_until(|l| l.secs >= kill_at);
-        let log = child.kill();
+        let mut child = Child::spawn(&sc, life, Some(&faults))?;
+        child.wait_until(|l| l.secs >= kill_at)?;
+        let log = child.kill()?;
         eprintln!("life {life}: faults {faults}, killed at {kill_at}s: {log:?}");
         assert!(
             log.acks > 0,
@@ -57,8 +57,9 @@ async fn chaos_under_store_faults_without_local_log() {
         (secs, retries) = (secs + log.secs, retries + log.retries);
         known.lives.insert(life, log);
         let check = format!("all=0.05,lost=0.02,seed={}", seed ^ life ^ 0xc4ec);
-        verify(&sc, &mut known, life, Some(&check), seed).await;
+        verify(&sc, &mut known, life, Some(&check), seed).await?;
     }
     assert!(secs >= 60, "only {secs} s of simulated time");
     assert!(retries > 0, "no store request was ever retried");
+    Ok(())
 }

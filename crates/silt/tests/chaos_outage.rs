@@ -8,23 +8,23 @@
 //! outage ends, once every Remote writer has been acknowledged again on the same handle;
 //! even lives are killed inside the outage. After each kill the database is reopened and
 //! checked.
-#![allow(clippy::unwrap_used)]
 
 mod chaos;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chaos::{file_config, long_mode, verify, Child, Known, Rng, Scenario};
 
 #[test]
-fn chaos_child() {
-    chaos::child_main();
+fn chaos_child() -> anyhow::Result<()> {
+    chaos::child_main()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_outages_longer_than_the_deadline() {
+async fn chaos_outages_longer_than_the_deadline() -> anyhow::Result<()> {
     let seed = chaos::seed(0xc4a0_5002);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().context("creating the scenario's directory")?;
     let sc = Scenario {
         child_test: "chaos_child",
         cfg: file_config(dir.path(), true, Duration::from_secs(15)),
@@ -42,11 +42,11 @@ async fn chaos_outages_longer_than_the_deadline() {
             "all=0.02,lost=0.01,outage={len}s@{start}s,seed={}",
             seed ^ life
         );
-        let mut child = Child::spawn(&sc, life, Some(&faults));
+        let mut child = Child::spawn(&sc, life, Some(&faults))?;
         let log = if life % 2 == 1 {
-            child.wait_until(|l| l.secs > start);
+            child.wait_until(|l| l.secs > start)?;
             let before = child.log.clone();
-            child.wait_until(|l| l.secs >= end);
+            child.wait_until(|l| l.secs >= end)?;
             let during = child.log.clone();
             // Writes waiting past the deadline failed.
             assert!(
@@ -58,19 +58,20 @@ async fn chaos_outages_longer_than_the_deadline() {
                 [0, 1, 4]
                     .iter()
                     .all(|t| l.acked.get(t).copied().unwrap_or(0) > during.issued(*t))
-            });
+            })?;
             let kill_at = end + rng.range(10, 20);
-            child.wait_until(|l| l.secs >= kill_at);
-            child.kill()
+            child.wait_until(|l| l.secs >= kill_at)?;
+            child.kill()?
         } else {
             let kill_at = rng.range(start + 16, end);
-            child.wait_until(|l| l.secs >= kill_at);
-            child.kill()
+            child.wait_until(|l| l.secs >= kill_at)?;
+            child.kill()?
         };
         eprintln!("life {life}: faults {faults}: {log:?}");
         fails += log.fails;
         known.lives.insert(life, log);
-        verify(&sc, &mut known, life, None, seed).await;
+        verify(&sc, &mut known, life, None, seed).await?;
     }
     assert!(fails > 0, "no write outlived the deadline");
+    Ok(())
 }

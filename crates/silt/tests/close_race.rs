@@ -4,7 +4,6 @@
 //! The interleaving is forced: the final flush's WAL PUT is held at a gate while writes are
 //! issued, and the PUT budget is spent with the linger set to an hour, so nothing but
 //! `close` would ever upload a later segment. `tokio::time::timeout` only detects a hang.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -12,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use common::{in_dir, BoxFut, Gate, HoldAt, HoldPut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
@@ -58,7 +58,7 @@ fn settings(flush_on_close: bool) -> Settings {
     s
 }
 
-async fn race(flush_on_close: bool) {
+async fn race(flush_on_close: bool) -> Result<()> {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let gate = Gate::new(false);
     let store = HookStore::new(
@@ -69,14 +69,16 @@ async fn race(flush_on_close: bool) {
     let db = Arc::new(
         Db::open_with_store(store, root.clone(), settings(flush_on_close))
             .await
-            .unwrap(),
+            .context("open")?,
     );
     // Spends the token (a Remote seal).
-    db.put("before-remote", "1").await.unwrap();
+    db.put("before-remote", "1")
+        .await
+        .context("put before-remote")?;
     let buffered = WriteOptions::with_durability(Durability::Buffered);
     db.put_with("before-buffered", "2", &buffered)
         .await
-        .unwrap();
+        .context("put before-buffered")?;
 
     gate.armed.store(true, Ordering::SeqCst);
     let reached = gate.reached.notified();
@@ -87,7 +89,7 @@ async fn race(flush_on_close: bool) {
     // The final flush's PUT is held: close is in the middle of it.
     tokio::time::timeout(HANG, reached)
         .await
-        .expect("close never uploaded its final segment");
+        .context("close never uploaded its final segment")?;
 
     let racer_buffered = db.put_with("racer-buffered", "3", &buffered).await;
     let seq = db.visible_seq();
@@ -103,29 +105,33 @@ async fn race(flush_on_close: bool) {
         }
     })
     .await
-    .expect("the Remote racer neither failed nor was sequenced");
+    .context("the Remote racer neither failed nor was sequenced")?;
     gate.release.add_permits(1);
 
     tokio::time::timeout(HANG, closer)
         .await
-        .expect("close hung")
-        .unwrap()
-        .unwrap();
+        .context("close hung")?
+        .context("the close task panicked")?
+        .context("close")?;
     let racer_remote = tokio::time::timeout(HANG, racer_remote)
         .await
-        .expect("a Remote write racing close waits forever")
-        .unwrap();
+        .context("a Remote write racing close waits forever")?
+        .context("the Remote racer panicked")?;
 
     let reopened = Db::open_with_store(mem, root, settings(true))
         .await
-        .unwrap();
+        .context("reopen")?;
     for (key, result) in [
         ("racer-buffered", &racer_buffered),
         ("racer-remote", &racer_remote),
     ] {
         match result {
             Ok(()) => assert!(
-                reopened.get(key).await.unwrap().is_some(),
+                reopened
+                    .get(key)
+                    .await
+                    .with_context(|| format!("get {key} after reopening"))?
+                    .is_some(),
                 "{key} was acknowledged but is lost after close"
             ),
             Err(e) => assert_eq!(
@@ -136,24 +142,32 @@ async fn race(flush_on_close: bool) {
         }
     }
     for key in ["before-remote", "before-buffered"] {
-        assert!(reopened.get(key).await.unwrap().is_some(), "{key} lost");
+        assert!(
+            reopened
+                .get(key)
+                .await
+                .with_context(|| format!("get {key} after reopening"))?
+                .is_some(),
+            "{key} lost"
+        );
     }
-    reopened.close().await.unwrap();
+    reopened.close().await.context("close the reopened db")?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_racing_close_are_durable_or_closed() {
-    race(true).await;
+async fn writes_racing_close_are_durable_or_closed() -> Result<()> {
+    race(true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_racing_close_without_memtable_flush_are_durable_or_closed() {
-    race(false).await;
+async fn writes_racing_close_without_memtable_flush_are_durable_or_closed() -> Result<()> {
+    race(false).await
 }
 
 /// A concurrent second `close` returns only once the first has made everything durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_close_waits_for_the_first() {
+async fn second_close_waits_for_the_first() -> Result<()> {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let gate = Gate::new(false);
     let store = HookStore::new(
@@ -163,17 +177,19 @@ async fn second_close_waits_for_the_first() {
     let db = Arc::new(
         Db::open_with_store(store, Path::from("db"), settings(false))
             .await
-            .unwrap(),
+            .context("open")?,
     );
     let buffered = WriteOptions::with_durability(Durability::Buffered);
-    db.put_with("k", "v", &buffered).await.unwrap();
+    db.put_with("k", "v", &buffered).await.context("put k")?;
     gate.armed.store(true, Ordering::SeqCst);
     let reached = gate.reached.notified();
     let first = tokio::spawn({
         let db = Arc::clone(&db);
         async move { db.close().await }
     });
-    tokio::time::timeout(HANG, reached).await.unwrap();
+    tokio::time::timeout(HANG, reached)
+        .await
+        .context("the first close never reached its final flush")?;
     // While the final flush is held, the second close must not return (first poll).
     let mut second = Box::pin(db.close());
     assert!(
@@ -184,24 +200,28 @@ async fn second_close_waits_for_the_first() {
     gate.release.add_permits(1);
     tokio::time::timeout(HANG, first)
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    tokio::time::timeout(HANG, second).await.unwrap().unwrap();
+        .context("the first close hung")?
+        .context("the first close panicked")?
+        .context("the first close")?;
+    tokio::time::timeout(HANG, second)
+        .await
+        .context("the second close hung")?
+        .context("the second close")?;
     assert!(db.durable_seq() >= 1);
+    Ok(())
 }
 
 /// A database stopped by a failed memtable flush closes without a final WAL flush; a
 /// `Remote` writer still waiting then must get `Closed`, not wait forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_writer_waiting_when_a_stopped_db_closes_gets_closed() {
+async fn remote_writer_waiting_when_a_stopped_db_closes_gets_closed() -> Result<()> {
     let store = HookStore::new(Arc::new(InMemory::new()), FailSstPuts::default());
     let db = Arc::new(
         Db::open_with_store(store.clone(), Path::from("db"), settings(true))
             .await
-            .unwrap(),
+            .context("open")?,
     );
-    db.put("before", "1").await.unwrap();
+    db.put("before", "1").await.context("put before")?;
     let seq = db.visible_seq();
     let waiting = tokio::spawn({
         let db = Arc::clone(&db);
@@ -213,17 +233,18 @@ async fn remote_writer_waiting_when_a_stopped_db_closes_gets_closed() {
         }
     })
     .await
-    .unwrap();
+    .context("the waiting put was never sequenced")?;
     store.hook.0.store(true, Ordering::SeqCst);
     assert!(db.flush_memtables().await.is_err());
     tokio::time::timeout(HANG, db.close())
         .await
-        .expect("close hung")
-        .unwrap();
+        .context("close hung")?
+        .context("close")?;
     let e = tokio::time::timeout(HANG, waiting)
         .await
-        .expect("a Remote writer waits forever after close")
-        .unwrap()
+        .context("a Remote writer waits forever after close")?
+        .context("the waiting writer panicked")?
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Clean), "{e}");
+    Ok(())
 }

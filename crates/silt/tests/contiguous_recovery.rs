@@ -9,7 +9,6 @@
 //! Interleavings are forced with store hooks that hold chosen WAL PUTs; paused time lets
 //! the test run the engine until it is idle, so "has not happened" is checked without
 //! guessing a timeout.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -17,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use common::{BoxFut, Gate, Hook, HookStore};
 use futures::TryStreamExt;
 use parking_lot::Mutex;
@@ -87,17 +87,17 @@ impl Hook for Arc<HoldWal> {
     }
 }
 
-async fn wal_ids(store: &Arc<dyn ObjectStore>) -> Vec<u64> {
+async fn wal_ids(store: &Arc<dyn ObjectStore>) -> Result<Vec<u64>> {
     let mut ids: Vec<u64> = store
         .list(Some(&root().join("wal")))
         .try_collect::<Vec<_>>()
         .await
-        .unwrap()
+        .context("listing the WAL")?
         .iter()
         .filter_map(|m| wal_id(&m.location))
         .collect();
     ids.sort_unstable();
-    ids
+    Ok(ids)
 }
 
 /// Let every task run until the runtime is idle (time is paused, so the sleep ends only
@@ -107,7 +107,7 @@ async fn settle() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() {
+async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() -> Result<()> {
     let hold = Arc::new(HoldWal::default());
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let store: Arc<dyn ObjectStore> = HookStore::new(Arc::clone(&mem), Arc::clone(&hold));
@@ -116,15 +116,22 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() {
             .settings(settings())
             .open()
             .await
-            .unwrap(),
+            .context("open")?,
     );
-    w.put("a", "1").await.unwrap();
-    let next = wal_ids(&mem).await.last().copied().unwrap() + 1;
+    w.put("a", "1").await.context("put a")?;
+    let next = wal_ids(&mem)
+        .await?
+        .last()
+        .copied()
+        .context("no WAL segment")?
+        + 1;
     let gate = hold.hold(next);
     let buffered = WriteOptions::with_durability(Durability::Buffered);
 
     // "b" goes into segment `next`, held; "c" into `next + 1`, which lands.
-    w.put_with("b", "2", &buffered).await.unwrap();
+    w.put_with("b", "2", &buffered)
+        .await
+        .context("put_with b")?;
     let f1 = tokio::spawn({
         let w = Arc::clone(&w);
         async move { w.flush().await }
@@ -134,7 +141,9 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() {
         !gate.armed.load(std::sync::atomic::Ordering::SeqCst),
         "segment {next} not sealed"
     );
-    w.put_with("c", "3", &buffered).await.unwrap();
+    w.put_with("c", "3", &buffered)
+        .await
+        .context("put_with c")?;
     let f2 = tokio::spawn({
         let w = Arc::clone(&w);
         async move { w.flush().await }
@@ -155,38 +164,49 @@ async fn a_read_only_open_sees_the_prefix_before_a_wal_gap() {
         .read_only()
         .open()
         .await
-        .unwrap();
-    assert_eq!(r.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(r.get("b").await.unwrap(), None);
+        .context("reopen")?;
     assert_eq!(
-        r.get("c").await.unwrap(),
+        r.get("a").await.context("get a")?.as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(r.get("b").await.context("get b")?, None);
+    assert_eq!(
+        r.get("c").await.context("get c")?,
         None,
         "a read-only open saw writes past a gap"
     );
-    r.close().await.unwrap();
+    r.close().await.context("close r")?;
 
     gate.release.add_permits(1);
-    f1.await.unwrap().unwrap();
-    f2.await.unwrap().unwrap();
+    f1.await
+        .context("the f1 task panicked")?
+        .context("flush f1")?;
+    f2.await
+        .context("the f2 task panicked")?
+        .context("flush f2")?;
     let r = Db::builder(Arc::clone(&mem), root())
         .settings(settings())
         .read_only()
         .open()
         .await
-        .unwrap();
+        .context("second reopen")?;
     for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
         assert_eq!(
-            r.get(k).await.unwrap().as_deref(),
+            r.get(k)
+                .await
+                .with_context(|| format!("get {k}"))?
+                .as_deref(),
             Some(v.as_bytes()),
             "{k}"
         );
     }
-    r.close().await.unwrap();
-    w.close().await.unwrap();
+    r.close().await.context("close r")?;
+    w.close().await.context("close w")?;
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() {
+async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() -> Result<()> {
     let hold = Arc::new(HoldWal::default());
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let store: Arc<dyn ObjectStore> = HookStore::new(Arc::clone(&mem), Arc::clone(&hold));
@@ -197,9 +217,9 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() {
         .settings(settings())
         .open()
         .await
-        .unwrap();
-    a.put("from-a", "x").await.unwrap();
-    let a_segment = *wal_ids(&mem).await.last().unwrap();
+        .context("open")?;
+    a.put("from-a", "x").await.context("put from-a")?;
+    let a_segment = *wal_ids(&mem).await?.last().context("no WAL segment of A")?;
     drop(a);
 
     let b = Arc::new(
@@ -207,22 +227,22 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() {
             .settings(settings())
             .open()
             .await
-            .unwrap(),
+            .context("reopen")?,
     );
-    let fence = *wal_ids(&mem).await.last().unwrap();
+    let fence = *wal_ids(&mem).await?.last().context("no WAL segment of B")?;
     let zombie = mem
         .get(&root().join("wal").join(format!("{a_segment:020}.wal")))
         .await
-        .unwrap()
+        .with_context(|| format!("get WAL segment {a_segment}"))?
         .bytes()
         .await
-        .unwrap();
+        .context("reading the body")?;
     mem.put(
         &root().join("wal").join(format!("{:020}.wal", fence + 1)),
         zombie.into(),
     )
     .await
-    .unwrap();
+    .with_context(|| format!("put the zombie as WAL segment {}", fence + 1))?;
 
     // k1 is sealed for id fence+1 (held, then refused: the zombie is there), k2 for
     // fence+2 (held); k1 moves to fence+3 and lands there.
@@ -255,27 +275,41 @@ async fn a_moved_segment_is_acknowledged_only_after_every_lower_id() {
 
     // Once fence+2 lands, both are durable, and recovery finds both.
     g2.release.add_permits(1);
-    w1.await.unwrap().unwrap();
-    w2.await.unwrap().unwrap();
+    w1.await
+        .context("the w1 task panicked")?
+        .context("put k1")?;
+    w2.await
+        .context("the w2 task panicked")?
+        .context("put k2")?;
     assert!(b.durable_seq() >= seq_before + 2);
     drop(b);
     let c = Db::builder(Arc::clone(&mem), root())
         .settings(settings())
         .open()
         .await
-        .unwrap();
-    assert_eq!(c.get("k1").await.unwrap().as_deref(), Some(&b"v1"[..]));
-    assert_eq!(c.get("k2").await.unwrap().as_deref(), Some(&b"v2"[..]));
-    assert_eq!(c.get("from-a").await.unwrap().as_deref(), Some(&b"x"[..]));
-    c.close().await.unwrap();
+        .context("second reopen")?;
+    assert_eq!(
+        c.get("k1").await.context("get k1")?.as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(
+        c.get("k2").await.context("get k2")?.as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert_eq!(
+        c.get("from-a").await.context("get from-a")?.as_deref(),
+        Some(&b"x"[..])
+    );
+    c.close().await.context("close c")?;
+    Ok(())
 }
 
 /// WAL segments land out of order and the writer crashes: the segment holding the first
 /// `Local` write never lands, the next one does. Recovery stops the remote prefix at the
 /// gap and the local log fills it: every `Local`-acknowledged write is there.
 #[tokio::test(start_paused = true)]
-async fn local_writes_fill_a_wal_gap_after_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
+async fn local_writes_fill_a_wal_gap_after_a_crash() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let mut s = settings();
     // Segments are sealed by the explicit flushes below only.
     s.wal.flush_interval = Duration::from_secs(3600);
@@ -288,26 +322,31 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let store: Arc<dyn ObjectStore> = HookStore::new(Arc::clone(&mem), Arc::clone(&hold));
     let open = |store: Arc<dyn ObjectStore>| Db::builder(store, root()).settings(s.clone()).open();
-    let w = Arc::new(open(Arc::clone(&store)).await.unwrap());
+    let w = Arc::new(open(Arc::clone(&store)).await.context("open")?);
     let local = WriteOptions::with_durability(Durability::Local);
-    w.put("before", "0").await.unwrap();
-    let next = wal_ids(&mem).await.last().copied().unwrap() + 1;
+    w.put("before", "0").await.context("put before")?;
+    let next = wal_ids(&mem)
+        .await?
+        .last()
+        .copied()
+        .context("no WAL segment")?
+        + 1;
     let gate = hold.hold(next);
 
-    w.put_with("k1", "1", &local).await.unwrap();
+    w.put_with("k1", "1", &local).await.context("put_with k1")?;
     let f1 = tokio::spawn({
         let w = Arc::clone(&w);
         async move { w.flush().await }
     });
     settle().await;
-    w.put_with("k2", "2", &local).await.unwrap();
+    w.put_with("k2", "2", &local).await.context("put_with k2")?;
     let f2 = tokio::spawn({
         let w = Arc::clone(&w);
         async move { w.flush().await }
     });
     settle().await;
     assert!(hold.landed.lock().contains(&(next + 1)));
-    w.put_with("k3", "3", &local).await.unwrap();
+    w.put_with("k3", "3", &local).await.context("put_with k3")?;
 
     // Crash: background tasks and the held upload are dropped, nothing is flushed.
     f1.abort();
@@ -317,19 +356,22 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() {
     settle().await;
     assert!(!gate.armed.load(std::sync::atomic::Ordering::SeqCst));
     assert!(
-        !wal_ids(&mem).await.contains(&next),
+        !wal_ids(&mem).await?.contains(&next),
         "the held segment landed"
     );
 
-    let r = open(Arc::clone(&mem)).await.unwrap();
+    let r = open(Arc::clone(&mem)).await.context("reopen")?;
     for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
         assert_eq!(
-            r.get(k).await.unwrap().as_deref(),
+            r.get(k)
+                .await
+                .with_context(|| format!("get {k}"))?
+                .as_deref(),
             Some(v.as_bytes()),
             "{k}"
         );
     }
-    r.close().await.unwrap();
+    r.close().await.context("close r")?;
     // And once more, now from the remote WAL alone (the local records were shipped).
     let mut s2 = s.clone();
     s2.local_log = None;
@@ -337,13 +379,17 @@ async fn local_writes_fill_a_wal_gap_after_a_crash() {
         .settings(s2)
         .open()
         .await
-        .unwrap();
+        .context("second reopen")?;
     for (k, v) in [("before", "0"), ("k1", "1"), ("k2", "2"), ("k3", "3")] {
         assert_eq!(
-            r.get(k).await.unwrap().as_deref(),
+            r.get(k)
+                .await
+                .with_context(|| format!("get {k}"))?
+                .as_deref(),
             Some(v.as_bytes()),
             "{k}"
         );
     }
-    r.close().await.unwrap();
+    r.close().await.context("close r")?;
+    Ok(())
 }

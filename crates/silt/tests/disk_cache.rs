@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, Result};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -17,69 +18,78 @@ fn settings(dir: &std::path::Path) -> Settings {
     s
 }
 
-async fn read_all(db: &Db) {
+async fn read_all(db: &Db) -> Result<()> {
     for i in 0..2000u32 {
-        let v = db.get(format!("k{i:05}")).await.unwrap();
+        let v = db
+            .get(format!("k{i:05}"))
+            .await
+            .with_context(|| format!("get k{i:05}"))?;
         assert_eq!(v.as_deref(), Some(format!("value-{i}").as_bytes()), "k{i}");
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_cache_serves_reads_after_restart() {
-    let cache_dir = tempfile::tempdir().unwrap();
+async fn disk_cache_serves_reads_after_restart() -> Result<()> {
+    let cache_dir = tempfile::tempdir().context("creating a temp dir")?;
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let db = Db::open_with_store(store.clone(), Path::from("db"), settings(cache_dir.path()))
         .await
-        .unwrap();
+        .context("open")?;
     let mut b = silt::WriteBatch::new();
     for i in 0..2000u32 {
         b.put(format!("k{i:05}"), format!("value-{i}"));
     }
-    db.write(b).await.unwrap();
-    db.close().await.unwrap(); // flushes memtables: reads now go to SSTs
+    db.write(b).await.context("write the batch")?;
+    db.close().await.context("close")?; // flushes memtables: reads now go to SSTs
 
     let db = Db::open_with_store(store.clone(), Path::from("db"), settings(cache_dir.path()))
         .await
-        .unwrap();
-    read_all(&db).await;
+        .context("reopen with a cold disk cache")?;
+    read_all(&db).await?;
     let first = db.metrics();
     assert!(
         first.store.get_ranges > 0,
         "cold reads fetch blocks from the store"
     );
     assert!(first.stats.disk_cache_bytes > 0);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
 
     // A restart keeps the disk cache: no block GETs this time.
     let db = Db::open_with_store(store.clone(), Path::from("db"), settings(cache_dir.path()))
         .await
-        .unwrap();
+        .context("reopen with a warm disk cache")?;
     let before = db.metrics().store.get_ranges;
-    read_all(&db).await;
+    read_all(&db).await?;
     let m = db.metrics();
     assert_eq!(
         m.store.get_ranges, before,
         "warm disk cache serves every block"
     );
     assert!(m.stats.disk_cache_hits > 0);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
 
     // Damage every cached file: reads stay correct and refetch from the store.
-    for entry in std::fs::read_dir(cache_dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        let mut bytes = std::fs::read(&p).unwrap();
+    for entry in std::fs::read_dir(cache_dir.path())
+        .with_context(|| format!("listing {}", cache_dir.path().display()))?
+    {
+        let p = entry
+            .with_context(|| format!("listing {}", cache_dir.path().display()))?
+            .path();
+        let mut bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x55;
-        std::fs::write(&p, bytes).unwrap();
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
     }
     let db = Db::open_with_store(store, Path::from("db"), settings(cache_dir.path()))
         .await
-        .unwrap();
+        .context("reopen with a damaged disk cache")?;
     let before = db.metrics().store.get_ranges;
-    read_all(&db).await;
+    read_all(&db).await?;
     assert!(
         db.metrics().store.get_ranges > before,
         "damaged files are refetched"
     );
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }

@@ -7,7 +7,6 @@
 //! * A manifest protects its SSTs for `gc.grace` after the manifest that replaced it was
 //!   stored, not after it was itself written: a reader of a long-lived manifest keeps its
 //!   SSTs after a compaction supersedes it.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -16,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use common::{BoxFut, Hook, HookStore};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -41,24 +41,24 @@ fn settings() -> Settings {
     s
 }
 
-async fn open(store: &Arc<dyn ObjectStore>, s: Settings) -> Db {
+async fn open(store: &Arc<dyn ObjectStore>, s: Settings) -> Result<Db> {
     Db::builder(Arc::clone(store), root())
         .settings(s)
         .open()
         .await
-        .unwrap()
+        .context("open")
 }
 
-async fn objects(store: &Arc<dyn ObjectStore>) -> BTreeSet<String> {
+async fn objects(store: &Arc<dyn ObjectStore>) -> Result<BTreeSet<String>> {
     store
         .list(Some(&root()))
         .map_ok(|m| m.location.to_string())
         .try_collect()
         .await
-        .unwrap()
+        .context("listing the store")
 }
 
-async fn put_range(db: &Db, tag: &str, n: usize) -> Vec<(String, String)> {
+async fn put_range(db: &Db, tag: &str, n: usize) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for i in 0..n {
         // Values large enough that SSTs outgrow the tail an SST open prefetches.
@@ -66,42 +66,46 @@ async fn put_range(db: &Db, tag: &str, n: usize) -> Vec<(String, String)> {
             format!("{tag}-{i:03}"),
             format!("{tag}-value-{i}-{:>200}", i),
         );
-        db.put(&k, &v).await.unwrap();
+        db.put(&k, &v).await.with_context(|| format!("put {k}"))?;
         out.push((k, v));
     }
-    out
+    Ok(out)
 }
 
-async fn check(db: &Db, expect: &[(String, String)]) {
+async fn check(db: &Db, expect: &[(String, String)]) -> Result<()> {
     for (k, v) in expect {
         assert_eq!(
-            db.get(k).await.unwrap().as_deref(),
+            db.get(k)
+                .await
+                .with_context(|| format!("get {k}"))?
+                .as_deref(),
             Some(v.as_bytes()),
             "key {k}"
         );
     }
+    Ok(())
 }
 
 /// A holds the writer role and goes idle; B takes over, writes, flushes and compacts. A's
 /// GC pass (even with zero grace) must delete nothing and fence A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fenced_idle_writer_gc_deletes_nothing() {
+async fn fenced_idle_writer_gc_deletes_nothing() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let a = open(&store, settings()).await;
-    let mut expect = put_range(&a, "a", 100).await;
-    a.flush_memtables().await.unwrap();
+    let a = open(&store, settings()).await.context("handle a")?;
+    let mut expect = put_range(&a, "a", 100).await?;
+    a.flush_memtables().await.context("flush_memtables")?;
 
-    let b = open(&store, settings()).await;
-    expect.extend(put_range(&b, "b", 100).await);
-    b.flush_memtables().await.unwrap();
-    b.compact().await.unwrap();
-    expect.extend(put_range(&b, "wal-only", 10).await);
-    let before = objects(&store).await;
+    let b = open(&store, settings()).await.context("handle b")?;
+    expect.extend(put_range(&b, "b", 100).await?);
+    b.flush_memtables().await.context("flush_memtables")?;
+    b.compact().await.context("compact")?;
+    expect.extend(put_range(&b, "wal-only", 10).await?);
+    let before = objects(&store).await?;
 
     let e = a.gc(Some(Duration::ZERO)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(
-        objects(&store).await,
+        objects(&store).await?,
         before,
         "a fenced writer's GC deleted objects"
     );
@@ -113,47 +117,49 @@ async fn fenced_idle_writer_gc_deletes_nothing() {
     assert_eq!(a.counters().gc_deleted_sst.load(Ordering::Relaxed), 0);
     let _ = a.close().await;
 
-    check(&b, &expect).await;
-    b.close().await.unwrap();
-    let c = open(&store, settings()).await;
-    check(&c, &expect).await;
-    c.close().await.unwrap();
+    check(&b, &expect).await?;
+    b.close().await.context("close b")?;
+    let c = open(&store, settings()).await.context("handle c")?;
+    check(&c, &expect).await?;
+    c.close().await.context("close c")?;
+    Ok(())
 }
 
 /// With the background GC on, an idle fenced writer learns it is fenced within one GC
 /// interval, without writing anything (paused time: the interval passes deterministically).
 #[tokio::test(start_paused = true)]
-async fn idle_writer_learns_it_is_fenced_within_one_gc_interval() {
+async fn idle_writer_learns_it_is_fenced_within_one_gc_interval() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let mut s = settings();
     s.gc.enabled = true;
     s.gc.interval = Duration::from_secs(10);
     s.gc.grace = Duration::ZERO;
-    let a = open(&store, s.clone()).await;
-    let mut expect = put_range(&a, "a", 50).await;
-    a.flush_memtables().await.unwrap();
+    let a = open(&store, s.clone()).await.context("handle a")?;
+    let mut expect = put_range(&a, "a", 50).await?;
+    a.flush_memtables().await.context("flush_memtables")?;
 
     let mut sb = s.clone();
     sb.gc.enabled = false;
-    let b = open(&store, sb).await;
-    expect.extend(put_range(&b, "b", 50).await);
-    b.flush_memtables().await.unwrap();
-    b.compact().await.unwrap();
+    let b = open(&store, sb).await.context("handle b")?;
+    expect.extend(put_range(&b, "b", 50).await?);
+    b.flush_memtables().await.context("flush_memtables")?;
+    b.compact().await.context("compact")?;
     assert!(
         a.flush().await.is_ok(),
         "A has not noticed yet (it wrote nothing)"
     );
-    let before = objects(&store).await;
+    let before = objects(&store).await?;
 
     tokio::time::sleep(s.gc.interval + Duration::from_secs(1)).await;
     let e = a.flush().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
-    assert_eq!(objects(&store).await, before);
+    assert_eq!(objects(&store).await?, before);
     let _ = a.close().await;
-    b.close().await.unwrap();
-    let c = open(&store, settings()).await;
-    check(&c, &expect).await;
-    c.close().await.unwrap();
+    b.close().await.context("close b")?;
+    let c = open(&store, settings()).await.context("handle c")?;
+    check(&c, &expect).await?;
+    c.close().await.context("close c")?;
+    Ok(())
 }
 
 /// Objects put while `backdate` is set are listed as written ten minutes earlier, as if
@@ -202,47 +208,48 @@ impl Hook for Arc<Backdate> {
 /// replaced it. Its SSTs are older than `gc.grace` and so is the manifest itself, but the
 /// replacement is new: they must stay for `gc.grace` after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grace_counts_from_the_replacing_manifest() {
+async fn grace_counts_from_the_replacing_manifest() -> Result<()> {
     let backdate = Arc::new(Backdate::default());
     backdate.on.store(true, Ordering::SeqCst);
     let store: Arc<dyn ObjectStore> =
         HookStore::new(Arc::new(InMemory::new()), Arc::clone(&backdate));
     let mut s = settings();
     s.gc.grace = Duration::from_secs(300);
-    let w = open(&store, s.clone()).await;
-    let expect = put_range(&w, "old", 600).await;
-    w.flush_memtables().await.unwrap();
+    let w = open(&store, s.clone()).await.context("handle w")?;
+    let expect = put_range(&w, "old", 600).await?;
+    w.flush_memtables().await.context("flush_memtables")?;
     let reader = Db::builder(Arc::clone(&store), root())
         .settings(s.clone())
         .read_only()
         .open()
         .await
-        .unwrap();
+        .context("open the reader")?;
 
     // Ten minutes later (as the store's timestamps tell), the writer compacts.
     backdate.on.store(false, Ordering::SeqCst);
-    w.compact().await.unwrap();
-    let report = w.gc(None).await.unwrap();
+    w.compact().await.context("compact")?;
+    let report = w.gc(None).await.context("gc")?;
     assert_eq!(
         report.sst, 0,
         "SSTs of a manifest replaced just now were deleted"
     );
     // The manifest the writer's open wrote was replaced ten minutes ago: it is gone (the
     // pass that `compact` ran deleted it).
-    let left = objects(&store).await;
+    let left = objects(&store).await?;
     assert!(
         !left.contains("db/manifest/00000000000000000001.manifest"),
         "{left:?}"
     );
     // The reader still reads its manifest's SSTs from the store.
-    check(&reader, &expect).await;
-    reader.close().await.unwrap();
+    check(&reader, &expect).await?;
+    reader.close().await.context("close reader")?;
 
     // With the protection over (grace zero), the superseded SSTs do go.
-    let report = w.gc(Some(Duration::ZERO)).await.unwrap();
+    let report = w.gc(Some(Duration::ZERO)).await.context("gc")?;
     assert!(report.sst >= 1, "{report:?}");
-    check(&w, &expect).await;
-    w.close().await.unwrap();
+    check(&w, &expect).await?;
+    w.close().await.context("close w")?;
+    Ok(())
 }
 
 /// A fenced writer's WAL upload that outlives `gc.grace / 2` (an outage, a frozen VM) and
@@ -250,7 +257,7 @@ async fn grace_counts_from_the_replacing_manifest() {
 /// checks the newest manifest first and fails as fenced. Otherwise it would acknowledge a
 /// write the new owner never replays.
 #[tokio::test(start_paused = true)]
-async fn a_late_upload_checks_ownership_before_it_counts() {
+async fn a_late_upload_checks_ownership_before_it_counts() -> Result<()> {
     use common::{in_dir, Gate, HoldAt, HoldPut, HookStore};
 
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -263,8 +270,8 @@ async fn a_late_upload_checks_ownership_before_it_counts() {
     s.gc.grace = Duration::from_secs(600);
     // The writer keeps waiting for its segment for as long as the test runs.
     s.store.retry.deadline = Duration::from_secs(3600);
-    let a = Arc::new(open(&held, s.clone()).await);
-    a.put("before", "1").await.unwrap();
+    let a = Arc::new(open(&held, s.clone()).await?);
+    a.put("before", "1").await.context("put before")?;
     gate.armed.store(true, Ordering::SeqCst);
     let late = tokio::spawn({
         let a = Arc::clone(&a);
@@ -273,18 +280,24 @@ async fn a_late_upload_checks_ownership_before_it_counts() {
     gate.reached.notified().await;
     // Six minutes later, writer B takes over: its fence takes the id A's upload wants.
     tokio::time::sleep(Duration::from_secs(360)).await;
-    let b = open(&mem, s.clone()).await;
+    let b = open(&mem, s.clone()).await.context("handle b")?;
     let fence = objects(&mem)
-        .await
+        .await?
         .into_iter()
         .filter(|o| o.contains("/wal/"))
         .max()
-        .unwrap();
+        .context("no WAL segment")?;
     // ... and, the grace long over in its own view, collects it.
-    mem.delete(&Path::from(fence)).await.unwrap();
+    mem.delete(&Path::from(fence.as_str()))
+        .await
+        .with_context(|| format!("delete {fence}"))?;
     gate.release.add_permits(1);
-    let e = late.await.unwrap().unwrap_err();
+    let e = late.await.context("the late task panicked")?.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
-    assert_eq!(b.get("before").await.unwrap().as_deref(), Some(&b"1"[..]));
-    b.close().await.unwrap();
+    assert_eq!(
+        b.get("before").await.context("get before")?.as_deref(),
+        Some(&b"1"[..])
+    );
+    b.close().await.context("close b")?;
+    Ok(())
 }

@@ -5,7 +5,6 @@
 //!
 //! The interleaving is forced with a store wrapper that stores the SST at once but holds
 //! the PUT response until released (as a slow S3 response would).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -13,22 +12,23 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
 use common::{in_dir, Gate, HoldAt, HoldPut, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
 use silt::{Db, Settings};
 
-fn unix_millis() -> u128 {
-    SystemTime::now()
+fn unix_millis() -> Result<u128> {
+    Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
+        .context("the clock is before 1970")?
+        .as_millis())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
-async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() {
+async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() -> Result<()> {
     let gate = Gate::new(false);
     let gated = HookStore::new(
         Arc::new(InMemory::new()),
@@ -41,13 +41,13 @@ async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() {
     let db = Arc::new(
         Db::open_with_store(store, Path::from("db"), s)
             .await
-            .unwrap(),
+            .context("open")?,
     );
     let mut batch = silt::WriteBatch::new();
     for i in 0..100 {
         batch.put(format!("k{i:03}"), "v");
     }
-    db.write(batch).await.unwrap();
+    db.write(batch).await.context("write")?;
 
     // The flush's SST is in the store, but its PUT has not returned yet.
     gate.armed.store(true, Ordering::SeqCst);
@@ -57,13 +57,16 @@ async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() {
     });
     gate.reached.notified().await;
     // Let the wall clock move past the SST's timestamp (zero grace then does not cover it).
-    let stored = unix_millis();
-    while unix_millis() <= stored {
+    let stored = unix_millis()?;
+    while unix_millis()? <= stored {
         std::hint::spin_loop();
     }
-    let report = db.gc(Some(Duration::ZERO)).await.unwrap();
+    let report = db.gc(Some(Duration::ZERO)).await.context("gc")?;
     gate.release.add_permits(1);
-    flush.await.unwrap().unwrap();
+    flush
+        .await
+        .context("the flush task panicked")?
+        .context("flush")?;
 
     for i in 0..100 {
         let got = db.get(format!("k{i:03}")).await;
@@ -72,11 +75,15 @@ async fn gc_does_not_delete_the_sst_of_a_concurrent_flush() {
             "k{i:03} after GC ({report:?}): {got:?}"
         );
     }
-    db.close().await.unwrap();
+    db.close().await.context("close after the GC")?;
     // And after recovery.
     let store: Arc<dyn ObjectStore> = gated.clone();
     let db = Db::open_with_store(store, Path::from("db"), Settings::small_for_tests()).await;
-    let db = db.unwrap();
-    assert_eq!(db.get("k042").await.unwrap().as_deref(), Some(&b"v"[..]));
-    db.close().await.unwrap();
+    let db = db.context("reopen")?;
+    assert_eq!(
+        db.get("k042").await.context("get k042")?.as_deref(),
+        Some(&b"v"[..])
+    );
+    db.close().await.context("close")?;
+    Ok(())
 }

@@ -5,15 +5,16 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, Result};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use silt::{live_objects, Db, Durability, LiveObjects, Settings, WriteOptions};
 
-async fn use_once(store: &Arc<dyn ObjectStore>, round: u32, close: bool) {
+async fn use_once(store: &Arc<dyn ObjectStore>, round: u32, close: bool) -> Result<()> {
     let db = Db::open_with_store(store.clone(), Path::from("db"), Settings::small_for_tests())
         .await
-        .unwrap();
+        .with_context(|| format!("round {round}: open"))?;
     let buffered = WriteOptions::with_durability(Durability::Buffered);
     for i in 0..200u32 {
         db.put_with(
@@ -22,23 +23,38 @@ async fn use_once(store: &Arc<dyn ObjectStore>, round: u32, close: bool) {
             &buffered,
         )
         .await
-        .unwrap();
+        .with_context(|| format!("round {round}: put_with k{:04}", (i * 7 + round) % 500))?;
     }
-    db.put("last", "remote").await.unwrap();
+    db.put("last", "remote")
+        .await
+        .with_context(|| format!("round {round}: put last"))?;
     let snap = db.snapshot();
-    let _ = snap.get("k0001").await.unwrap();
-    let _ = db.scan_prefix("k00").unwrap().collect(50).await.unwrap();
+    let _ = snap
+        .get("k0001")
+        .await
+        .with_context(|| format!("round {round}: snapshot get k0001"))?;
+    let _ = db
+        .scan_prefix("k00")
+        .with_context(|| format!("round {round}: scan_prefix k00"))?
+        .collect(50)
+        .await
+        .with_context(|| format!("round {round}: scan_prefix k00"))?;
     if round % 3 == 0 {
-        db.flush_memtables().await.unwrap();
+        db.flush_memtables()
+            .await
+            .with_context(|| format!("round {round}: flush_memtables"))?;
     }
     drop(snap);
     if close {
-        db.close().await.unwrap();
+        db.close()
+            .await
+            .with_context(|| format!("round {round}: close"))?;
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_use_drop_leaves_nothing_alive() {
+async fn open_use_drop_leaves_nothing_alive() -> Result<()> {
     let zero = LiveObjects {
         databases: 0,
         memtables: 0,
@@ -49,12 +65,12 @@ async fn open_use_drop_leaves_nothing_alive() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     // Warm up allocator pools and lazily initialised statics.
     for round in 0..5 {
-        use_once(&store, round, true).await;
+        use_once(&store, round, true).await?;
     }
     let rss_start = silt_rss();
     for round in 5..60 {
         // Half the rounds drop without close: aborted tasks must release everything too.
-        use_once(&store, round, round % 2 == 0).await;
+        use_once(&store, round, round % 2 == 0).await?;
         // Aborted tasks finish dropping on the runtime; give them a turn.
         tokio::task::yield_now().await;
     }
@@ -74,6 +90,7 @@ async fn open_use_drop_leaves_nothing_alive() {
             "resident memory grew {growth} bytes over 55 open/use/drop rounds"
         );
     }
+    Ok(())
 }
 
 fn silt_rss() -> Option<u64> {

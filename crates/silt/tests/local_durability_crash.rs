@@ -9,7 +9,6 @@
 //! that the local log must fill.
 //!
 //! The test binary re-executes itself as the child (`--exact local_child --nocapture`).
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -17,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use silt::{Db, Durability, LocalLogSettings, Settings, WriteOptions};
 
 const CHILD_ENV: &str = "SILT_LOCAL_CHILD";
@@ -50,28 +50,40 @@ fn settings(dir: &std::path::Path, latency: Option<&str>) -> Settings {
 }
 
 #[test]
-fn local_child() {
+fn local_child() -> Result<()> {
     if std::env::var_os(CHILD_ENV).is_none() {
-        return;
+        return Ok(());
     }
-    let dir = std::path::PathBuf::from(std::env::var(DIR_ENV).unwrap());
-    let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
+    let dir = std::path::PathBuf::from(
+        std::env::var(DIR_ENV).with_context(|| format!("reading {DIR_ENV}"))?,
+    );
+    let round = std::env::var(ROUND_ENV).with_context(|| format!("reading {ROUND_ENV}"))?;
+    let round: u64 = round
+        .parse()
+        .with_context(|| format!("parsing {ROUND_ENV}={round:?}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .context("building the runtime")?;
     rt.block_on(async move {
         let url = format!("file://{}", dir.join("store").display());
         let latency = std::env::var(LATENCY_ENV).ok();
+        let store_latency: Option<silt::objstore::LatencySpec> = latency
+            .as_deref()
+            .map(|l| {
+                l.parse()
+                    .with_context(|| format!("parsing {LATENCY_ENV}={l:?}"))
+            })
+            .transpose()?;
         let db = Arc::new(
             silt::DbBuilder::from_url(&url)
-                .unwrap()
+                .with_context(|| format!("parsing the store URL {url}"))?
                 .settings(settings(&dir, latency.as_deref()))
-                .store_latency(latency.map(|l| l.parse().unwrap()))
+                .store_latency(store_latency)
                 .open()
                 .await
-                .unwrap(),
+                .with_context(|| format!("round {round}: open"))?,
         );
         let mut tasks = Vec::new();
         for t in 0..TASKS {
@@ -86,22 +98,27 @@ fn local_child() {
                 let opts = WriteOptions::with_durability(durability);
                 for c in 1u64.. {
                     let key = format!("r{round}-t{t}-c{c:08}");
-                    db.put_with(&key, b"v", &opts).await.unwrap();
+                    db.put_with(&key, b"v", &opts)
+                        .await
+                        .with_context(|| format!("put_with {key}"))?;
                     if durability == Durability::Local {
                         let mut out = std::io::stdout().lock();
-                        writeln!(out, "ACK {key}").unwrap();
-                        out.flush().unwrap();
+                        writeln!(out, "ACK {key}")
+                            .with_context(|| format!("printing the ack of {key}"))?;
+                        out.flush().context("flushing stdout")?;
                     }
                     if t == 3 {
                         tokio::task::yield_now().await;
                     }
                 }
+                Ok::<(), anyhow::Error>(())
             }));
         }
         for t in tasks {
-            t.await.unwrap();
+            t.await.context("a writer task panicked")??;
         }
-    });
+        Ok::<(), anyhow::Error>(())
+    })
 }
 
 fn run_child(
@@ -109,8 +126,8 @@ fn run_child(
     latency: Option<&str>,
     round: u64,
     kill_after: usize,
-) -> Vec<String> {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+) -> Result<Vec<String>> {
+    let mut cmd = Command::new(std::env::current_exe().context("finding the test binary")?);
     match latency {
         Some(l) => cmd.env(LATENCY_ENV, l),
         None => cmd.env_remove(LATENCY_ENV),
@@ -124,14 +141,21 @@ fn run_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .with_context(|| format!("round {round}: spawning the child"))?;
     let mut acks = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child
+        .stdout
+        .take()
+        .context("the child's stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref() {
-        if let Some(k) = line.unwrap().strip_prefix("ACK ") {
+        let line = line.with_context(|| format!("round {round}: reading the child's output"))?;
+        if let Some(k) = line.strip_prefix("ACK ") {
             acks.push(k.to_owned());
             if acks.len() >= kill_after {
-                child.kill().unwrap();
+                child
+                    .kill()
+                    .with_context(|| format!("round {round}: killing the child"))?;
                 break;
             }
         }
@@ -152,27 +176,29 @@ fn run_child(
         "child stopped early after {} acks",
         acks.len()
     );
-    acks
+    Ok(acks)
 }
 
 #[test]
-fn local_writes_survive_kill_9_without_holes() {
-    let local_only_rounds = kill_rounds(None, ROUNDS);
+fn local_writes_survive_kill_9_without_holes() -> Result<()> {
+    let local_only_rounds = kill_rounds(None, ROUNDS)?;
     assert!(
         local_only_rounds > 0,
         "no round depended on the local log: the test would not notice it missing"
     );
+    Ok(())
 }
 
 #[test]
-fn local_writes_survive_kill_9_with_out_of_order_uploads() {
-    kill_rounds(Some("1ms..40ms"), 4);
+fn local_writes_survive_kill_9_with_out_of_order_uploads() -> Result<()> {
+    kill_rounds(Some("1ms..40ms"), 4)?;
+    Ok(())
 }
 
 /// Kill a child `rounds` times and verify after each; returns how many rounds had
 /// acknowledged writes only the local log held.
-fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
-    let dir = tempfile::tempdir().unwrap();
+fn kill_rounds(latency: Option<&str>, rounds: u64) -> Result<usize> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
     let seed: u64 = std::env::var("SILT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -188,11 +214,11 @@ fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .context("building the runtime")?;
     let mut local_only_rounds = 0;
     for round in 0..rounds {
         let kill_after = 20 + next() % 300;
-        let acks = run_child(dir.path(), latency, round, kill_after);
+        let acks = run_child(dir.path(), latency, round, kill_after)?;
         rt.block_on(async {
             let url = format!("file://{}", dir.path().join("store").display());
             // Before reopening: how much of this round reached the object store?
@@ -200,18 +226,18 @@ fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
                 let mut s = Settings::small_for_tests();
                 s.local_log = None;
                 let ro = silt::DbBuilder::from_url(&url)
-                    .unwrap()
+                    .with_context(|| format!("parsing the store URL {url}"))?
                     .settings(s)
                     .read_only()
                     .open()
                     .await
-                    .unwrap();
+                    .with_context(|| format!("round {round}: read-only open"))?;
                 let n = ro
                     .scan_prefix(format!("r{round}-"))
-                    .unwrap()
+                    .with_context(|| format!("round {round}: read-only scan_prefix r{round}-"))?
                     .collect(usize::MAX)
                     .await
-                    .unwrap()
+                    .with_context(|| format!("round {round}: read-only scan_prefix r{round}-"))?
                     .len();
                 n
             };
@@ -219,16 +245,18 @@ fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
                 "round {round}: {} acks, {remote_only} remote-only; reopening",
                 acks.len()
             );
-            let db = Db::open(&url, settings(dir.path(), latency)).await.unwrap();
+            let db = Db::open(&url, settings(dir.path(), latency))
+                .await
+                .with_context(|| format!("seed {seed} round {round}: reopen"))?;
             let got: Vec<String> = db
                 .scan_prefix(format!("r{round}-"))
-                .unwrap()
+                .with_context(|| format!("round {round}: scan_prefix r{round}-"))?
                 .collect(usize::MAX)
                 .await
-                .unwrap()
+                .with_context(|| format!("round {round}: scan_prefix r{round}-"))?
                 .into_iter()
-                .map(|(k, _)| String::from_utf8(k.to_vec()).unwrap())
-                .collect();
+                .map(|(k, _)| String::from_utf8(k.to_vec()).context("a key is not UTF-8"))
+                .collect::<Result<_>>()?;
             if got.len() > remote_only {
                 local_only_rounds += 1;
             }
@@ -241,19 +269,24 @@ fn kill_rounds(latency: Option<&str>, rounds: u64) -> usize {
             // Per task, recovered counters are exactly 1..=max: no hole.
             let mut per_task: BTreeMap<String, Vec<u64>> = BTreeMap::new();
             for k in &got {
-                let (task, c) = k.rsplit_once("-c").unwrap();
+                let (task, c) = k
+                    .rsplit_once("-c")
+                    .with_context(|| format!("a key outside the workload: {k}"))?;
                 per_task
                     .entry(task.to_owned())
                     .or_default()
-                    .push(c.parse().unwrap());
+                    .push(c.parse().with_context(|| format!("the counter of {k}"))?);
             }
             for (task, mut cs) in per_task {
                 cs.sort_unstable();
                 let expect: Vec<u64> = (1..=cs.len() as u64).collect();
                 assert_eq!(cs, expect, "seed {seed} round {round}: hole in {task}");
             }
-            db.close().await.unwrap();
-        });
+            db.close()
+                .await
+                .with_context(|| format!("round {round}: close after the check"))?;
+            Ok::<(), anyhow::Error>(())
+        })?;
     }
-    local_only_rounds
+    Ok(local_only_rounds)
 }

@@ -6,13 +6,13 @@
 //! our own bytes are success, nothing there means try again, and someone else's bytes
 //! fence (manifest) or move the SST to a fresh name. Every case reopens and checks the
 //! data.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use anyhow::{Context, Result};
 use common::{in_dir, BoxFut, Gate, HoldAt, HoldPut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
@@ -138,106 +138,127 @@ fn value(i: usize) -> String {
 }
 
 /// `Remote` puts of keys `range` (each acknowledged once its WAL segment is stored).
-async fn put_range(db: &Db, range: std::ops::Range<usize>) {
+async fn put_range(db: &Db, range: std::ops::Range<usize>) -> Result<()> {
     for i in range {
-        db.put(key(i), value(i)).await.unwrap();
+        db.put(key(i), value(i))
+            .await
+            .with_context(|| format!("put {}", key(i)))?;
     }
+    Ok(())
 }
 
 /// Reopen on the plain inner store (no hook) and check keys `0..n`.
-async fn reopen_and_check(store: &Faulty, n: usize) -> Db {
+async fn reopen_and_check(store: &Faulty, n: usize) -> Result<Db> {
     let db = Db::open_with_store(Arc::clone(&store.inner), root(), settings())
         .await
-        .unwrap();
+        .context("reopen without faults")?;
     for i in 0..n {
         assert_eq!(
-            db.get(key(i)).await.unwrap().as_deref(),
+            db.get(key(i))
+                .await
+                .with_context(|| format!("get {}", key(i)))?
+                .as_deref(),
             Some(value(i).as_bytes()),
             "{} after reopen",
             key(i)
         );
     }
-    db
+    Ok(db)
 }
 
-async fn report(store: &Faulty) -> silt::inspect::StoreReport {
+async fn report(store: &Faulty) -> Result<silt::inspect::StoreReport> {
     silt::inspect::inspect(&Storage::new(Arc::clone(&store.inner), root()))
         .await
-        .unwrap()
+        .context("inspect")
 }
 
 // ---- WAL segments ----
 
-async fn wal_put_with(fault: Fault) {
+async fn wal_put_with(fault: Fault) -> Result<()> {
     let store = faulty("/wal/", fault);
-    let db = open(&store).await.unwrap();
-    put_range(&db, 0..10).await;
+    let db = open(&store).await.context("open with faults")?;
+    put_range(&db, 0..10).await?;
     arm(&store, 1);
     // Acknowledged only once its segment is stored.
-    put_range(&db, 10..20).await;
+    put_range(&db, 10..20).await?;
     assert_eq!(hits(&store), 1, "the fault was not exercised");
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
     // Nothing was flushed to an SST: the keys come back from the WAL.
-    assert!(report(&store).await.ssts.is_empty());
-    reopen_and_check(&store, 20).await.close().await.unwrap();
+    assert!(report(&store).await?.ssts.is_empty());
+    reopen_and_check(&store, 20)
+        .await?
+        .close()
+        .await
+        .context("close after reopening")?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wal_upload_whose_response_was_lost_is_acknowledged() {
-    wal_put_with(Fault::LostResponse).await;
+async fn wal_upload_whose_response_was_lost_is_acknowledged() -> Result<()> {
+    wal_put_with(Fault::LostResponse).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wal_upload_refused_with_nothing_there_is_retried() {
-    wal_put_with(Fault::Conflict).await;
+async fn wal_upload_refused_with_nothing_there_is_retried() -> Result<()> {
+    wal_put_with(Fault::Conflict).await?;
+    Ok(())
 }
 
 // ---- The writer claim (manifest written on open) ----
 
-async fn claim_with(fault: Fault) {
+async fn claim_with(fault: Fault) -> Result<()> {
     let store = faulty("/manifest/", fault);
     arm(&store, 1);
-    let db = open(&store).await.unwrap();
+    let db = open(&store).await.context("open with faults")?;
     assert_eq!(hits(&store), 1, "the fault was not exercised");
     assert_eq!(db.writer_epoch(), 1);
-    put_range(&db, 0..10).await;
-    db.close().await.unwrap();
-    let db = reopen_and_check(&store, 10).await;
+    put_range(&db, 0..10).await?;
+    db.close().await.context("close")?;
+    let db = reopen_and_check(&store, 10).await?;
     assert_eq!(db.writer_epoch(), 2);
-    db.close().await.unwrap();
+    db.close().await.context("close after reopening")?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_whose_claim_response_was_lost_succeeds() {
-    claim_with(Fault::LostResponse).await;
+async fn open_whose_claim_response_was_lost_succeeds() -> Result<()> {
+    claim_with(Fault::LostResponse).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_whose_claim_was_refused_with_nothing_there_succeeds() {
-    claim_with(Fault::Conflict).await;
+async fn open_whose_claim_was_refused_with_nothing_there_succeeds() -> Result<()> {
+    claim_with(Fault::Conflict).await?;
+    Ok(())
 }
 
 // ---- Memtable flush: its SST and its manifest ----
 
-async fn flush_with(kind: &'static str, fault: Fault) {
+async fn flush_with(kind: &'static str, fault: Fault) -> Result<()> {
     let store = faulty(kind, fault);
-    let db = open(&store).await.unwrap();
-    put_range(&db, 0..100).await;
+    let db = open(&store).await.context("open with faults")?;
+    put_range(&db, 0..100).await?;
     arm(&store, 1);
-    db.flush_memtables().await.unwrap();
+    db.flush_memtables().await.context("flush_memtables")?;
     assert_eq!(hits(&store), 1, "the fault was not exercised");
-    put_range(&db, 100..110).await;
-    db.close().await.unwrap();
-    let r = report(&store).await;
+    put_range(&db, 100..110).await?;
+    db.close().await.context("close")?;
+    let r = report(&store).await?;
     assert_eq!(r.l0_ssts, 1, "{r:?}");
-    check_no_renamed_sst(&store).await;
-    reopen_and_check(&store, 110).await.close().await.unwrap();
+    check_no_renamed_sst(&store).await?;
+    reopen_and_check(&store, 110)
+        .await?
+        .close()
+        .await
+        .context("close after reopening")?;
+    Ok(())
 }
 
 /// Every SST object in the store is referenced (none was left behind by a re-upload under a
 /// new name), and a faulted SST PUT kept its name.
-async fn check_no_renamed_sst(store: &Faulty) {
-    let r = report(store).await;
+async fn check_no_renamed_sst(store: &Faulty) -> Result<()> {
+    let r = report(store).await?;
     assert_eq!(r.sst_objects, r.ssts.len(), "{r:?}");
     if store.hook.kind == "/sst/" {
         let faulted = store.hook.hits.lock().unwrap()[0].clone();
@@ -246,55 +267,64 @@ async fn check_no_renamed_sst(store: &Faulty) {
             "{faulted} is not referenced: {r:?}"
         );
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_whose_sst_response_was_lost_succeeds() {
-    flush_with("/sst/", Fault::LostResponse).await;
+async fn flush_whose_sst_response_was_lost_succeeds() -> Result<()> {
+    flush_with("/sst/", Fault::LostResponse).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_whose_sst_was_refused_with_nothing_there_succeeds() {
-    flush_with("/sst/", Fault::Conflict).await;
+async fn flush_whose_sst_was_refused_with_nothing_there_succeeds() -> Result<()> {
+    flush_with("/sst/", Fault::Conflict).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_whose_manifest_response_was_lost_succeeds() {
-    flush_with("/manifest/", Fault::LostResponse).await;
+async fn flush_whose_manifest_response_was_lost_succeeds() -> Result<()> {
+    flush_with("/manifest/", Fault::LostResponse).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_whose_manifest_was_refused_with_nothing_there_succeeds() {
-    flush_with("/manifest/", Fault::Conflict).await;
+async fn flush_whose_manifest_was_refused_with_nothing_there_succeeds() -> Result<()> {
+    flush_with("/manifest/", Fault::Conflict).await?;
+    Ok(())
 }
 
 // ---- Compaction: its output SSTs and its manifest ----
 
 /// Two L0 SSTs and some WAL-only keys; the fault is armed for the compaction.
-async fn compact_with(kind: &'static str, fault: Fault) -> Faulty {
+async fn compact_with(kind: &'static str, fault: Fault) -> Result<Faulty> {
     let store = faulty(kind, fault);
-    let db = open(&store).await.unwrap();
-    put_range(&db, 0..100).await;
-    db.flush_memtables().await.unwrap();
-    put_range(&db, 100..200).await;
-    db.flush_memtables().await.unwrap();
-    put_range(&db, 200..210).await;
+    let db = open(&store).await.context("open with faults")?;
+    put_range(&db, 0..100).await?;
+    db.flush_memtables().await.context("flush_memtables")?;
+    put_range(&db, 100..200).await?;
+    db.flush_memtables().await.context("flush_memtables")?;
+    put_range(&db, 200..210).await?;
     arm(&store, 1);
-    db.compact().await.unwrap();
+    db.compact().await.context("compact")?;
     assert_eq!(hits(&store), 1, "the fault was not exercised");
-    db.close().await.unwrap();
-    let r = report(&store).await;
+    db.close().await.context("close")?;
+    let r = report(&store).await?;
     assert_eq!((r.l0_ssts, r.runs.len()), (0, 1), "{r:?}");
-    reopen_and_check(&store, 210).await.close().await.unwrap();
-    store
+    reopen_and_check(&store, 210)
+        .await?
+        .close()
+        .await
+        .context("close")?;
+    Ok(store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_whose_sst_response_was_lost_succeeds() {
-    let store = compact_with("/sst/", Fault::LostResponse).await;
+async fn compaction_whose_sst_response_was_lost_succeeds() -> Result<()> {
+    let store = compact_with("/sst/", Fault::LostResponse).await?;
     // The compaction's inputs are still in the store (GC grace): only the run's SSTs are
     // checked here.
-    let r = report(&store).await;
+    let r = report(&store).await?;
     let faulted = store.hook.hits.lock().unwrap()[0].clone();
     assert!(
         r.ssts.iter().any(|s| faulted.as_ref().contains(&s.id)),
@@ -305,22 +335,24 @@ async fn compaction_whose_sst_response_was_lost_succeeds() {
         2 + r.ssts.len(),
         "inputs + outputs only: {r:?}"
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_whose_manifest_response_was_lost_succeeds() {
-    compact_with("/manifest/", Fault::LostResponse).await;
+async fn compaction_whose_manifest_response_was_lost_succeeds() -> Result<()> {
+    compact_with("/manifest/", Fault::LostResponse).await?;
+    Ok(())
 }
 
 // ---- Someone else's object ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_manifest_at_the_next_id_fences() {
+async fn foreign_manifest_at_the_next_id_fences() -> Result<()> {
     let store = faulty("/manifest/", Fault::LostResponse);
-    let db = open(&store).await.unwrap();
-    put_range(&db, 0..100).await;
+    let db = open(&store).await.context("open with faults")?;
+    put_range(&db, 0..100).await?;
     // A newer writer's manifest takes the id this writer's next commit needs.
-    let next = report(&store).await.manifest_id + 1;
+    let next = report(&store).await?.manifest_id + 1;
     let theirs = silt_format::manifest::encode_manifest(&silt_format::manifest::Manifest {
         id: next,
         writer_epoch: 7,
@@ -334,29 +366,30 @@ async fn foreign_manifest_at_the_next_id_fences() {
             PutPayload::from(theirs),
         )
         .await
-        .unwrap();
+        .with_context(|| format!("put the foreign manifest {next}"))?;
     let e = db.flush_memtables().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     assert_eq!(
         db.put("after", "fenced").await.unwrap_err().kind(),
         ErrorKind::Closed(CloseReason::Fenced)
     );
+    Ok(())
 }
 
 /// The SST went up under a name other than the one the foreign object holds, which is left
 /// as it was.
-async fn check_foreign_sst_kept(store: &Faulty) {
+async fn check_foreign_sst_kept(store: &Faulty) -> Result<()> {
     let foreign = store.hook.hits.lock().unwrap()[0].clone();
     let bytes: Bytes = store
         .inner
         .get(&foreign)
         .await
-        .unwrap()
+        .with_context(|| format!("get {foreign}"))?
         .bytes()
         .await
-        .unwrap();
+        .context("reading the body")?;
     assert_eq!(bytes.as_ref(), FOREIGN);
-    let r = report(store).await;
+    let r = report(store).await?;
     assert!(!r.ssts.is_empty());
     for s in &r.ssts {
         assert!(
@@ -364,35 +397,43 @@ async fn check_foreign_sst_kept(store: &Faulty) {
             "the manifest references the foreign object {foreign}"
         );
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_sst_whose_name_is_taken_goes_up_under_another() {
+async fn flush_sst_whose_name_is_taken_goes_up_under_another() -> Result<()> {
     let store = faulty("/sst/", Fault::Foreign);
-    flush_with_foreign(&store).await;
-    check_foreign_sst_kept(&store).await;
+    flush_with_foreign(&store).await?;
+    check_foreign_sst_kept(&store).await?;
+    Ok(())
 }
 
-async fn flush_with_foreign(store: &Faulty) {
-    let db = open(store).await.unwrap();
-    put_range(&db, 0..100).await;
+async fn flush_with_foreign(store: &Faulty) -> Result<()> {
+    let db = open(store).await.context("open with faults")?;
+    put_range(&db, 0..100).await?;
     arm(store, 1);
-    db.flush_memtables().await.unwrap();
+    db.flush_memtables().await.context("flush_memtables")?;
     assert_eq!(hits(store), 1, "the fault was not exercised");
-    db.close().await.unwrap();
-    reopen_and_check(store, 100).await.close().await.unwrap();
+    db.close().await.context("close")?;
+    reopen_and_check(store, 100)
+        .await?
+        .close()
+        .await
+        .context("close after reopening")?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_sst_whose_name_is_taken_goes_up_under_another() {
-    let store = compact_with("/sst/", Fault::Foreign).await;
-    check_foreign_sst_kept(&store).await;
+async fn compaction_sst_whose_name_is_taken_goes_up_under_another() -> Result<()> {
+    let store = compact_with("/sst/", Fault::Foreign).await?;
+    check_foreign_sst_kept(&store).await?;
+    Ok(())
 }
 
 /// Two writers claiming from the same manifest would write the same id and epoch; the
 /// loser reads the winner's claim back and must not take it for its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_claim_read_back_is_not_mistaken_for_ours() {
+async fn racing_claim_read_back_is_not_mistaken_for_ours() -> Result<()> {
     let gate = Gate::new(true);
     let store: Arc<dyn ObjectStore> = HookStore::new(
         Arc::new(InMemory::new()),
@@ -408,29 +449,35 @@ async fn racing_claim_read_back_is_not_mistaken_for_ours() {
     gate.reached.notified().await;
     let b = Db::open_with_store(Arc::clone(&store), root(), settings())
         .await
-        .unwrap();
+        .context("open")?;
     gate.release.add_permits(1);
-    let e = a.await.unwrap().unwrap_err();
+    let e = a.await.context("the a task panicked")?.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
-    b.put("b", "wins").await.unwrap();
-    b.close().await.unwrap();
+    b.put("b", "wins").await.context("put b")?;
+    b.close().await.context("close b")?;
     let b = Db::open_with_store(store, root(), settings())
         .await
-        .unwrap();
-    assert_eq!(b.get("b").await.unwrap().as_deref(), Some(&b"wins"[..]));
-    b.close().await.unwrap();
+        .context("reopen")?;
+    assert_eq!(
+        b.get("b").await.context("get b")?.as_deref(),
+        Some(&b"wins"[..])
+    );
+    b.close().await.context("close after reopening")?;
+    Ok(())
 }
 
 // ---- Bounded ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_refused_every_time_with_nothing_there_gives_up() {
+async fn create_refused_every_time_with_nothing_there_gives_up() -> Result<()> {
     let store = faulty("/manifest/", Fault::Conflict);
     let mut s = settings();
     // The manifest write retries the whole resolution until this deadline.
     s.store.retry.deadline = std::time::Duration::from_millis(300);
-    let db = Db::open_with_store(store.clone(), root(), s).await.unwrap();
-    put_range(&db, 0..100).await;
+    let db = Db::open_with_store(store.clone(), root(), s)
+        .await
+        .context("open")?;
+    put_range(&db, 0..100).await?;
     arm(&store, usize::MAX);
     let e = db.flush_memtables().await.unwrap_err();
     // The background flusher may have met the error first and stopped the database.
@@ -445,4 +492,5 @@ async fn create_refused_every_time_with_nothing_there_gives_up() {
     // The outcome stayed unknown: the handle stops rather than write another manifest.
     let e = db.put("k", "v").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Poisoned), "{e}");
+    Ok(())
 }

@@ -4,13 +4,13 @@
 //!
 //! The proptest seed is fixed and failure persistence is off, so every run executes the same
 //! cases; a failure prints the shrunk operation sequence.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use silt::object_store::memory::InMemory;
@@ -196,72 +196,91 @@ enum Reader<'a> {
     Snap(&'a Snapshot),
 }
 
-async fn db_read(r: Reader<'_>, read: &Read) -> (Option<Vec<u8>>, Pairs) {
+async fn db_read(r: Reader<'_>, read: &Read) -> Result<(Option<Vec<u8>>, Pairs)> {
     match read {
         Read::Get(k) => {
             let v = match r {
-                Reader::Db(db) => db.get(k).await.unwrap(),
-                Reader::Snap(s) => s.get(k).await.unwrap(),
+                Reader::Db(db) => db.get(k).await.with_context(|| format!("get {k:?}"))?,
+                Reader::Snap(s) => s
+                    .get(k)
+                    .await
+                    .with_context(|| format!("snapshot get {k:?}"))?,
             };
-            (v.map(|b| b.to_vec()), Vec::new())
+            Ok((v.map(|b| b.to_vec()), Vec::new()))
         }
         Read::Scan(s, e, limit) => {
             let range = (s.clone(), e.clone());
             let it = match r {
-                Reader::Db(db) => db.scan(range).unwrap(),
-                Reader::Snap(snap) => snap.scan(range).unwrap(),
+                Reader::Db(db) => db.scan(range).context("scan")?,
+                Reader::Snap(snap) => snap.scan(range).context("snapshot scan")?,
             };
-            (None, to_pairs(it.collect(*limit).await.unwrap()))
+            let rows = it
+                .collect(*limit)
+                .await
+                .with_context(|| format!("scan {s:?}..{e:?} limit {limit}"))?;
+            Ok((None, to_pairs(rows)))
         }
         Read::Prefix(p) => {
             let it = match r {
-                Reader::Db(db) => db.scan_prefix(p).unwrap(),
-                Reader::Snap(snap) => snap.scan_prefix(p).unwrap(),
+                Reader::Db(db) => db
+                    .scan_prefix(p)
+                    .with_context(|| format!("scan_prefix {p:?}"))?,
+                Reader::Snap(snap) => snap
+                    .scan_prefix(p)
+                    .with_context(|| format!("snapshot scan_prefix {p:?}"))?,
             };
-            (None, to_pairs(it.collect(usize::MAX).await.unwrap()))
+            let rows = it
+                .collect(usize::MAX)
+                .await
+                .with_context(|| format!("scan_prefix {p:?}"))?;
+            Ok((None, to_pairs(rows)))
         }
     }
 }
 
-async fn open(store: &Arc<dyn ObjectStore>, flush_on_close: bool) -> Db {
+async fn open(store: &Arc<dyn ObjectStore>, flush_on_close: bool) -> Result<Db> {
     Db::open_with_store(
         Arc::clone(store),
         Path::from("model"),
         settings(flush_on_close),
     )
     .await
-    .unwrap()
+    .context("open")
 }
 
-async fn full_scan(db: &Db) -> Pairs {
-    to_pairs(
+async fn full_scan(db: &Db) -> Result<Pairs> {
+    Ok(to_pairs(
         db.scan::<&[u8]>(..)
-            .unwrap()
+            .context("full scan")?
             .collect(usize::MAX)
             .await
-            .unwrap(),
-    )
+            .context("full scan")?,
+    ))
 }
 
 fn model_pairs(m: &Model) -> Pairs {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-async fn run(ops: Vec<Op>) {
+async fn run(ops: Vec<Op>) -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let mut db = open(&store, false).await;
+    let mut db = open(&store, false).await?;
     let mut model = Model::new();
     let mut snapshots: Vec<(Snapshot, Model)> = Vec::new();
     let mut buffered_pending = false;
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::Put(k, v, b) => {
-                db.put_with(&k, &v, &opts(b)).await.unwrap();
+                db.put_with(&k, &v, &opts(b))
+                    .await
+                    .with_context(|| format!("step {step}: put_with {k:?}"))?;
                 model.insert(k, v);
                 buffered_pending |= b;
             }
             Op::Delete(k, b) => {
-                db.delete_with(&k, &opts(b)).await.unwrap();
+                db.delete_with(&k, &opts(b))
+                    .await
+                    .with_context(|| format!("step {step}: delete_with {k:?}"))?;
                 model.remove(&k);
                 buffered_pending |= b;
             }
@@ -273,7 +292,9 @@ async fn run(ops: Vec<Op>) {
                         None => batch.delete(k),
                     };
                 }
-                db.write_with(batch, &opts(b)).await.unwrap();
+                db.write_with(batch, &opts(b))
+                    .await
+                    .with_context(|| format!("step {step}: write_with"))?;
                 for (k, v) in entries {
                     match v {
                         Some(v) => model.insert(k, v),
@@ -283,7 +304,9 @@ async fn run(ops: Vec<Op>) {
                 buffered_pending |= b;
             }
             Op::Read(r) => {
-                let got = db_read(Reader::Db(&db), &r).await;
+                let got = db_read(Reader::Db(&db), &r)
+                    .await
+                    .with_context(|| format!("step {step}: {r:?}"))?;
                 assert_eq!(got, model_read(&model, &r), "step {step}: {r:?}");
             }
             Op::TakeSnapshot => {
@@ -297,63 +320,84 @@ async fn run(ops: Vec<Op>) {
                     continue;
                 }
                 let (snap, m) = &snapshots[i % snapshots.len()];
-                let got = db_read(Reader::Snap(snap), &r).await;
+                let got = db_read(Reader::Snap(snap), &r)
+                    .await
+                    .with_context(|| format!("step {step}: snapshot read {r:?}"))?;
                 assert_eq!(got, model_read(m, &r), "step {step}: snapshot read {r:?}");
             }
             Op::Flush => {
-                db.flush().await.unwrap();
+                db.flush()
+                    .await
+                    .with_context(|| format!("step {step}: flush"))?;
                 buffered_pending = false;
                 assert!(db.durable_seq() >= db.visible_seq());
             }
-            Op::FlushMemtables => db.flush_memtables().await.unwrap(),
-            Op::Compact => db.compact().await.unwrap(),
+            Op::FlushMemtables => db
+                .flush_memtables()
+                .await
+                .with_context(|| format!("step {step}: flush_memtables"))?,
+            Op::Compact => db
+                .compact()
+                .await
+                .with_context(|| format!("step {step}: compact"))?,
             Op::Gc => {
-                db.gc(Some(Duration::ZERO)).await.unwrap();
+                db.gc(Some(Duration::ZERO))
+                    .await
+                    .with_context(|| format!("step {step}: gc"))?;
             }
             Op::Reopen {
                 clean,
                 flush_on_close,
             } => {
                 if buffered_pending {
-                    db.flush().await.unwrap();
+                    db.flush()
+                        .await
+                        .with_context(|| format!("step {step}: flush before reopening"))?;
                     buffered_pending = false;
                 }
                 snapshots.clear();
                 if clean {
-                    db.close().await.unwrap();
+                    db.close()
+                        .await
+                        .with_context(|| format!("step {step}: close"))?;
                 } else {
                     drop(db);
                 }
-                db = open(&store, flush_on_close).await;
+                db = open(&store, flush_on_close)
+                    .await
+                    .with_context(|| format!("step {step}: reopen"))?;
                 assert_eq!(
-                    full_scan(&db).await,
+                    full_scan(&db)
+                        .await
+                        .with_context(|| format!("step {step}: after reopen"))?,
                     model_pairs(&model),
                     "step {step}: after reopen"
                 );
             }
         }
     }
-    assert_eq!(full_scan(&db).await, model_pairs(&model), "at the end");
+    assert_eq!(full_scan(&db).await?, model_pairs(&model), "at the end");
     for (snap, m) in &snapshots {
         let got = to_pairs(
             snap.scan::<&[u8]>(..)
-                .unwrap()
+                .context("snapshot scan at the end")?
                 .collect(usize::MAX)
                 .await
-                .unwrap(),
+                .context("snapshot scan at the end")?,
         );
         assert_eq!(got, model_pairs(m), "snapshot at the end");
     }
     drop(snapshots);
-    db.close().await.unwrap();
+    db.close().await.context("close at the end")?;
     // Everything is durable after close.
-    let db = open(&store, true).await;
+    let db = open(&store, true).await.context("the final reopen")?;
     assert_eq!(
-        full_scan(&db).await,
+        full_scan(&db).await?,
         model_pairs(&model),
         "after the final reopen"
     );
-    db.close().await.unwrap();
+    db.close().await.context("close after the final reopen")?;
+    Ok(())
 }
 
 proptest! {
@@ -373,7 +417,7 @@ proptest! {
             .enable_all()
             .start_paused(true)
             .build()
-            .unwrap();
-        rt.block_on(run(ops));
+            .map_err(|e| TestCaseError::fail(format!("building the runtime: {e}")))?;
+        rt.block_on(run(ops)).map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
     }
 }

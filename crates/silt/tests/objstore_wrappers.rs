@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -37,15 +38,21 @@ fn ms(n: u64) -> Duration {
 }
 
 #[tokio::test]
-async fn counts_and_bytes_are_exact() {
+async fn counts_and_bytes_are_exact() -> Result<()> {
     let (store, metrics) = wrap(mem(), None, None);
     let a = Path::from("db/a");
     let wal = Path::from("db/wal/00000000000000000001.wal");
     let sst = Path::from("db/sst/01J.sst");
 
     // PUTs: plain, create-only (won, then lost), versioned update.
-    let first = store.put(&a, payload(100)).await.unwrap();
-    store.put_opts(&wal, payload(10), create()).await.unwrap();
+    let first = store
+        .put(&a, payload(100))
+        .await
+        .with_context(|| format!("put {a}"))?;
+    store
+        .put_opts(&wal, payload(10), create())
+        .await
+        .with_context(|| format!("put_opts {wal}"))?;
     let lost = store.put_opts(&wal, payload(10), create()).await;
     assert!(matches!(
         lost,
@@ -55,21 +62,54 @@ async fn counts_and_bytes_are_exact() {
         mode: PutMode::Update(UpdateVersion::from(first)),
         ..PutOptions::default()
     };
-    store.put_opts(&a, payload(50), update).await.unwrap();
-    store.put(&sst, payload(1000)).await.unwrap();
+    store
+        .put_opts(&a, payload(50), update)
+        .await
+        .with_context(|| format!("put_opts {a}"))?;
+    store
+        .put(&sst, payload(1000))
+        .await
+        .with_context(|| format!("put {sst}"))?;
 
     // GETs: whole, ranged, several ranges, HEAD, a missing object.
     assert_eq!(
-        store.get(&a).await.unwrap().bytes().await.unwrap().len(),
+        store
+            .get(&a)
+            .await
+            .with_context(|| format!("get {a}"))?
+            .bytes()
+            .await
+            .context("reading the body")?
+            .len(),
         50
     );
-    assert_eq!(store.get_range(&sst, 10..30).await.unwrap().len(), 20);
-    let parts = store.get_ranges(&sst, &[0..5, 100..150]).await.unwrap();
+    assert_eq!(
+        store
+            .get_range(&sst, 10..30)
+            .await
+            .with_context(|| format!("get_range {sst}"))?
+            .len(),
+        20
+    );
+    let parts = store
+        .get_ranges(&sst, &[0..5, 100..150])
+        .await
+        .with_context(|| format!("get_ranges {sst}"))?;
     assert_eq!(parts.iter().map(|b| b.len()).sum::<usize>(), 55);
     let ranged = GetOptions::new().with_range(Some(900..1000));
-    let r = store.get_opts(&sst, ranged).await.unwrap();
-    assert_eq!(r.bytes().await.unwrap().len(), 100);
-    assert_eq!(store.head(&sst).await.unwrap().size, 1000);
+    let r = store
+        .get_opts(&sst, ranged)
+        .await
+        .with_context(|| format!("get_opts {sst}"))?;
+    assert_eq!(r.bytes().await.context("reading the body")?.len(), 100);
+    assert_eq!(
+        store
+            .head(&sst)
+            .await
+            .with_context(|| format!("head {sst}"))?
+            .size,
+        1000
+    );
     assert!(store.get(&Path::from("db/nope")).await.is_err());
 
     // LISTs, COPY, DELETEs.
@@ -77,29 +117,40 @@ async fn counts_and_bytes_are_exact() {
         .list(Some(&Path::from("db")))
         .try_collect()
         .await
-        .unwrap();
+        .context("list")?;
     assert_eq!(listed.len(), 3);
     let dirs = store
         .list_with_delimiter(Some(&Path::from("db")))
         .await
-        .unwrap();
+        .context("list_with_delimiter db")?;
     assert_eq!(dirs.common_prefixes.len(), 2);
     let b = Path::from("db/b");
-    store.copy(&a, &b).await.unwrap();
-    store.delete(&b).await.unwrap();
+    store
+        .copy(&a, &b)
+        .await
+        .with_context(|| format!("copy {a}"))?;
+    store
+        .delete(&b)
+        .await
+        .with_context(|| format!("delete {b}"))?;
     let gone: Vec<_> = store
         .delete_stream(futures::stream::iter(vec![Ok(a.clone()), Ok(wal.clone())]).boxed())
         .try_collect()
         .await
-        .unwrap();
+        .context("delete_stream")?;
     assert_eq!(gone.len(), 2);
 
     // Multipart: two parts and a completion.
     let big = Path::from("db/big");
-    let mut up = store.put_multipart(&big).await.unwrap();
-    up.put_part(payload(10)).await.unwrap();
-    up.put_part(payload(20)).await.unwrap();
-    up.complete().await.unwrap();
+    let mut up = store
+        .put_multipart(&big)
+        .await
+        .with_context(|| format!("put_multipart {big}"))?;
+    up.put_part(payload(10)).await.context("the first part")?;
+    up.put_part(payload(20)).await.context("the second part")?;
+    up.complete()
+        .await
+        .context("complete the multipart upload")?;
 
     let s = metrics.snapshot();
     let want = StoreMetricsSnapshot {
@@ -144,7 +195,7 @@ async fn counts_and_bytes_are_exact() {
     assert_eq!(metrics.requests(RequestKind::PutConditional), 3);
 
     // The snapshot serializes with the documented field names.
-    let json = serde_json::to_value(&s).unwrap();
+    let json = serde_json::to_value(&s).context("serializing the snapshot")?;
     for field in [
         "wal_puts",
         "wal_bytes",
@@ -155,82 +206,140 @@ async fn counts_and_bytes_are_exact() {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
     assert!(json["latency"]["get"]["p99_us"].is_u64());
+    Ok(())
 }
 
 #[tokio::test]
-async fn bytes_read_count_what_is_consumed() {
+async fn bytes_read_count_what_is_consumed() -> Result<()> {
     let (store, metrics) = wrap(mem(), None, None);
     let p = Path::from("x");
-    store.put(&p, payload(1000)).await.unwrap();
-    let r = store.get(&p).await.unwrap();
+    store
+        .put(&p, payload(1000))
+        .await
+        .with_context(|| format!("put {p}"))?;
+    let r = store.get(&p).await.with_context(|| format!("get {p}"))?;
     // Dropped unread: the GET counts, its bytes do not.
     drop(r);
     let s = metrics.snapshot();
     assert_eq!((s.gets, s.bytes_read, s.latency["get"].count), (1, 0, 1));
-    let mut stream = store.get(&p).await.unwrap().into_stream();
-    let first = stream.next().await.unwrap().unwrap();
+    let mut stream = store
+        .get(&p)
+        .await
+        .with_context(|| format!("get {p}"))?
+        .into_stream();
+    let first = stream
+        .next()
+        .await
+        .context("the GET stream is empty")?
+        .context("reading the first chunk")?;
     assert_eq!(metrics.snapshot().bytes_read, first.len() as u64);
+    Ok(())
 }
 
 #[tokio::test]
-async fn local_file_payloads_count_their_range() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+async fn local_file_payloads_count_their_range() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temp dir")?;
+    let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+        .with_context(|| format!("LocalFileSystem at {}", dir.path().display()))?;
     let (store, metrics) = wrap(Arc::new(local), None, None);
     let p = Path::from("sst/f.sst");
-    store.put(&p, payload(300)).await.unwrap();
+    store
+        .put(&p, payload(300))
+        .await
+        .with_context(|| format!("put {p}"))?;
     assert_eq!(
-        store.get(&p).await.unwrap().bytes().await.unwrap().len(),
+        store
+            .get(&p)
+            .await
+            .with_context(|| format!("get {p}"))?
+            .bytes()
+            .await
+            .context("reading the body")?
+            .len(),
         300
     );
-    assert_eq!(store.get_range(&p, 0..10).await.unwrap().len(), 10);
+    assert_eq!(
+        store
+            .get_range(&p, 0..10)
+            .await
+            .with_context(|| format!("get_range {p}"))?
+            .len(),
+        10
+    );
     let s = metrics.snapshot();
     assert_eq!(
         (s.gets, s.get_ranges, s.sst_gets, s.bytes_read),
         (1, 1, 2, 310)
     );
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn fixed_latency_is_exact_and_seen_by_the_instrumented_layer() {
-    let spec: LatencySpec = "50ms".parse().unwrap();
+async fn fixed_latency_is_exact_and_seen_by_the_instrumented_layer() -> Result<()> {
+    let spec: LatencySpec = "50ms".parse()?;
     let (store, metrics) = wrap(mem(), Some(spec), None);
     assert_eq!(store.to_string(), "Instrumented(Latency(50ms, InMemory))");
     let p = Path::from("k");
 
     let t = Instant::now();
-    store.put(&p, payload(5)).await.unwrap();
+    store
+        .put(&p, payload(5))
+        .await
+        .with_context(|| format!("put {p}"))?;
     assert_eq!(t.elapsed(), ms(50));
 
     let t = Instant::now();
-    store.get(&p).await.unwrap().bytes().await.unwrap();
+    store
+        .get(&p)
+        .await
+        .with_context(|| format!("get {p}"))?
+        .bytes()
+        .await
+        .context("reading the body")?;
     assert_eq!(t.elapsed(), ms(50));
 
     let t = Instant::now();
-    store.head(&p).await.unwrap();
-    store.get_ranges(&p, &[0..1, 2..3]).await.unwrap();
+    store.head(&p).await.with_context(|| format!("head {p}"))?;
+    store
+        .get_ranges(&p, &[0..1, 2..3])
+        .await
+        .with_context(|| format!("get_ranges {p}"))?;
     assert_eq!(t.elapsed(), ms(100));
 
     // A list waits once, before its stream starts.
     let t = Instant::now();
-    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let listed: Vec<_> = store.list(None).try_collect().await.context("list")?;
     assert_eq!(listed.len(), 1);
     assert_eq!(t.elapsed(), ms(50));
     let t = Instant::now();
-    store.list_with_delimiter(None).await.unwrap();
+    store
+        .list_with_delimiter(None)
+        .await
+        .context("list_with_delimiter")?;
     assert_eq!(t.elapsed(), ms(50));
 
     // Multipart: the start, each part and the completion.
     let t = Instant::now();
-    let mut up = store.put_multipart(&Path::from("m")).await.unwrap();
-    up.put_part(payload(3)).await.unwrap();
-    up.put_part(payload(3)).await.unwrap();
-    up.complete().await.unwrap();
+    let mut up = store
+        .put_multipart(&Path::from("m"))
+        .await
+        .context("put_multipart m")?;
+    up.put_part(payload(3)).await.context("the first part")?;
+    up.put_part(payload(3)).await.context("the second part")?;
+    up.complete()
+        .await
+        .context("complete the multipart upload")?;
     assert_eq!(t.elapsed(), ms(200));
 
     let t = Instant::now();
-    store.copy(&p, &Path::from("k2")).await.unwrap();
-    store.delete(&p).await.unwrap();
+    store
+        .copy(&p, &Path::from("k2"))
+        .await
+        .with_context(|| format!("copy {p}"))?;
+    store
+        .delete(&p)
+        .await
+        .with_context(|| format!("delete {p}"))?;
     assert_eq!(t.elapsed(), ms(100));
 
     let s = metrics.snapshot();
@@ -242,23 +351,28 @@ async fn fixed_latency_is_exact_and_seen_by_the_instrumented_layer() {
         );
     }
     assert_eq!(s.latency["put"].count, 1);
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn zero_latency_adds_nothing() {
+async fn zero_latency_adds_nothing() -> Result<()> {
     let store = LatencyStore::new(mem(), LatencySpec::ZERO);
     let t = Instant::now();
-    store.put(&Path::from("k"), payload(1)).await.unwrap();
-    store.get(&Path::from("k")).await.unwrap();
+    store
+        .put(&Path::from("k"), payload(1))
+        .await
+        .context("put k")?;
+    store.get(&Path::from("k")).await.context("get k")?;
     assert_eq!(t.elapsed(), Duration::ZERO);
     // `wrap` leaves a zero latency layer out altogether.
     let (wrapped, _) = wrap(mem(), Some(LatencySpec::ZERO), None);
     assert_eq!(wrapped.to_string(), "Instrumented(InMemory)");
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn jitter_stays_inside_the_range() {
-    let spec: LatencySpec = "20ms..80ms".parse().unwrap();
+async fn jitter_stays_inside_the_range() -> Result<()> {
+    let spec: LatencySpec = "20ms..80ms".parse()?;
     let mut seen = Vec::new();
     for _ in 0..2 {
         let store = LatencyStore::with_seed(mem(), spec, 42);
@@ -268,7 +382,7 @@ async fn jitter_stays_inside_the_range() {
             store
                 .put(&Path::from(format!("k{i}")), payload(1))
                 .await
-                .unwrap();
+                .with_context(|| format!("put k{i}"))?;
             let d = t.elapsed();
             assert!((ms(20)..=ms(80)).contains(&d), "{d:?} outside 20ms..80ms");
             delays.push(d);
@@ -278,17 +392,21 @@ async fn jitter_stays_inside_the_range() {
     // Seeded: reproducible.
     assert_eq!(seen[0], seen[1]);
     // And actually jittered across the range.
-    let (lo, hi) = (seen[0].iter().min().unwrap(), seen[0].iter().max().unwrap());
+    let (lo, hi) = (
+        seen[0].iter().min().context("no delays")?,
+        seen[0].iter().max().context("no delays")?,
+    );
     assert!(*lo < ms(30) && *hi > ms(70), "{lo:?}..{hi:?}");
 
     // Jitter on a list, through the instrumented layer.
     let (store, metrics) = wrap(mem(), Some(spec), None);
     for _ in 0..20 {
-        let _: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let _: Vec<_> = store.list(None).try_collect().await.context("list")?;
     }
     let l = metrics.snapshot().latency["list"];
     assert_eq!(l.count, 20);
     assert!(l.max_us <= 80_000 && l.p50_us >= 20_000, "{l:?}");
+    Ok(())
 }
 
 #[test]
@@ -383,18 +501,27 @@ fn latency_spec_rejects_bad_inputs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn db_runs_through_the_wrappers() {
+async fn db_runs_through_the_wrappers() -> Result<()> {
     let base = mem();
-    let (store, metrics) = wrap(Arc::clone(&base), Some("1ms".parse().unwrap()), None);
+    let (store, metrics) = wrap(Arc::clone(&base), Some("1ms".parse()?), None);
     let db = Db::open_with_store(store, Path::from("db"), Settings::small_for_tests())
         .await
-        .unwrap();
+        .context("open")?;
     for i in 0..50 {
-        db.put(format!("k{i:03}"), vec![b'v'; 200]).await.unwrap();
+        db.put(format!("k{i:03}"), vec![b'v'; 200])
+            .await
+            .with_context(|| format!("put k{i:03}"))?;
     }
-    db.flush_memtables().await.unwrap();
-    assert_eq!(db.get("k007").await.unwrap().unwrap().len(), 200);
-    db.close().await.unwrap();
+    db.flush_memtables().await.context("flush_memtables")?;
+    assert_eq!(
+        db.get("k007")
+            .await
+            .context("get k007")?
+            .context("k007 missing")?
+            .len(),
+        200
+    );
+    db.close().await.context("close")?;
 
     let s = metrics.snapshot();
     assert!(s.wal_puts >= 1, "{s:?}");
@@ -409,18 +536,23 @@ async fn db_runs_through_the_wrappers() {
     let (store, metrics) = wrap(base, None, None);
     let db = Db::open_with_store(store, Path::from("db"), Settings::small_for_tests())
         .await
-        .unwrap();
+        .context("reopen without latency")?;
     for i in 0..50 {
         assert_eq!(
-            db.get(format!("k{i:03}")).await.unwrap().unwrap().len(),
+            db.get(format!("k{i:03}"))
+                .await
+                .with_context(|| format!("get k{i:03}"))?
+                .with_context(|| format!("k{i:03} missing"))?
+                .len(),
             200
         );
     }
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
     let s = metrics.snapshot();
     assert!(s.gets + s.get_ranges >= 1, "{s:?}");
     assert!(s.sst_gets >= 1, "{s:?}");
     assert!(s.bytes_read > 0, "{s:?}");
+    Ok(())
 }
 
 #[test]

@@ -2,12 +2,12 @@
 //! since the replay point would grow without end, and an open would replay all of it.
 //! `wal.max_replay_segments` and `wal.max_replay_age` make the memtable flush anyway.
 //! Paused time: hours pass in microseconds, deterministically.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
@@ -25,29 +25,31 @@ fn settings() -> Settings {
     s
 }
 
-async fn open(store: &Arc<dyn ObjectStore>, s: &Settings) -> Db {
+async fn open(store: &Arc<dyn ObjectStore>, s: &Settings) -> Result<Db> {
     Db::builder(Arc::clone(store), Path::from("db"))
         .settings(s.clone())
         .open()
         .await
-        .unwrap()
+        .context("open")
 }
 
 #[tokio::test(start_paused = true)]
-async fn segments_since_the_replay_point_stay_bounded() {
+async fn segments_since_the_replay_point_stay_bounded() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let mut s = settings();
     s.wal.max_replay_segments = 20;
-    let db = open(&store, &s).await;
+    let db = open(&store, &s).await?;
     for i in 0..300 {
-        db.put(format!("k{i:04}"), "v").await.unwrap();
+        db.put(format!("k{i:04}"), "v")
+            .await
+            .with_context(|| format!("put k{i:04}"))?;
         // A write every 100 ms: the bound is checked every second.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let flushes = db.counters().replay_bound_flushes.load(Ordering::Relaxed);
     assert!(flushes >= 10, "only {flushes} flushes for 300 segments");
     drop(db); // crash: nothing more is flushed
-    let db = open(&store, &s).await;
+    let db = open(&store, &s).await?;
     let replayed = db.counters().recovery_segments.load(Ordering::Relaxed);
     // The bound, plus what one check interval (10 writes) adds, plus fences.
     assert!(
@@ -56,20 +58,24 @@ async fn segments_since_the_replay_point_stay_bounded() {
     );
     for i in (0..300).step_by(7) {
         assert!(
-            db.get(format!("k{i:04}")).await.unwrap().is_some(),
+            db.get(format!("k{i:04}"))
+                .await
+                .with_context(|| format!("get k{i:04}"))?
+                .is_some(),
             "k{i:04}"
         );
     }
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_old_memtable_is_flushed() {
+async fn an_old_memtable_is_flushed() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let mut s = settings();
     s.wal.max_replay_age = Duration::from_secs(600);
-    let db = open(&store, &s).await;
-    db.put("a", "1").await.unwrap();
+    let db = open(&store, &s).await?;
+    db.put("a", "1").await.context("put a")?;
     tokio::time::sleep(Duration::from_secs(300)).await;
     assert_eq!(
         db.counters().replay_bound_flushes.load(Ordering::Relaxed),
@@ -87,8 +93,12 @@ async fn an_old_memtable_is_flushed() {
         1
     );
     drop(db);
-    let db = open(&store, &s).await;
+    let db = open(&store, &s).await?;
     assert!(db.counters().recovery_segments.load(Ordering::Relaxed) <= 2);
-    assert_eq!(db.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
-    db.close().await.unwrap();
+    assert_eq!(
+        db.get("a").await.context("get a")?.as_deref(),
+        Some(&b"1"[..])
+    );
+    db.close().await.context("close")?;
+    Ok(())
 }

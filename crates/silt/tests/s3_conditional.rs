@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
@@ -38,7 +39,7 @@ impl Ctx {
 
 /// Builds the store, or returns `None` (after printing a skip line) when no
 /// S3 server is configured and S3 is not required.
-fn ctx(test: &str) -> Option<Ctx> {
+fn ctx(test: &str) -> Result<Option<Ctx>> {
     let url = match std::env::var("SILT_TEST_S3_URL") {
         Ok(url) if !url.trim().is_empty() => url,
         _ => {
@@ -46,12 +47,12 @@ fn ctx(test: &str) -> Option<Ctx> {
                 panic!("S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test");
             }
             eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test to start a local S3 server)");
-            return None;
+            return Ok(None);
         }
     };
-    let rest = url.strip_prefix("s3://").unwrap_or_else(|| {
-        panic!("SILT_TEST_S3_URL must look like s3://bucket[/prefix], got {url:?}")
-    });
+    let rest = url.strip_prefix("s3://").with_context(|| {
+        format!("SILT_TEST_S3_URL must look like s3://bucket[/prefix], got {url:?}")
+    })?;
     let (bucket, base) = match rest.split_once('/') {
         Some((bucket, base)) => (bucket, base.trim_matches('/')),
         None => (rest, ""),
@@ -64,7 +65,7 @@ fn ctx(test: &str) -> Option<Ctx> {
     let store = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()
-        .unwrap_or_else(|e| panic!("building S3 store for {url:?} from AWS_* env failed: {e}"));
+        .with_context(|| format!("building S3 store for {url:?} from AWS_* env failed"))?;
 
     let unique = unique_id();
     let prefix = if base.is_empty() {
@@ -72,10 +73,10 @@ fn ctx(test: &str) -> Option<Ctx> {
     } else {
         format!("{base}/s3-conditional-tests/{unique}/{test}")
     };
-    Some(Ctx {
+    Ok(Some(Ctx {
         store: Arc::new(store),
         prefix,
-    })
+    }))
 }
 
 /// A per-process-unique, roughly time-ordered id: nanos since the epoch,
@@ -119,21 +120,21 @@ fn update(version: UpdateVersion) -> PutOptions {
     }
 }
 
-async fn read_all(store: &AmazonS3, path: &Path) -> Vec<u8> {
-    store
+async fn read_all(store: &AmazonS3, path: &Path) -> Result<Vec<u8>> {
+    Ok(store
         .get(path)
         .await
-        .unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
+        .with_context(|| format!("GET {path} failed"))?
         .bytes()
         .await
-        .unwrap_or_else(|e| panic!("reading body of {path} failed: {e}"))
-        .to_vec()
+        .with_context(|| format!("reading body of {path} failed"))?
+        .to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_if_absent_rejects_second_create() {
-    let Some(cx) = ctx("create_if_absent") else {
-        return;
+async fn create_if_absent_rejects_second_create() -> Result<()> {
+    let Some(cx) = ctx("create_if_absent")? else {
+        return Ok(());
     };
     let path = cx.path("manifest/00000001");
 
@@ -141,7 +142,7 @@ async fn create_if_absent_rejects_second_create() {
         .store
         .put_opts(&path, PutPayload::from_static(b"first"), create())
         .await
-        .expect("first PutMode::Create on a fresh key must succeed");
+        .context("first PutMode::Create on a fresh key must succeed")?;
     assert!(first.e_tag.is_some(), "server returned no ETag on PUT");
 
     let second = cx
@@ -154,20 +155,21 @@ async fn create_if_absent_rejects_second_create() {
     }
 
     // The loser must not have changed the object.
-    assert_eq!(read_all(&cx.store, &path).await, b"first");
+    assert_eq!(read_all(&cx.store, &path).await?, b"first");
 
     // A plain overwrite still works.
     cx.store
         .put(&path, PutPayload::from_static(b"third"))
         .await
-        .expect("unconditional overwrite");
-    assert_eq!(read_all(&cx.store, &path).await, b"third");
+        .context("unconditional overwrite")?;
+    assert_eq!(read_all(&cx.store, &path).await?, b"third");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixteen_concurrent_creators_exactly_one_wins() {
-    let Some(cx) = ctx("racers") else {
-        return;
+async fn sixteen_concurrent_creators_exactly_one_wins() -> Result<()> {
+    let Some(cx) = ctx("racers")? else {
+        return Ok(());
     };
     const RACERS: usize = 16;
     const ROUNDS: usize = 3;
@@ -193,7 +195,7 @@ async fn sixteen_concurrent_creators_exactly_one_wins() {
         let mut winners = Vec::new();
         let mut losers = 0;
         for task in tasks {
-            let (racer, res) = task.await.expect("racer task panicked");
+            let (racer, res) = task.await.context("racer task panicked")?;
             match res {
                 Ok(_) => winners.push(racer),
                 Err(object_store::Error::AlreadyExists { .. }) => losers += 1,
@@ -207,19 +209,20 @@ async fn sixteen_concurrent_creators_exactly_one_wins() {
         );
         assert_eq!(losers, RACERS - 1, "round {round}");
 
-        let stored = read_all(&cx.store, &path).await;
+        let stored = read_all(&cx.store, &path).await?;
         assert_eq!(
             stored,
             format!("racer-{}", winners[0]).into_bytes(),
             "round {round}: stored object must be the winner's payload"
         );
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conditional_update_if_match() {
-    let Some(cx) = ctx("if_match") else {
-        return;
+async fn conditional_update_if_match() -> Result<()> {
+    let Some(cx) = ctx("if_match")? else {
+        return Ok(());
     };
     let path = cx.path("CURRENT");
 
@@ -227,15 +230,15 @@ async fn conditional_update_if_match() {
         .store
         .put_opts(&path, PutPayload::from_static(b"v1"), create())
         .await
-        .expect("create v1");
+        .context("create v1")?;
     let v1: UpdateVersion = v1.into();
 
     let v2 = cx
         .store
         .put_opts(&path, PutPayload::from_static(b"v2"), update(v1.clone()))
         .await
-        .expect("If-Match with the current ETag must succeed");
-    assert_eq!(read_all(&cx.store, &path).await, b"v2");
+        .context("If-Match with the current ETag must succeed")?;
+    assert_eq!(read_all(&cx.store, &path).await?, b"v2");
 
     // Stale version: must be rejected and leave the object alone.
     match cx
@@ -246,7 +249,7 @@ async fn conditional_update_if_match() {
         Err(object_store::Error::Precondition { .. }) => {}
         other => panic!("If-Match with a stale ETag must fail with Precondition, got {other:?}"),
     }
-    assert_eq!(read_all(&cx.store, &path).await, b"v2");
+    assert_eq!(read_all(&cx.store, &path).await?, b"v2");
 
     // Concurrent compare-and-swap from the same version: exactly one wins.
     const RACERS: usize = 16;
@@ -269,7 +272,7 @@ async fn conditional_update_if_match() {
     }
     let mut winners = Vec::new();
     for task in tasks {
-        let (racer, res) = task.await.expect("racer task panicked");
+        let (racer, res) = task.await.context("racer task panicked")?;
         match res {
             Ok(_) => winners.push(racer),
             Err(object_store::Error::Precondition { .. }) => {}
@@ -282,7 +285,7 @@ async fn conditional_update_if_match() {
         "exactly one CAS must win, winners: {winners:?}"
     );
     assert_eq!(
-        read_all(&cx.store, &path).await,
+        read_all(&cx.store, &path).await?,
         format!("cas-{}", winners[0]).into_bytes()
     );
 
@@ -310,21 +313,22 @@ async fn conditional_update_if_match() {
         Err(object_store::Error::NotFound { .. }) => {}
         other => panic!("failed If-Match must not create the key, HEAD gave {other:?}"),
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ranged_get_returns_exact_bytes() {
-    let Some(cx) = ctx("ranged_get") else {
-        return;
+async fn ranged_get_returns_exact_bytes() -> Result<()> {
+    let Some(cx) = ctx("ranged_get")? else {
+        return Ok(());
     };
     let path = cx.path("sst/000001.sst");
     let data = pattern(MIB + 12_345, 7);
     cx.store
         .put(&path, PutPayload::from(data.clone()))
         .await
-        .expect("put object");
+        .context("put object")?;
 
-    let meta = cx.store.head(&path).await.expect("head");
+    let meta = cx.store.head(&path).await.context("head")?;
     assert_eq!(meta.size, data.len() as u64);
 
     let len = data.len() as u64;
@@ -353,16 +357,17 @@ async fn ranged_get_returns_exact_bytes() {
         .store
         .get_ranges(&path, &[10..20, 500_000..500_100, len - 3..len])
         .await
-        .expect("get_ranges");
+        .context("get_ranges")?;
     assert_eq!(many[0].as_ref(), &data[10..20]);
     assert_eq!(many[1].as_ref(), &data[500_000..500_100]);
     assert_eq!(many[2].as_ref(), &data[data.len() - 3..]);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn list_with_prefix_returns_exactly_written_keys() {
-    let Some(cx) = ctx("list") else {
-        return;
+async fn list_with_prefix_returns_exactly_written_keys() -> Result<()> {
+    let Some(cx) = ctx("list")? else {
+        return Ok(());
     };
     let written = [
         "db/CURRENT",
@@ -387,7 +392,7 @@ async fn list_with_prefix_returns_exactly_written_keys() {
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
         .await
-        .expect("list");
+        .context("list")?;
     let want: BTreeSet<String> = written.iter().map(|k| cx.path(k).to_string()).collect();
     assert_eq!(listed, want);
 
@@ -397,7 +402,7 @@ async fn list_with_prefix_returns_exactly_written_keys() {
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
         .await
-        .expect("list sst");
+        .context("list sst")?;
     let want_sst: BTreeSet<String> = ["db/sst/a.sst", "db/sst/b.sst"]
         .iter()
         .map(|k| cx.path(k).to_string())
@@ -408,7 +413,7 @@ async fn list_with_prefix_returns_exactly_written_keys() {
         .store
         .list_with_delimiter(Some(&cx.path("db")))
         .await
-        .expect("list_with_delimiter");
+        .context("list_with_delimiter")?;
     let objects: BTreeSet<String> = delimited
         .objects
         .iter()
@@ -432,21 +437,22 @@ async fn list_with_prefix_returns_exactly_written_keys() {
     cx.store
         .delete(&cx.path("db/sst/a.sst"))
         .await
-        .expect("delete");
+        .context("delete")?;
     let after: BTreeSet<String> = cx
         .store
         .list(Some(&cx.path("db/sst")))
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
         .await
-        .expect("list after delete");
+        .context("list after delete")?;
     assert_eq!(after, BTreeSet::from([cx.path("db/sst/b.sst").to_string()]));
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn multipart_upload_round_trips() {
-    let Some(cx) = ctx("multipart") else {
-        return;
+async fn multipart_upload_round_trips() -> Result<()> {
+    let Some(cx) = ctx("multipart")? else {
+        return Ok(());
     };
     let path = cx.path("sst/big.sst");
     // Two full 5 MiB parts plus a short tail: ~12 MiB in total.
@@ -457,19 +463,22 @@ async fn multipart_upload_round_trips() {
         .store
         .put_multipart(&path)
         .await
-        .expect("start multipart upload");
+        .context("start multipart upload")?;
     for chunk in data.chunks(part) {
         upload
             .put_part(PutPayload::from(chunk.to_vec()))
             .await
-            .expect("upload part");
+            .context("upload part")?;
     }
-    upload.complete().await.expect("complete multipart upload");
+    upload
+        .complete()
+        .await
+        .context("complete multipart upload")?;
 
-    let meta = cx.store.head(&path).await.expect("head");
+    let meta = cx.store.head(&path).await.context("head")?;
     assert_eq!(meta.size, data.len() as u64);
 
-    let got = read_all(&cx.store, &path).await;
+    let got = read_all(&cx.store, &path).await?;
     assert_eq!(got.len(), data.len());
     assert!(
         got == data,
@@ -483,7 +492,7 @@ async fn multipart_upload_round_trips() {
             .store
             .get_range(&path, range)
             .await
-            .expect("ranged get across part boundary");
+            .context("ranged get across part boundary")?;
         assert_eq!(got.as_ref(), &data[boundary - 10..boundary + 10]);
     }
 
@@ -493,14 +502,15 @@ async fn multipart_upload_round_trips() {
         .store
         .put_multipart(&aborted)
         .await
-        .expect("start second multipart upload");
+        .context("start second multipart upload")?;
     upload
         .put_part(PutPayload::from(pattern(part, 3)))
         .await
-        .expect("upload part");
-    upload.abort().await.expect("abort multipart upload");
+        .context("upload part")?;
+    upload.abort().await.context("abort multipart upload")?;
     match cx.store.head(&aborted).await {
         Err(object_store::Error::NotFound { .. }) => {}
         other => panic!("aborted multipart upload must not create the object, got {other:?}"),
     }
+    Ok(())
 }

@@ -9,24 +9,31 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result};
 use silt::{CloseReason, Db, ErrorKind, Settings};
 
 /// A fresh database URL under the test bucket, or `None` to skip.
-fn db_url(test: &str) -> Option<String> {
-    let base = common::s3_base_url(test)?;
+fn db_url(test: &str) -> Result<Option<String>> {
+    let Some(base) = common::s3_base_url(test) else {
+        return Ok(None);
+    };
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .context("the clock is before 1970")?
         .as_nanos();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    Some(format!("{base}/engine-{test}-{nanos}-{n}"))
+    Ok(Some(format!("{base}/engine-{test}-{nanos}-{n}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_writes_survive_reopen_and_read_through_ranged_gets() {
-    let Some(url) = db_url("reopen") else { return };
-    let db = Db::open(&url, Settings::small_for_tests()).await.unwrap();
+async fn remote_writes_survive_reopen_and_read_through_ranged_gets() -> Result<()> {
+    let Some(url) = db_url("reopen")? else {
+        return Ok(());
+    };
+    let db = Db::open(&url, Settings::small_for_tests())
+        .await
+        .context("open")?;
     let mut tasks = Vec::new();
     let db = std::sync::Arc::new(db);
     for t in 0..8 {
@@ -35,64 +42,102 @@ async fn remote_writes_survive_reopen_and_read_through_ranged_gets() {
             for i in 0..25 {
                 db.put(format!("k{t}-{i:03}"), format!("v{t}-{i}"))
                     .await
-                    .unwrap();
+                    .with_context(|| format!("put k{t}-{i:03}"))?;
             }
+            Ok::<(), anyhow::Error>(())
         }));
     }
     for t in tasks {
-        t.await.unwrap();
+        t.await.context("a writer task panicked")??;
     }
-    db.flush_memtables().await.unwrap();
-    db.put("after-flush", "wal-only").await.unwrap();
+    db.flush_memtables().await.context("flush_memtables")?;
+    db.put("after-flush", "wal-only")
+        .await
+        .context("put after-flush")?;
     drop(db); // no close: the last write must come back from the WAL
 
-    let db = Db::open(&url, Settings::small_for_tests()).await.unwrap();
+    let db = Db::open(&url, Settings::small_for_tests())
+        .await
+        .context("reopen")?;
     // These reads go to the SST through ranged GETs (a fresh process has no cached blocks).
     for t in 0..8 {
         for i in 0..25 {
-            let v = db.get(format!("k{t}-{i:03}")).await.unwrap();
+            let v = db
+                .get(format!("k{t}-{i:03}"))
+                .await
+                .with_context(|| format!("get k{t}-{i:03}"))?;
             assert_eq!(v.as_deref(), Some(format!("v{t}-{i}").as_bytes()));
         }
     }
     assert_eq!(
-        db.get("after-flush").await.unwrap().as_deref(),
+        db.get("after-flush")
+            .await
+            .context("get after-flush")?
+            .as_deref(),
         Some(&b"wal-only"[..])
     );
-    let all = db.scan_prefix("k3-").unwrap().collect(1000).await.unwrap();
+    let all = db
+        .scan_prefix("k3-")
+        .context("scan_prefix k3-")?
+        .collect(1000)
+        .await
+        .context("scan_prefix k3-")?;
     assert_eq!(all.len(), 25);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_writer_fences_the_first_through_conditional_put() {
-    let Some(url) = db_url("fencing") else { return };
-    let a = Db::open(&url, Settings::small_for_tests()).await.unwrap();
-    a.put("from-a", "1").await.unwrap();
-    let b = Db::open(&url, Settings::small_for_tests()).await.unwrap();
+async fn second_writer_fences_the_first_through_conditional_put() -> Result<()> {
+    let Some(url) = db_url("fencing")? else {
+        return Ok(());
+    };
+    let a = Db::open(&url, Settings::small_for_tests())
+        .await
+        .context("open writer a")?;
+    a.put("from-a", "1").await.context("put from-a")?;
+    let b = Db::open(&url, Settings::small_for_tests())
+        .await
+        .context("open writer b")?;
     let err = a.put("late-a", "2").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed(CloseReason::Fenced), "{err}");
-    assert_eq!(b.get("from-a").await.unwrap().as_deref(), Some(&b"1"[..]));
-    b.put("from-b", "3").await.unwrap();
-    b.close().await.unwrap();
+    assert_eq!(
+        b.get("from-a").await.context("get from-a")?.as_deref(),
+        Some(&b"1"[..])
+    );
+    b.put("from-b", "3").await.context("put from-b")?;
+    b.close().await.context("close b")?;
     let c = silt::DbBuilder::from_url(&url)
-        .unwrap()
+        .with_context(|| format!("parsing the store URL {url}"))?
         .read_only()
         .open()
         .await
-        .unwrap();
-    assert_eq!(c.get("late-a").await.unwrap(), None);
-    assert_eq!(c.get("from-b").await.unwrap().as_deref(), Some(&b"3"[..]));
+        .context("open read-only")?;
+    assert_eq!(c.get("late-a").await.context("get late-a")?, None);
+    assert_eq!(
+        c.get("from-b").await.context("get from-b")?.as_deref(),
+        Some(&b"3"[..])
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_values_round_trip() {
-    let Some(url) = db_url("large") else { return };
-    let db = Db::open(&url, Settings::default()).await.unwrap();
+async fn large_values_round_trip() -> Result<()> {
+    let Some(url) = db_url("large")? else {
+        return Ok(());
+    };
+    let db = Db::open(&url, Settings::default()).await.context("open")?;
     let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    db.put("big", &big).await.unwrap();
-    db.flush_memtables().await.unwrap();
-    db.close().await.unwrap();
-    let db = Db::open(&url, Settings::default()).await.unwrap();
-    assert_eq!(db.get("big").await.unwrap().as_deref(), Some(&big[..]));
-    db.close().await.unwrap();
+    db.put("big", &big).await.context("put big")?;
+    db.flush_memtables().await.context("flush_memtables")?;
+    db.close().await.context("close")?;
+    let db = Db::open(&url, Settings::default())
+        .await
+        .context("reopen")?;
+    assert_eq!(
+        db.get("big").await.context("get big")?.as_deref(),
+        Some(&big[..])
+    );
+    db.close().await.context("close")?;
+    Ok(())
 }

@@ -1,13 +1,13 @@
 //! A scan that meets a failed block GET: the error is reported, and calling `next` again
 //! either reports it again or goes on with exactly the key that was due. It never skips
 //! keys (the failed source dropped from the merge) or returns them twice.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use anyhow::{Context, Result};
 use common::{BoxFut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
@@ -64,13 +64,13 @@ fn keys(kvs: &[(Bytes, Bytes)]) -> Vec<String> {
 
 /// Fails one block GET after `ok_before` pairs were returned (0: while the scan loads its
 /// first entries).
-async fn scan_with_one_failed_get(ok_before: usize) {
+async fn scan_with_one_failed_get(ok_before: usize) -> Result<()> {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let store = HookStore::new(Arc::clone(&mem), FailOneSstBlockGet::default());
     let root = Path::from("db");
     let db = Db::open_with_store(store.clone(), root.clone(), settings())
         .await
-        .unwrap();
+        .context("open")?;
     // Even keys in an SST, odd keys in the memtable: the scan merges both.
     let n = 200;
     let value = |i: usize| Bytes::from(format!("{i:0>100}"));
@@ -81,15 +81,20 @@ async fn scan_with_one_failed_get(ok_before: usize) {
         }
         b
     };
-    db.write(batch(0)).await.unwrap();
-    db.flush_memtables().await.unwrap();
-    db.write(batch(1)).await.unwrap();
+    db.write(batch(0)).await.context("write batch 0")?;
+    db.flush_memtables().await.context("flush_memtables")?;
+    db.write(batch(1)).await.context("write batch 1")?;
     let expected: Vec<(Bytes, Bytes)> = (0..n).map(|i| (Bytes::from(key(i)), value(i))).collect();
 
-    let mut scan = db.scan::<&str>(..).unwrap();
+    let mut scan = db.scan::<&str>(..).context("scan")?;
     let mut got = Vec::new();
     for _ in 0..ok_before {
-        got.push(scan.next().await.unwrap().unwrap());
+        got.push(
+            scan.next()
+                .await
+                .context("scan before the fault")?
+                .context("the scan ended before the fault")?,
+        );
     }
     store.hook.armed.store(true, Ordering::SeqCst);
     let mut errors = 0;
@@ -126,26 +131,31 @@ async fn scan_with_one_failed_get(ok_before: usize) {
         );
     }
     assert_eq!(got, expected[..got.len()]);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
 
     // Nothing was lost either.
-    let reopened = Db::open_with_store(mem, root, settings()).await.unwrap();
+    let reopened = Db::open_with_store(mem, root, settings())
+        .await
+        .context("reopen")?;
     let all = reopened
         .scan::<&str>(..)
-        .unwrap()
+        .context("scan after reopening")?
         .collect(usize::MAX)
         .await
-        .unwrap();
+        .context("scan after reopening")?;
     assert_eq!(all, expected);
-    reopened.close().await.unwrap();
+    reopened.close().await.context("close after reopening")?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_failed_block_get_mid_scan_neither_skips_nor_repeats_keys() {
-    scan_with_one_failed_get(20).await;
+async fn a_failed_block_get_mid_scan_neither_skips_nor_repeats_keys() -> Result<()> {
+    scan_with_one_failed_get(20).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_failed_block_get_on_the_first_next_neither_skips_nor_repeats_keys() {
-    scan_with_one_failed_get(0).await;
+async fn a_failed_block_get_on_the_first_next_neither_skips_nor_repeats_keys() -> Result<()> {
+    scan_with_one_failed_get(0).await?;
+    Ok(())
 }

@@ -11,11 +11,11 @@
 //! What the design promises (`docs/ARCHITECTURE.md`, "Remote WAL"): WAL PUTs stay below
 //! `max(max_puts_per_sec, 1/flush_interval) x elapsed + bytes/segment_bytes + burst`, and
 //! reads change neither the PUT rate nor the segment size.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
@@ -76,7 +76,7 @@ fn settings() -> Settings {
     s
 }
 
-async fn run(load: Load) -> Outcome {
+async fn run(load: Load) -> Result<Outcome> {
     let slow: Arc<dyn ObjectStore> = Arc::new(LatencyStore::new(
         Arc::new(InMemory::new()),
         LatencySpec::Fixed(load.latency),
@@ -87,7 +87,7 @@ async fn run(load: Load) -> Outcome {
         .settings(load.settings)
         .open()
         .await
-        .unwrap();
+        .context("open")?;
     let db = Arc::new(db);
 
     // Preload into SSTs, so reads have to fetch blocks from the (slow) store.
@@ -97,10 +97,12 @@ async fn run(load: Load) -> Outcome {
         for i in chunk {
             b.put(key(*i), vec![b'p'; 100]);
         }
-        db.write_with(b, &buffered).await.unwrap();
+        db.write_with(b, &buffered)
+            .await
+            .context("write_with the preload")?;
     }
-    db.flush().await.unwrap();
-    db.flush_memtables().await.unwrap();
+    db.flush().await.context("flush")?;
+    db.flush_memtables().await.context("flush_memtables")?;
 
     let before = counts.snapshot();
     let t0 = Instant::now();
@@ -112,23 +114,34 @@ async fn run(load: Load) -> Outcome {
             let db = Arc::clone(&db);
             let k = key(n.wrapping_mul(7919) % KEYS);
             tasks.spawn(async move {
-                assert!(db.get(&k).await.unwrap().is_some(), "{k} lost");
-                false
+                assert!(
+                    db.get(&k)
+                        .await
+                        .with_context(|| format!("get {k}"))?
+                        .is_some(),
+                    "{k} lost"
+                );
+                Ok::<bool, anyhow::Error>(false)
             });
         }
         for w in 0..load.writes_per_tick {
             let db = Arc::clone(&db);
             let k = key((tick * 31 + w * 17) % KEYS);
             tasks.spawn(async move {
-                db.put(k, vec![b'w'; 100]).await.unwrap();
-                true
+                db.put(&k, vec![b'w'; 100])
+                    .await
+                    .with_context(|| format!("put {k}"))?;
+                Ok(true)
             });
         }
-        tokio::time::sleep_until(t0 + TICK * u32::try_from(tick + 1).unwrap()).await;
+        tokio::time::sleep_until(
+            t0 + TICK * u32::try_from(tick + 1).context("tick overflows u32")?,
+        )
+        .await;
     }
     let (mut reads, mut writes) = (0, 0);
     while let Some(r) = tasks.join_next().await {
-        if r.unwrap() {
+        if r.context("a read or write task panicked")?? {
             writes += 1;
         } else {
             reads += 1;
@@ -137,7 +150,7 @@ async fn run(load: Load) -> Outcome {
     let elapsed = (Instant::now() - t0).as_secs_f64();
     let after = counts.snapshot();
     assert_eq!(db.durable_seq(), db.visible_seq());
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
     let o = Outcome {
         elapsed,
         wal_puts: after.wal_puts - before.wal_puts,
@@ -151,7 +164,7 @@ async fn run(load: Load) -> Outcome {
         o.put_rate(),
         o.mean_segment_bytes()
     );
-    o
+    Ok(o)
 }
 
 /// 80/20 at 200 writes/s for 5 s of simulated time.
@@ -182,8 +195,9 @@ fn bound(s: &Settings, o: &Outcome) -> f64 {
 /// (a) Under 80/20 with 50 ms store latency at a fixed write rate, WAL PUTs never exceed the
 /// bound: not one PUT per write, not one PUT per upload completion.
 #[tokio::test(start_paused = true)]
-async fn mixed_load_on_slow_store_stays_within_the_put_bound() {
-    check_bound(settings()).await;
+async fn mixed_load_on_slow_store_stays_within_the_put_bound() -> Result<()> {
+    check_bound(settings()).await?;
+    Ok(())
 }
 
 /// (a) again with small segments, so the size trigger takes part.
@@ -194,15 +208,16 @@ async fn mixed_load_on_slow_store_stays_within_the_put_bound() {
 /// which rounds to `now`; the sleep ends at once, no time passes, nothing changes. In real
 /// time the clock moves on and it resolves, so only paused-time tests hang.
 #[tokio::test(start_paused = true)]
-async fn mixed_load_with_small_segments_stays_within_the_put_bound() {
+async fn mixed_load_with_small_segments_stays_within_the_put_bound() -> Result<()> {
     let mut small = settings();
     small.wal.segment_bytes = 2048;
-    check_bound(small).await;
+    check_bound(small).await?;
+    Ok(())
 }
 
-async fn check_bound(s: Settings) {
+async fn check_bound(s: Settings) -> Result<()> {
     {
-        let o = run(mixed(50, s.clone())).await;
+        let o = run(mixed(50, s.clone())).await?;
         let b = bound(&s, &o);
         assert_eq!(o.writes, 1000);
         assert_eq!(o.reads, 4000);
@@ -223,31 +238,33 @@ async fn check_bound(s: Settings) {
         // Group commit really happens: 1000 writes in far fewer PUTs.
         assert!(o.wal_puts * 4 < o.writes, "{o:?}");
     }
+    Ok(())
 }
 
 /// (b) Reads mixed in do not change the WAL PUT rate at the same write rate (within 10%).
 #[tokio::test(start_paused = true)]
-async fn reads_do_not_change_the_put_rate() {
-    let mixed = run(mixed(50, settings())).await;
-    let alone = run(write_only(50, settings())).await;
+async fn reads_do_not_change_the_put_rate() -> Result<()> {
+    let mixed = run(mixed(50, settings())).await?;
+    let alone = run(write_only(50, settings())).await?;
     assert_eq!(mixed.writes, alone.writes);
     let (m, a) = (mixed.put_rate(), alone.put_rate());
     assert!(
         (m - a).abs() <= 0.1 * a,
         "WAL PUT rate {m:.2}/s with reads vs {a:.2}/s write-only ({mixed:?} vs {alone:?})"
     );
+    Ok(())
 }
 
 /// (c) Reads stalled on a slow store (200 ms a request, hundreds in flight) do not shrink
 /// WAL segments: mean segment bytes with reads >= 0.9 x without.
 #[tokio::test(start_paused = true)]
-async fn stalled_reads_do_not_shrink_segments() {
+async fn stalled_reads_do_not_shrink_segments() -> Result<()> {
     let heavy = Load {
         reads_per_tick: 64,
         ..mixed(200, settings())
     };
-    let with_reads = run(heavy).await;
-    let alone = run(write_only(200, settings())).await;
+    let with_reads = run(heavy).await?;
+    let alone = run(write_only(200, settings())).await?;
     assert!(with_reads.reads >= 30_000);
     assert_eq!(with_reads.writes, alone.writes);
     let (m, a) = (with_reads.mean_segment_bytes(), alone.mean_segment_bytes());
@@ -262,4 +279,5 @@ async fn stalled_reads_do_not_shrink_segments() {
         with_reads.wal_puts as f64 <= bound(&s, &with_reads),
         "{with_reads:?}"
     );
+    Ok(())
 }

@@ -4,7 +4,6 @@
 //! the same handle. A write that waited past `store.retry.deadline` fails with
 //! `Unavailable`, and the handle stays usable. Paused time: outages of minutes take
 //! microseconds, deterministically.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -12,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use common::{BoxFut, Hook, HookStore};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -90,26 +90,27 @@ fn stores() -> (Arc<Outage>, Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) {
     (outage, mem, store)
 }
 
-async fn open(store: &Arc<dyn ObjectStore>) -> Db {
+async fn open(store: &Arc<dyn ObjectStore>) -> Result<Db> {
     Db::builder(Arc::clone(store), Path::from("db"))
         .settings(settings())
         .open()
         .await
-        .unwrap()
+        .context("open")
 }
 
-async fn get(db: &Db, k: &str) -> Option<String> {
+async fn get(db: &Db, k: &str) -> Result<Option<String>> {
     db.get(k)
         .await
-        .unwrap()
-        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .with_context(|| format!("get {k}"))?
+        .map(|v| String::from_utf8(v.to_vec()).with_context(|| format!("the value of {k}")))
+        .transpose()
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_remote_write_waits_out_an_outage_on_the_same_handle() {
+async fn a_remote_write_waits_out_an_outage_on_the_same_handle() -> Result<()> {
     let (outage, mem, store) = stores();
-    let db = Arc::new(open(&store).await);
-    db.put("a", "1").await.unwrap();
+    let db = Arc::new(open(&store).await?);
+    db.put("a", "1").await.context("put a")?;
 
     outage.down.store(true, Ordering::SeqCst);
     let w = tokio::spawn({
@@ -119,26 +120,27 @@ async fn a_remote_write_waits_out_an_outage_on_the_same_handle() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(!w.is_finished(), "acknowledged during the outage");
     // Reads of what the memtable holds go on.
-    assert_eq!(get(&db, "a").await.as_deref(), Some("1"));
+    assert_eq!(get(&db, "a").await?.as_deref(), Some("1"));
 
     outage.down.store(false, Ordering::SeqCst);
-    w.await.unwrap().unwrap();
-    db.put("c", "3").await.unwrap();
+    w.await.context("the w task panicked")?.context("put b")?;
+    db.put("c", "3").await.context("put c")?;
     let retries = db.metrics().store_retries;
     assert!(retries.by_request["put"]["connection"] > 0, "{retries:?}");
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
 
-    let db = open(&mem).await;
+    let db = open(&mem).await?;
     for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
-        assert_eq!(get(&db, k).await.as_deref(), Some(v), "{k}");
+        assert_eq!(get(&db, k).await?.as_deref(), Some(v), "{k}");
     }
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn past_the_deadline_a_write_fails_unavailable_and_the_handle_stays_usable() {
+async fn past_the_deadline_a_write_fails_unavailable_and_the_handle_stays_usable() -> Result<()> {
     let (outage, mem, store) = stores();
-    let db = open(&store).await;
+    let db = open(&store).await?;
     outage.down.store(true, Ordering::SeqCst);
     let e = db.put("b", "2").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
@@ -151,22 +153,25 @@ async fn past_the_deadline_a_write_fails_unavailable_and_the_handle_stays_usable
     );
     outage.down.store(false, Ordering::SeqCst);
     // Same handle, no reopen.
-    db.put("c", "3").await.unwrap();
+    db.put("c", "3").await.context("put c")?;
     // The write that timed out was not acknowledged, but its segment kept being retried:
     // it is durable now, ahead of "c".
-    db.close().await.unwrap();
-    let db = open(&mem).await;
-    assert_eq!(get(&db, "b").await.as_deref(), Some("2"));
-    assert_eq!(get(&db, "c").await.as_deref(), Some("3"));
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    let db = open(&mem).await?;
+    assert_eq!(get(&db, "b").await?.as_deref(), Some("2"));
+    assert_eq!(get(&db, "c").await?.as_deref(), Some("3"));
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_memtable_flush_pauses_during_an_outage_and_resumes() {
+async fn a_memtable_flush_pauses_during_an_outage_and_resumes() -> Result<()> {
     let (outage, mem, store) = stores();
-    let db = open(&store).await;
+    let db = open(&store).await?;
     for i in 0..100 {
-        db.put(format!("k{i:03}"), "v").await.unwrap();
+        db.put(format!("k{i:03}"), "v")
+            .await
+            .with_context(|| format!("put k{i:03}"))?;
     }
     // An outage longer than the deadline (60 s): the flush's requests give up.
     outage.down.store(true, Ordering::SeqCst);
@@ -181,18 +186,19 @@ async fn a_memtable_flush_pauses_during_an_outage_and_resumes() {
     assert_eq!(db.stats().frozen_memtables, 0);
     assert_eq!(db.stats().l0_ssts, 1);
     assert!(db.counters().flush_failures.load(Ordering::Relaxed) >= 1);
-    db.put("after", "x").await.unwrap();
-    db.close().await.unwrap();
-    let db = open(&mem).await;
-    assert_eq!(get(&db, "k042").await.as_deref(), Some("v"));
-    assert_eq!(get(&db, "after").await.as_deref(), Some("x"));
-    db.close().await.unwrap();
+    db.put("after", "x").await.context("put after")?;
+    db.close().await.context("close")?;
+    let db = open(&mem).await?;
+    assert_eq!(get(&db, "k042").await?.as_deref(), Some("v"));
+    assert_eq!(get(&db, "after").await?.as_deref(), Some("x"));
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 /// Reads retry too: a point read that needs an SST block during an outage returns the
 /// value once the store answers again; past the deadline it fails with `Unavailable`.
 #[tokio::test(start_paused = true)]
-async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() {
+async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() -> Result<()> {
     let (outage, _mem, store) = stores();
     let mut s = settings();
     // No block cache: every read of the SST goes to the store.
@@ -202,12 +208,14 @@ async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() {
             .settings(s)
             .open()
             .await
-            .unwrap(),
+            .context("open")?,
     );
     for i in 0..200 {
-        db.put(format!("k{i:03}"), format!("v{i}")).await.unwrap();
+        db.put(format!("k{i:03}"), format!("v{i}"))
+            .await
+            .with_context(|| format!("put k{i:03}"))?;
     }
-    db.flush_memtables().await.unwrap();
+    db.flush_memtables().await.context("flush_memtables")?;
 
     outage.down.store(true, Ordering::SeqCst);
     let r = tokio::spawn({
@@ -217,7 +225,10 @@ async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(!r.is_finished());
     outage.down.store(false, Ordering::SeqCst);
-    let got = r.await.unwrap().unwrap();
+    let got = r
+        .await
+        .context("the r task panicked")?
+        .context("get k123")?;
     assert_eq!(got.as_deref(), Some(&b"v123"[..]));
     assert!(db.metrics().store_retries.by_request["get_range"]["connection"] > 0);
 
@@ -226,5 +237,9 @@ async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(db.metrics().store_retries.gave_up > 0);
     outage.down.store(false, Ordering::SeqCst);
-    assert_eq!(db.get("k124").await.unwrap().as_deref(), Some(&b"v124"[..]));
+    assert_eq!(
+        db.get("k124").await.context("get k124")?.as_deref(),
+        Some(&b"v124"[..])
+    );
+    Ok(())
 }

@@ -8,7 +8,6 @@
 //! Seal triggers under test (see `src/wal/remote/mod.rs`):
 //! 1. size (`wal.segment_bytes`), 2. a waiting `Remote` writer with a token from the PUT
 //!    bucket, 3. linger (`wal.flush_interval`), 4. explicit `flush()`.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -16,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use common::{BoxFut, Hook, HookStore};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
@@ -79,13 +79,13 @@ async fn settle() {
     }
 }
 
-async fn open(store: &Arc<CountingStore>, settings: Settings) -> Db {
+async fn open(store: &Arc<CountingStore>, settings: Settings) -> Result<Db> {
     let s: Arc<dyn ObjectStore> = store.clone();
     Db::builder(s, Path::from("db"))
         .settings(settings)
         .open()
         .await
-        .unwrap()
+        .context("open")
 }
 
 const BUFFERED: WriteOptions = WriteOptions {
@@ -99,11 +99,11 @@ fn metric(db: &Db, f: impl Fn(&silt::WalMetrics) -> &AtomicU64) -> u64 {
 /// (a) At low load a `Remote` put is sealed at once (a token is available): exactly one WAL
 /// PUT beyond the fence segment written by open, and no simulated time passes.
 #[tokio::test(start_paused = true)]
-async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
+async fn lone_remote_put_is_durable_after_one_put_without_waiting() -> Result<()> {
     let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_secs(10);
-    let db = open(&store, s).await;
+    let db = open(&store, s).await?;
     settle().await;
     assert_eq!(
         store.wal_puts(),
@@ -112,7 +112,7 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     );
 
     let t0 = Instant::now();
-    db.put("k1", "v1").await.unwrap();
+    db.put("k1", "v1").await.context("put k1")?;
     assert_eq!(
         Instant::now(),
         t0,
@@ -122,7 +122,7 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     assert!(db.durable_seq() >= db.visible_seq());
 
     // The burst (2 tokens) covers a second lone put too.
-    db.put("k2", "v2").await.unwrap();
+    db.put("k2", "v2").await.context("put k2")?;
     assert_eq!(Instant::now(), t0);
     assert_eq!(store.wal_puts(), 3);
     settle().await;
@@ -133,7 +133,7 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     // The bucket is empty now: the third put waits for one refill (1 / max_puts_per_sec),
     // which is still well before the 10 s linger.
     let t1 = Instant::now();
-    db.put("k3", "v3").await.unwrap();
+    db.put("k3", "v3").await.context("put k3")?;
     let waited = Instant::now() - t1;
     let refill = Duration::from_secs_f64(1.0 / db.settings().wal.max_puts_per_sec);
     assert!(
@@ -147,25 +147,28 @@ async fn lone_remote_put_is_durable_after_one_put_without_waiting() {
     let listed: Vec<ObjectMeta> =
         futures::TryStreamExt::try_collect(store.inner.list(Some(&Path::from("db/wal"))))
             .await
-            .unwrap();
+            .context("list")?;
     assert_eq!(listed.len(), 4);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 /// (b) `Buffered` writes alone never trigger a PUT; the open segment is sealed exactly when
 /// its oldest record has lingered `wal.flush_interval`.
 #[tokio::test(start_paused = true)]
-async fn buffered_writes_are_sealed_after_the_linger() {
+async fn buffered_writes_are_sealed_after_the_linger() -> Result<()> {
     let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_millis(100);
-    let db = open(&store, s).await;
+    let db = open(&store, s).await?;
     settle().await;
     assert_eq!(store.wal_puts(), 1);
 
     let t0 = Instant::now();
     for i in 0..10 {
-        db.put_with(format!("b{i}"), "x", &BUFFERED).await.unwrap();
+        db.put_with(format!("b{i}"), "x", &BUFFERED)
+            .await
+            .with_context(|| format!("put_with b{i}"))?;
     }
     settle().await;
     assert_eq!(
@@ -178,7 +181,9 @@ async fn buffered_writes_are_sealed_after_the_linger() {
     tokio::time::advance(Duration::from_millis(60)).await;
     settle().await;
     // More records arriving later must not extend the linger of the oldest one.
-    db.put_with("b-late", "x", &BUFFERED).await.unwrap();
+    db.put_with("b-late", "x", &BUFFERED)
+        .await
+        .context("put_with b-late")?;
     tokio::time::advance(Duration::from_millis(39)).await;
     settle().await;
     assert_eq!(store.wal_puts(), 1, "sealed before the linger elapsed");
@@ -201,7 +206,9 @@ async fn buffered_writes_are_sealed_after_the_linger() {
 
     // A new buffered write starts a new linger window.
     let t1 = Instant::now();
-    db.put_with("b-next", "x", &BUFFERED).await.unwrap();
+    db.put_with("b-next", "x", &BUFFERED)
+        .await
+        .context("put_with b-next")?;
     tokio::time::advance(Duration::from_millis(99)).await;
     settle().await;
     assert_eq!(store.wal_puts(), 2);
@@ -209,13 +216,14 @@ async fn buffered_writes_are_sealed_after_the_linger() {
     settle().await;
     assert_eq!(store.wal_puts(), 3);
     assert_eq!(Instant::now() - t1, Duration::from_millis(100));
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 /// (c) Many concurrent `Remote` writers share segments: WAL PUTs stay within the token
 /// bucket (burst + rate x elapsed) plus size-triggered seals, and every write is durable.
 #[tokio::test(start_paused = true)]
-async fn concurrent_remote_writers_respect_the_put_budget() {
+async fn concurrent_remote_writers_respect_the_put_budget() -> Result<()> {
     const TASKS: usize = 200;
     const PUTS_PER_TASK: usize = 5;
     let store = counting_store();
@@ -227,7 +235,7 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
     s.wal.segment_bytes = 8 * 1024;
     let (rate, burst, segment_bytes) =
         (s.wal.max_puts_per_sec, s.wal.put_burst, s.wal.segment_bytes);
-    let db = Arc::new(open(&store, s).await);
+    let db = Arc::new(open(&store, s).await?);
     settle().await;
     let puts_at_open = store.wal_puts();
     let bytes_at_open = store.wal_bytes();
@@ -240,12 +248,13 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
             for i in 0..PUTS_PER_TASK {
                 db.put(format!("t{t:03}-{i}"), vec![b'v'; 20])
                     .await
-                    .unwrap();
+                    .with_context(|| format!("put t{t:03}-{i}"))?;
             }
+            Ok::<(), anyhow::Error>(())
         }));
     }
     for h in handles {
-        h.await.unwrap();
+        h.await.context("a writer task panicked")??;
     }
     let elapsed = (Instant::now() - t0).as_secs_f64();
     let puts = store.wal_puts() - puts_at_open;
@@ -276,34 +285,35 @@ async fn concurrent_remote_writers_respect_the_put_budget() {
     assert_eq!(db.durable_seq(), db.visible_seq());
     let all = db
         .scan::<&str>(..)
-        .unwrap()
+        .context("scan")?
         .collect(usize::MAX)
         .await
-        .unwrap();
+        .context("collecting the scan")?;
     assert_eq!(all.len(), TASKS * PUTS_PER_TASK);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
 
     // Everything acknowledged is in the WAL.
-    let db = open(&store, Settings::small_for_tests()).await;
+    let db = open(&store, Settings::small_for_tests()).await?;
     let all = db
         .scan::<&str>(..)
-        .unwrap()
+        .context("scan")?
         .collect(usize::MAX)
         .await
-        .unwrap();
+        .context("collecting the scan")?;
     assert_eq!(all.len(), TASKS * PUTS_PER_TASK);
-    db.close().await.unwrap();
+    db.close().await.context("close")?;
+    Ok(())
 }
 
 /// (d) Crossing `wal.segment_bytes` seals the segment at once, with no linger and no
 /// waiting writer.
 #[tokio::test(start_paused = true)]
-async fn segment_size_trigger_seals_without_waiting() {
+async fn segment_size_trigger_seals_without_waiting() -> Result<()> {
     let store = counting_store();
     let mut s = Settings::small_for_tests();
     s.wal.flush_interval = Duration::from_secs(3600);
     s.wal.segment_bytes = 4096;
-    let db = open(&store, s).await;
+    let db = open(&store, s).await?;
     settle().await;
     assert_eq!(store.wal_puts(), 1);
 
@@ -312,7 +322,7 @@ async fn segment_size_trigger_seals_without_waiting() {
     for i in 0..3 {
         db.put_with(format!("k{i}"), &value, &BUFFERED)
             .await
-            .unwrap();
+            .with_context(|| format!("put_with k{i}"))?;
     }
     settle().await;
     assert_eq!(
@@ -321,8 +331,12 @@ async fn segment_size_trigger_seals_without_waiting() {
         "3000 bytes < segment_bytes: nothing sealed yet"
     );
 
-    db.put_with("k3", &value, &BUFFERED).await.unwrap();
-    db.put_with("k4", &value, &BUFFERED).await.unwrap();
+    db.put_with("k3", &value, &BUFFERED)
+        .await
+        .context("put_with k3")?;
+    db.put_with("k4", &value, &BUFFERED)
+        .await
+        .context("put_with k4")?;
     settle().await;
     assert_eq!(
         store.wal_puts(),
@@ -344,17 +358,20 @@ async fn segment_size_trigger_seals_without_waiting() {
     s.wal.segment_bytes = 4096;
     s.wal.put_burst = 1;
     s.wal.max_puts_per_sec = 0.001;
-    let db2 = open(&store2, s).await;
-    db2.put("first", "uses the only token").await.unwrap();
+    let db2 = open(&store2, s).await?;
+    db2.put("first", "uses the only token")
+        .await
+        .context("put first")?;
     assert_eq!(store2.wal_puts(), 2);
     let t1 = Instant::now();
-    db2.put("big", vec![b'y'; 5000]).await.unwrap();
+    db2.put("big", vec![b'y'; 5000]).await.context("put big")?;
     assert_eq!(
         Instant::now(),
         t1,
         "a full segment must not wait for a token"
     );
     assert_eq!(store2.wal_puts(), 3);
-    db.close().await.unwrap();
-    db2.close().await.unwrap();
+    db.close().await.context("close")?;
+    db2.close().await.context("close db2")?;
+    Ok(())
 }

@@ -48,7 +48,7 @@
 //! workload appears.
 //!
 //! Seeded: `SILT_CHAOS_SEED` (printed on failure). `SILT_LONG=1` runs four times the lives.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -59,6 +59,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
 use parking_lot::Mutex;
 use silt::objstore::FaultSpec;
 use silt::{
@@ -233,19 +234,30 @@ pub fn settings(cfg: &Config) -> Settings {
     s
 }
 
-fn env_config() -> Config {
-    Config {
-        url: std::env::var(URL_ENV).unwrap(),
-        dir: PathBuf::from(std::env::var(DIR_ENV).unwrap()),
-        local: std::env::var(LOCAL_ENV).as_deref() == Ok("1"),
-        deadline: Duration::from_millis(std::env::var(DEADLINE_ENV).unwrap().parse().unwrap()),
-    }
+/// The environment variable `name`, which the parent sets for the child.
+fn env_var(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("reading the environment variable {name}"))
 }
 
-fn say(line: &str) {
+fn env_config() -> Result<Config> {
+    let deadline = env_var(DEADLINE_ENV)?;
+    Ok(Config {
+        url: env_var(URL_ENV)?,
+        dir: PathBuf::from(env_var(DIR_ENV)?),
+        local: std::env::var(LOCAL_ENV).as_deref() == Ok("1"),
+        deadline: Duration::from_millis(
+            deadline
+                .parse()
+                .with_context(|| format!("parsing {DEADLINE_ENV}={deadline:?}"))?,
+        ),
+    })
+}
+
+fn say(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").unwrap();
-    out.flush().unwrap();
+    writeln!(out, "{line}").with_context(|| format!("printing {line:?} to stdout"))?;
+    out.flush().context("flushing stdout")?;
+    Ok(())
 }
 
 /// Per task: the newest counter issued, the newest acknowledged, and the failed ones.
@@ -258,9 +270,9 @@ struct Progress {
 
 /// The child process: runs the workload until it is killed. A no-op unless started by
 /// [`Child::spawn`].
-pub fn child_main() {
+pub fn child_main() -> Result<()> {
     if std::env::var_os(CHILD_ENV).is_none() {
-        return;
+        return Ok(());
     }
     let paused = std::env::var(PAUSED_ENV).as_deref() == Ok("1");
     let rt = if paused {
@@ -270,30 +282,39 @@ pub fn child_main() {
             .enable_all()
             .start_paused(true)
             .build()
-            .unwrap()
+            .context("building the paused current-thread runtime")?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .unwrap()
+            .context("building the multi-thread runtime")?
     };
-    rt.block_on(child_workload());
+    rt.block_on(child_workload())
 }
 
-async fn child_workload() {
-    let cfg = env_config();
-    let life: u64 = std::env::var(LIFE_ENV).unwrap().parse().unwrap();
-    let faults: Option<FaultSpec> = std::env::var(FAULTS_ENV).ok().map(|f| f.parse().unwrap());
+async fn child_workload() -> Result<()> {
+    let cfg = env_config()?;
+    let life = env_var(LIFE_ENV)?;
+    let life: u64 = life
+        .parse()
+        .with_context(|| format!("parsing {LIFE_ENV}={life:?}"))?;
+    let faults: Option<FaultSpec> = std::env::var(FAULTS_ENV)
+        .ok()
+        .map(|f| {
+            f.parse()
+                .with_context(|| format!("parsing {FAULTS_ENV}={f:?}"))
+        })
+        .transpose()?;
     let may_fail = std::env::var(MAY_FAIL_ENV).as_deref() == Ok("1");
     let db = Arc::new(
         DbBuilder::from_url(&cfg.url)
-            .unwrap()
+            .with_context(|| format!("life {life}: parsing the store URL {}", cfg.url))?
             .settings(settings(&cfg))
             .store_faults(faults)
             .open()
             .await
-            .unwrap_or_else(|e| panic!("life {life}: open failed: {e}")),
+            .with_context(|| format!("life {life}: open failed"))?,
     );
     let progress: Arc<Vec<Progress>> =
         Arc::new((0..=BUFFERED_TASK).map(|_| Progress::default()).collect());
@@ -319,13 +340,16 @@ async fn child_workload() {
                     start.elapsed().as_secs(),
                     m.store_retries.total,
                     m.store_retries.gave_up
-                ));
+                ))?;
             }
         });
     }
     if let Some(r) = tasks.join_next().await {
-        panic!("life {life}: a workload task ended: {r:?}");
+        r.with_context(|| format!("life {life}: a workload task panicked"))?
+            .with_context(|| format!("life {life}: a workload task failed"))?;
+        panic!("life {life}: a workload task ended");
     }
+    Ok(())
 }
 
 async fn writer(
@@ -335,7 +359,7 @@ async fn writer(
     life: u64,
     local: bool,
     may_fail: bool,
-) {
+) -> Result<()> {
     let p = &progress[task as usize];
     let mut rng = Rng(life * 1000 + task);
     let opts = WriteOptions::with_durability(durability(task, local));
@@ -357,7 +381,11 @@ async fn writer(
                 {
                     Ok(()) => break,
                     Err(e) if may_fail && e.kind() == ErrorKind::Unavailable => {}
-                    Err(e) => panic!("life {life}: Buffered put failed: {e}"),
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("life {life}: Buffered put of counter {counter} failed")
+                        })
+                    }
                 }
             }
             continue;
@@ -378,15 +406,20 @@ async fn writer(
         match result {
             Ok(()) => {
                 p.acked.store(counter, Ordering::SeqCst);
-                say(&format!("ACK {task} {counter}"));
+                say(&format!("ACK {task} {counter}"))?;
             }
             Err(e) if may_fail && e.kind() == ErrorKind::Unavailable => {
                 p.failed.lock().insert(counter);
-                say(&format!("FAIL {task} {counter}"));
+                say(&format!("FAIL {task} {counter}"))?;
             }
-            Err(e) => panic!("life {life}: task {task} operation {counter} failed: {e}"),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("life {life}: task {task} operation {counter} failed")
+                })
+            }
         }
     }
+    Ok(())
 }
 
 /// What a read of `key` (owned by `task`) may return, given the task's acknowledged
@@ -438,7 +471,13 @@ fn check_read(
 
 /// With `may_fail`, a read that outlived the deadline fails with `Unavailable` and is
 /// skipped; any other error fails the child.
-async fn reader(db: Arc<Db>, progress: Arc<Vec<Progress>>, life: u64, id: u64, may_fail: bool) {
+async fn reader(
+    db: Arc<Db>,
+    progress: Arc<Vec<Progress>>,
+    life: u64,
+    id: u64,
+    may_fail: bool,
+) -> Result<()> {
     let mut rng = Rng(life * 1000 + 100 + id);
     let keys: Vec<(String, u64)> = universe().into_iter().collect();
     loop {
@@ -449,10 +488,15 @@ async fn reader(db: Arc<Db>, progress: Arc<Vec<Progress>>, life: u64, id: u64, m
         if rng.range(0, 4) == 0 {
             // A scan of one task's keys.
             let prefix = format!("t{task}-");
-            let rows = match db.scan_prefix(&prefix).unwrap().collect(usize::MAX).await {
+            let scan = db
+                .scan_prefix(&prefix)
+                .with_context(|| format!("life {life}: scan_prefix {prefix:?}"))?;
+            let rows = match scan.collect(usize::MAX).await {
                 Ok(rows) => rows,
                 Err(e) if may_fail && e.kind() == ErrorKind::Unavailable => continue,
-                Err(e) => panic!("life {life}: scan failed: {e}"),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("life {life}: scan of {prefix} failed"))
+                }
             };
             let issued_after = p.issued.load(Ordering::SeqCst);
             let failed = p.failed.lock().clone();
@@ -480,7 +524,7 @@ async fn reader(db: Arc<Db>, progress: Arc<Vec<Progress>>, life: u64, id: u64, m
             let got = match db.get(&key).await {
                 Ok(got) => got,
                 Err(e) if may_fail && e.kind() == ErrorKind::Unavailable => continue,
-                Err(e) => panic!("life {life}: get failed: {e}"),
+                Err(e) => return Err(e).with_context(|| format!("life {life}: get {key} failed")),
             };
             let issued_after = p.issued.load(Ordering::SeqCst);
             let failed = p.failed.lock().clone();
@@ -584,8 +628,9 @@ pub struct Child {
 }
 
 impl Child {
-    pub fn spawn(sc: &Scenario, life: u64, faults: Option<&str>) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+    pub fn spawn(sc: &Scenario, life: u64, faults: Option<&str>) -> Result<Child> {
+        let exe = std::env::current_exe().context("finding the test binary to re-execute")?;
+        let mut cmd = Command::new(&exe);
         match faults {
             Some(f) => cmd.env(FAULTS_ENV, f),
             None => cmd.env_remove(FAULTS_ENV),
@@ -605,8 +650,11 @@ impl Child {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+            .with_context(|| format!("life {life}: spawning the child {}", exe.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the child's stdout is not piped")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -631,21 +679,24 @@ impl Child {
             }
             let _ = tx.send(Event::Eof);
         });
-        Child {
+        Ok(Child {
             child,
             rx,
             log: LifeLog::default(),
             life,
-        }
+        })
     }
 
     /// Consume the child's output until `done` holds for what it reported. The child must
     /// not exit on its own meanwhile (it only stops when killed, or when a check failed).
-    pub fn wait_until(&mut self, mut done: impl FnMut(&LifeLog) -> bool) {
+    pub fn wait_until(&mut self, mut done: impl FnMut(&LifeLog) -> bool) -> Result<()> {
         while !done(&self.log) {
             let ev = self.rx.recv().unwrap_or(Event::Eof);
             if let Event::Eof = ev {
-                let status = self.child.wait().unwrap();
+                let status = self
+                    .child
+                    .wait()
+                    .with_context(|| format!("life {}: waiting for the child", self.life))?;
                 panic!(
                     "life {}: the child stopped ({status}) after {:?}; see its stderr above",
                     self.life, self.log
@@ -653,6 +704,7 @@ impl Child {
             }
             self.log.apply(&ev);
         }
+        Ok(())
     }
 
     /// Take in whatever the child has printed so far, without waiting.
@@ -664,16 +716,21 @@ impl Child {
     }
 
     /// SIGKILL the child; everything it printed before dying counts as acknowledged.
-    pub fn kill(mut self) -> LifeLog {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill(mut self) -> Result<LifeLog> {
+        let life = self.life;
+        self.child
+            .kill()
+            .with_context(|| format!("life {life}: killing the child"))?;
+        self.child
+            .wait()
+            .with_context(|| format!("life {life}: waiting for the killed child"))?;
         while let Ok(ev) = self.rx.recv() {
             if let Event::Eof = ev {
                 break;
             }
             self.log.apply(&ev);
         }
-        self.log
+        Ok(self.log)
     }
 }
 
@@ -724,21 +781,33 @@ impl Known {
 
 /// Reopen the database after life `life` and check it against everything known (see the
 /// module docs). `faults`: the spec the check opens with.
-pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<&str>, seed: u64) {
+pub async fn verify(
+    sc: &Scenario,
+    known: &mut Known,
+    life: u64,
+    faults: Option<&str>,
+    seed: u64,
+) -> Result<()> {
     let ctx = format!("seed {seed} life {life}");
+    let faults: Option<FaultSpec> = faults
+        .map(|f| {
+            f.parse()
+                .with_context(|| format!("{ctx}: parsing the faults {f:?}"))
+        })
+        .transpose()?;
     let db = DbBuilder::from_url(&sc.cfg.url)
-        .unwrap()
+        .with_context(|| format!("{ctx}: parsing the store URL {}", sc.cfg.url))?
         .settings(settings(&sc.cfg))
-        .store_faults(faults.map(|f| f.parse().unwrap()))
+        .store_faults(faults)
         .open()
         .await
-        .unwrap_or_else(|e| panic!("{ctx}: the database does not open: {e}"));
+        .with_context(|| format!("{ctx}: the database does not open"))?;
     let all = db
         .scan::<&str>(..)
-        .unwrap()
+        .with_context(|| format!("{ctx}: full scan"))?
         .collect(usize::MAX)
         .await
-        .unwrap_or_else(|e| panic!("{ctx}: full scan failed: {e}"));
+        .with_context(|| format!("{ctx}: full scan failed"))?;
     let mut state: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut last: Option<Vec<u8>> = None;
     for (k, v) in &all {
@@ -747,7 +816,8 @@ pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<
             "{ctx}: scan out of order or duplicated at {k:?}"
         );
         last = Some(k.to_vec());
-        state.insert(String::from_utf8(k.to_vec()).unwrap(), v.to_vec());
+        let key = String::from_utf8(k.to_vec()).with_context(|| format!("{ctx}: key {k:?}"))?;
+        state.insert(key, v.to_vec());
     }
     // Tasks 0-4: each key holds an operation's effect, no older than the newest acked one.
     let universe = universe();
@@ -822,10 +892,7 @@ pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<
     let mut rng = Rng(seed ^ life);
     let keys: Vec<&String> = state.keys().collect();
     for k in keys.iter().step_by(7) {
-        let got = db
-            .get(k)
-            .await
-            .unwrap_or_else(|e| panic!("{ctx}: get: {e}"));
+        let got = db.get(k).await.with_context(|| format!("{ctx}: get {k}"))?;
         assert_eq!(
             got.as_deref(),
             state.get(*k).map(Vec::as_slice),
@@ -840,7 +907,7 @@ pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<
         let got = db
             .get(key)
             .await
-            .unwrap_or_else(|e| panic!("{ctx}: get: {e}"));
+            .with_context(|| format!("{ctx}: get {key}"))?;
         assert_eq!(got, None, "{ctx}: get {key} finds what the scan did not");
     }
     if !keys.is_empty() {
@@ -849,11 +916,15 @@ pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<
             let b = rng.range(a as u64, keys.len() as u64 + 1) as usize;
             let limit = rng.range(1, 50) as usize;
             let lo = keys[a].as_str();
-            let rows = match keys.get(b) {
-                Some(hi) => db.scan(lo..hi.as_str()).unwrap().collect(limit).await,
-                None => db.scan(lo..).unwrap().collect(limit).await,
+            let scan = match keys.get(b) {
+                Some(hi) => db.scan(lo..hi.as_str()),
+                None => db.scan(lo..),
             }
-            .unwrap_or_else(|e| panic!("{ctx}: range scan: {e}"));
+            .with_context(|| format!("{ctx}: range scan {lo}..{:?}", keys.get(b)))?;
+            let rows = scan
+                .collect(limit)
+                .await
+                .with_context(|| format!("{ctx}: range scan {lo}..{:?}", keys.get(b)))?;
             let want: Vec<(&String, &Vec<u8>)> = state
                 .range(lo.to_owned()..)
                 .take(b - a)
@@ -878,16 +949,17 @@ pub async fn verify(sc: &Scenario, known: &mut Known, life: u64, faults: Option<
         };
         let rows = db
             .scan_prefix(&prefix)
-            .unwrap()
+            .with_context(|| format!("{ctx}: prefix scan {prefix}"))?
             .collect(usize::MAX)
             .await
-            .unwrap_or_else(|e| panic!("{ctx}: prefix scan: {e}"));
+            .with_context(|| format!("{ctx}: prefix scan {prefix}"))?;
         let want = state.iter().filter(|(k, _)| k.starts_with(&prefix)).count();
         assert_eq!(rows.len(), want, "{ctx}: prefix scan {prefix}");
     }
     db.close()
         .await
-        .unwrap_or_else(|e| panic!("{ctx}: close after the check: {e}"));
+        .with_context(|| format!("{ctx}: close after the check"))?;
+    Ok(())
 }
 
 /// A fresh directory for a scenario: `store/` (the object store, when it is a directory)
