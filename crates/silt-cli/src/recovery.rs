@@ -122,9 +122,7 @@ async fn simulate(
             .await
             .with_context(|| format!("simulated put {i}"))?;
     }
-    let flushes = db.metrics().engine["replay_bound_flushes"]
-        .as_u64()
-        .unwrap_or(0);
+    let flushes = db.metrics().engine.replay_bound_flushes;
     // A crash: the handle goes without `close`, its tasks die with the runtime.
     drop(db);
     Ok(flushes)
@@ -195,11 +193,7 @@ async fn run_one(
             .await
             .context("opening the crashed store")?;
         open_secs.push(t.elapsed().as_secs_f64());
-        segments_replayed.push(
-            db.metrics().engine["recovery_segments"]
-                .as_u64()
-                .unwrap_or(0),
-        );
+        segments_replayed.push(db.metrics().engine.recovery_segments);
         // The last write is there (its ack was Remote).
         if writes > 0 {
             let got = db.get(key(writes - 1)).await?;

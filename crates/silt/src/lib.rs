@@ -32,6 +32,7 @@ mod live;
 mod lsm;
 mod manifest;
 mod memtable;
+mod metric;
 pub mod objstore;
 mod retry;
 mod wal;
@@ -42,17 +43,20 @@ pub use config::{
     WalSettings, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use db::{
-    Db, DbBuilder, DbStats, Durability, EngineCounters, GcReport, Metrics, Snapshot, WriteBatch,
+    Db, DbBuilder, DbStats, Durability, EngineSnapshot, GcReport, Metrics, Snapshot, WriteBatch,
     WriteOptions,
 };
 pub use error::{CloseReason, Error, ErrorKind, Result};
 pub use live::{live_objects, LiveObjects};
-pub use lsm::disk_cache::{CacheSettings, DiskCacheMetrics};
+pub use lsm::cache::BlockCacheSnapshot;
+pub use lsm::disk_cache::{CacheSettings, DiskCacheSnapshot};
 pub use lsm::iter::DbIterator;
 pub use object_store;
 pub use silt_format::{sst::SstOptions, Compression};
+#[doc(hidden)]
+pub use wal::local::BlockObserver;
 pub use wal::local::{
-    bench as local_log_bench, CommitTicket, LocalLog, LocalLogMetrics, LocalLogMode,
-    LocalLogSettings,
+    bench as local_log_bench, CommitTicket, LocalLog, LocalLogMode, LocalLogSettings,
+    LocalLogSnapshot,
 };
-pub use wal::remote::WalMetrics;
+pub use wal::remote::WalSnapshot;

@@ -3,8 +3,6 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use serde::Serialize;
-
 static DB_INNERS: AtomicI64 = AtomicI64::new(0);
 static MEMTABLES: AtomicI64 = AtomicI64::new(0);
 static SST_HANDLES: AtomicI64 = AtomicI64::new(0);
@@ -47,17 +45,19 @@ impl Drop for LiveToken {
     }
 }
 
-/// Live engine objects in this process (all databases together).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct LiveObjects {
-    /// Database states (a `Db` and its background tasks share one).
-    pub databases: i64,
-    /// Memtables (active and frozen).
-    pub memtables: i64,
-    /// Open SST handles.
-    pub sst_handles: i64,
-    /// Remote WAL states.
-    pub wals: i64,
+crate::metric::snapshot! {
+    /// Live engine objects in this process (all databases together).
+    pub struct LiveObjects;
+    {
+        /// Database states (a `Db` and its background tasks share one).
+        databases: i64, Gauge "silt_live_databases",
+        /// Memtables (active and frozen).
+        memtables: i64, Gauge "silt_live_memtables",
+        /// Open SST handles.
+        sst_handles: i64, Gauge "silt_live_sst_handles",
+        /// Remote WAL states.
+        wals: i64, Gauge "silt_live_wals",
+    }
 }
 
 /// Current counts of live engine objects.

@@ -114,7 +114,7 @@ async fn fenced_idle_writer_gc_deletes_nothing() -> Result<()> {
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
     let e = a.put("late", "x").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Fenced), "{e}");
-    assert_eq!(a.counters().gc_deleted_sst.load(Ordering::Relaxed), 0);
+    assert_eq!(a.metrics().engine.gc_deleted_sst, 0);
     let _ = a.close().await;
 
     check(&b, &expect).await?;

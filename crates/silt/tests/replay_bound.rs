@@ -3,7 +3,6 @@
 //! `wal.max_replay_segments` and `wal.max_replay_age` make the memtable flush anyway.
 //! Paused time: hours pass in microseconds, deterministically.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,11 +45,11 @@ async fn segments_since_the_replay_point_stay_bounded() -> Result<()> {
         // A write every 100 ms: the bound is checked every second.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let flushes = db.counters().replay_bound_flushes.load(Ordering::Relaxed);
+    let flushes = db.metrics().engine.replay_bound_flushes;
     assert!(flushes >= 10, "only {flushes} flushes for 300 segments");
     drop(db); // crash: nothing more is flushed
     let db = open(&store, &s).await?;
-    let replayed = db.counters().recovery_segments.load(Ordering::Relaxed);
+    let replayed = db.metrics().engine.recovery_segments;
     // The bound, plus what one check interval (10 writes) adds, plus fences.
     assert!(
         replayed <= 20 + 10 + 2,
@@ -77,24 +76,15 @@ async fn an_old_memtable_is_flushed() -> Result<()> {
     let db = open(&store, &s).await?;
     db.put("a", "1").await.context("put a")?;
     tokio::time::sleep(Duration::from_secs(300)).await;
-    assert_eq!(
-        db.counters().replay_bound_flushes.load(Ordering::Relaxed),
-        0
-    );
+    assert_eq!(db.metrics().engine.replay_bound_flushes, 0);
     tokio::time::sleep(Duration::from_secs(301)).await;
-    assert_eq!(
-        db.counters().replay_bound_flushes.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(db.metrics().engine.replay_bound_flushes, 1);
     // Idle afterwards: an empty memtable is never flushed for age.
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(
-        db.counters().replay_bound_flushes.load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(db.metrics().engine.replay_bound_flushes, 1);
     drop(db);
     let db = open(&store, &s).await?;
-    assert!(db.counters().recovery_segments.load(Ordering::Relaxed) <= 2);
+    assert!(db.metrics().engine.recovery_segments <= 2);
     assert_eq!(
         db.get("a").await.context("get a")?.as_deref(),
         Some(&b"1"[..])

@@ -144,13 +144,7 @@ async fn past_the_deadline_a_write_fails_unavailable_and_the_handle_stays_usable
     outage.down.store(true, Ordering::SeqCst);
     let e = db.put("b", "2").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert_eq!(
-        db.wal_metrics()
-            .unwrap()
-            .writer_timeouts
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(db.metrics().wal.unwrap().writer_timeouts, 1);
     outage.down.store(false, Ordering::SeqCst);
     // Same handle, no reopen.
     db.put("c", "3").await.context("put c")?;
@@ -185,7 +179,7 @@ async fn a_memtable_flush_pauses_during_an_outage_and_resumes() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(db.stats().frozen_memtables, 0);
     assert_eq!(db.stats().l0_ssts, 1);
-    assert!(db.counters().flush_failures.load(Ordering::Relaxed) >= 1);
+    assert!(db.metrics().engine.flush_failures >= 1);
     db.put("after", "x").await.context("put after")?;
     db.close().await.context("close")?;
     let db = open(&mem).await?;

@@ -92,8 +92,8 @@ const BUFFERED: WriteOptions = WriteOptions {
     durability: Durability::Buffered,
 };
 
-fn metric(db: &Db, f: impl Fn(&silt::WalMetrics) -> &AtomicU64) -> u64 {
-    f(&db.wal_metrics().unwrap()).load(Ordering::SeqCst)
+fn metric(db: &Db, f: impl Fn(&silt::WalSnapshot) -> &u64) -> u64 {
+    *f(&db.metrics().wal.unwrap())
 }
 
 /// (a) At low load a `Remote` put is sealed at once (a token is available): exactly one WAL

@@ -2,7 +2,6 @@
 //! (They live beside the benchmark because benchmark runs use them between measurements.)
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,17 +22,9 @@ pub async fn cmd_compact(db: Arc<Db>) -> Result<u8> {
     let before = inspect(db.storage())
         .await
         .context("inspecting the store")?;
-    let c = db.counters();
-    let count = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let (compactions, wal, sst, manifests) = (
-        count(&c.compactions),
-        count(&c.gc_deleted_wal),
-        count(&c.gc_deleted_sst),
-        count(&c.gc_deleted_manifest),
-    );
-    let m0 = db.metrics().store;
+    let m0 = db.metrics();
     db.compact().await.context("compacting")?;
-    let m1 = db.metrics().store;
+    let d = db.metrics().since(&m0);
     let after = inspect(db.storage())
         .await
         .context("inspecting the store")?;
@@ -42,19 +33,18 @@ pub async fn cmd_compact(db: Arc<Db>) -> Result<u8> {
     writeln!(
         out,
         "store traffic: {} B written, {} B read, {} GETs, {} PUTs",
-        m1.bytes_written - m0.bytes_written,
-        m1.bytes_read - m0.bytes_read,
-        (m1.gets + m1.get_ranges) - (m0.gets + m0.get_ranges),
-        (m1.puts + m1.put_conditionals + m1.multipart_parts)
-            - (m0.puts + m0.put_conditionals + m0.multipart_parts)
+        d.store.bytes_written,
+        d.store.bytes_read,
+        d.store.get_requests(),
+        d.store.put_requests()
     )?;
     writeln!(
         out,
         "compactions: {}; GC deleted {} WAL segments, {} SSTs, {} manifests",
-        count(&c.compactions) - compactions,
-        count(&c.gc_deleted_wal) - wal,
-        count(&c.gc_deleted_sst) - sst,
-        count(&c.gc_deleted_manifest) - manifests
+        d.engine.compactions,
+        d.engine.gc_deleted_wal,
+        d.engine.gc_deleted_sst,
+        d.engine.gc_deleted_manifest
     )?;
     out.flush()?;
     Ok(exit::OK)

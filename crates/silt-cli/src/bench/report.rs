@@ -7,17 +7,20 @@ use std::io::Write;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use silt::inspect::StoreReport;
-use silt::objstore::StoreMetricsSnapshot;
-use silt::{Metrics, Settings};
+use silt::objstore::RequestPrices;
+use silt::{EngineSnapshot, Metrics, Settings};
 
-use super::workload::{wal_counter, Raw, Sample};
+use super::workload::{Raw, Sample};
 use super::Plan;
 
 /// S3 Standard request prices, us-east-1, USD per 1,000 requests (see `docs/bench.md`):
-/// PUT, COPY, POST and LIST requests.
-pub const USD_PER_1000_PUT_CLASS: f64 = 0.005;
-/// GET, SELECT and all other requests (DELETE is free and not counted).
-pub const USD_PER_1000_GET_CLASS: f64 = 0.0004;
+/// class A (PUT, COPY, POST, LIST) and class B (GET, SELECT and all other requests; DELETE
+/// is free and not counted). Which requests are in which class is
+/// `StoreMetricsSnapshot::put_class_requests` / `get_class_requests`.
+pub const S3_STANDARD_US_EAST_1: RequestPrices = RequestPrices {
+    usd_per_1000_put_class: 0.005,
+    usd_per_1000_get_class: 0.0004,
+};
 
 const MB: f64 = (1u64 << 20) as f64;
 
@@ -86,7 +89,7 @@ pub struct Report {
     pub cost: Cost,
     pub rss_mb: Rss,
     /// Engine counters (flushes, compactions, GC, write stalls) during the timed phase.
-    pub engine: BTreeMap<String, u64>,
+    pub engine: EngineSnapshot,
     /// Shape of the tree during and after the run.
     pub lsm: Lsm,
     /// The whole process (open, preload, timed phase, close): user bytes and store traffic.
@@ -329,47 +332,6 @@ fn quantiles(h: &Histogram<u64>) -> Quantiles {
     }
 }
 
-/// `b - a`, field by field, for the counters the report uses.
-fn delta(a: &StoreMetricsSnapshot, b: &StoreMetricsSnapshot) -> StoreMetricsSnapshot {
-    let d = |x: u64, y: u64| y.saturating_sub(x);
-    StoreMetricsSnapshot {
-        gets: d(a.gets, b.gets),
-        get_ranges: d(a.get_ranges, b.get_ranges),
-        heads: d(a.heads, b.heads),
-        puts: d(a.puts, b.puts),
-        put_conditionals: d(a.put_conditionals, b.put_conditionals),
-        put_conditional_conflicts: d(a.put_conditional_conflicts, b.put_conditional_conflicts),
-        lists: d(a.lists, b.lists),
-        deletes: d(a.deletes, b.deletes),
-        copies: d(a.copies, b.copies),
-        renames: d(a.renames, b.renames),
-        multipart_inits: d(a.multipart_inits, b.multipart_inits),
-        multipart_parts: d(a.multipart_parts, b.multipart_parts),
-        multipart_completes: d(a.multipart_completes, b.multipart_completes),
-        multipart_aborts: d(a.multipart_aborts, b.multipart_aborts),
-        errors: d(a.errors, b.errors),
-        bytes_read: d(a.bytes_read, b.bytes_read),
-        bytes_written: d(a.bytes_written, b.bytes_written),
-        wal_puts: d(a.wal_puts, b.wal_puts),
-        wal_bytes: d(a.wal_bytes, b.wal_bytes),
-        sst_gets: d(a.sst_gets, b.sst_gets),
-        latency: b.latency.clone(),
-    }
-}
-
-fn json_delta(a: &serde_json::Value, b: &serde_json::Value) -> BTreeMap<String, u64> {
-    let Some(bm) = b.as_object() else {
-        return BTreeMap::new();
-    };
-    bm.iter()
-        .filter_map(|(k, v)| {
-            let end = v.as_u64()?;
-            let start = a.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-            Some((k.clone(), end.saturating_sub(start)))
-        })
-        .collect()
-}
-
 /// Slope (y per x) of the least-squares line through `points`; 0 with fewer than 2.
 pub fn slope(points: &[(f64, f64)]) -> f64 {
     if points.len() < 2 {
@@ -429,52 +391,35 @@ pub(crate) fn build(
 ) -> Report {
     let args = &plan.args;
     let secs = raw.duration.as_secs_f64();
-    let s = delta(&raw.start.store, &raw.end.store);
-    let (r0, r1) = (&raw.start.store_retries, &raw.end.store_retries);
-    let retries = (
-        r1.total.saturating_sub(r0.total),
-        r1.gave_up.saturating_sub(r0.gave_up),
-    );
+    // Every counter over the timed phase.
+    let timed = raw.end.since(&raw.start);
+    let s = &timed.store;
+    let retries = &timed.store_retries;
     let (reads, writes) = (raw.reads, raw.writes);
     let ops = reads + writes;
-    let wal_delta =
-        |name: &str| wal_counter(&raw.end, name).saturating_sub(wal_counter(&raw.start, name));
-    let segments = wal_delta("segments_uploaded");
-    let wal_bytes_uploaded = wal_delta("bytes_uploaded");
+    let wal = timed.wal.unwrap_or_default();
+    let segments = wal.segments_uploaded;
+    let wal_bytes_uploaded = wal.bytes_uploaded;
     let w = &plan.settings.wal;
     let wal_bytes_per_s = ratio(f(s.wal_bytes), secs);
     let bound = w.max_puts_per_sec.max(1.0 / w.flush_interval.as_secs_f64())
         + wal_bytes_per_s / w.segment_bytes as f64;
     let puts_per_s = ratio(f(s.wal_puts), secs);
-    let seals = ["size", "remote", "linger", "flush"]
+    let seals = wal
+        .seals_by_trigger()
         .iter()
-        .map(|k| ((*k).to_string(), wal_delta(&format!("seals_{k}"))))
+        .map(|(trigger, n)| ((*trigger).to_string(), *n))
         .collect();
 
-    let put_class = s.puts
-        + s.put_conditionals
-        + s.copies
-        + s.renames
-        + s.lists
-        + s.multipart_inits
-        + s.multipart_parts
-        + s.multipart_completes;
-    let get_class = s.gets + s.get_ranges + s.heads;
-    let put_usd = f(put_class) * USD_PER_1000_PUT_CLASS / 1000.0;
-    let get_usd = f(get_class) * USD_PER_1000_GET_CLASS / 1000.0;
+    let prices = S3_STANDARD_US_EAST_1;
+    let cost = s.cost(&prices);
+    let (put_usd, get_usd) = (cost.put_class_usd, cost.get_class_usd);
 
     let entry = (args.key_size + args.value_size) as u64;
     let live_bytes = raw.live_keys * entry;
     let user_bytes = (writes - raw.deletes) * entry + raw.deletes * args.key_size as u64;
     let whole_user_bytes =
         (plan.preload + raw.puts_all) * entry + raw.deletes_all * args.key_size as u64;
-    let engine_whole = |name: &str| {
-        whole
-            .engine
-            .get(name)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
     let c = &plan.settings.compaction;
     let lsm = Lsm {
         l0_ssts_max: raw.samples.iter().map(|s| s.l0_ssts).max().unwrap_or(0),
@@ -490,17 +435,13 @@ pub(crate) fn build(
         user_bytes: whole_user_bytes,
         bytes_written: whole.store.bytes_written,
         bytes_read: whole.store.bytes_read,
-        gets: whole.store.gets + whole.store.get_ranges,
-        puts: whole.store.puts
-            + whole.store.put_conditionals
-            + whole.store.multipart_inits
-            + whole.store.multipart_parts
-            + whole.store.multipart_completes,
+        gets: whole.store.get_requests(),
+        puts: whole.store.put_requests(),
         write_amplification: ratio(f(whole.store.bytes_written), f(whole_user_bytes)),
-        memtable_flushes: engine_whole("memtable_flushes"),
-        compactions: engine_whole("compactions"),
-        compaction_bytes_in: engine_whole("compaction_bytes_in"),
-        compaction_bytes_out: engine_whole("compaction_bytes_out"),
+        memtable_flushes: whole.engine.memtable_flushes,
+        compactions: whole.engine.compactions,
+        compaction_bytes_in: whole.engine.compaction_bytes_in,
+        compaction_bytes_out: whole.engine.compaction_bytes_out,
     };
 
     let to_mb = |b: u64| (f(b) / MB * 10.0).round() / 10.0;
@@ -512,11 +453,7 @@ pub(crate) fn build(
         .map(|(t, b)| (*t, f(*b) / MB))
         .collect();
 
-    let gc_deleted_whole_run = whole
-        .engine
-        .get("gc_deleted_wal")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
+    let gc_deleted_whole_run = whole.engine.gc_deleted_wal;
 
     Report {
         workload: plan.workload.to_string(),
@@ -580,28 +517,11 @@ pub(crate) fn build(
         wal_segments_by_second: raw.wal_segments_by_second.clone(),
         wal_puts_by_second: raw.wal_puts_by_second.clone(),
         object_store: ObjectStore {
-            retries: retries.0,
-            retries_per_1000_requests: ratio(
-                f(retries.0) * 1000.0,
-                f(s.gets
-                    + s.get_ranges
-                    + s.puts
-                    + s.put_conditionals
-                    + s.multipart_inits
-                    + s.multipart_parts
-                    + s.multipart_completes
-                    + s.lists
-                    + s.heads
-                    + s.deletes
-                    + s.copies),
-            ),
-            retries_gave_up: retries.1,
-            get: s.gets + s.get_ranges,
-            put: s.puts
-                + s.put_conditionals
-                + s.multipart_inits
-                + s.multipart_parts
-                + s.multipart_completes,
+            retries: retries.total,
+            retries_per_1000_requests: ratio(f(retries.total) * 1000.0, f(s.requests())),
+            retries_gave_up: retries.gave_up,
+            get: s.get_requests(),
+            put: s.put_requests(),
             list: s.lists,
             head: s.heads,
             delete: s.deletes,
@@ -613,22 +533,13 @@ pub(crate) fn build(
             errors: s.errors,
             latency: raw.end.store.latency.clone(),
         },
-        gets_per_read: ratio(f(s.gets + s.get_ranges), f(reads)),
+        gets_per_read: ratio(f(s.get_requests()), f(reads)),
         sst_gets_per_read: ratio(f(s.sst_gets), f(reads)),
-        block_cache: {
-            let (a, b) = (&raw.start.stats, &raw.end.stats);
-            let misses = b.block_cache_misses.saturating_sub(a.block_cache_misses);
-            BlockCache {
-                hits: b.block_cache_hits.saturating_sub(a.block_cache_hits),
-                misses,
-                hit_ratio: hit_ratio(
-                    a.block_cache_hits,
-                    a.block_cache_misses,
-                    b.block_cache_hits,
-                    b.block_cache_misses,
-                ),
-                misses_per_read: ratio(f(misses), f(reads)),
-            }
+        block_cache: BlockCache {
+            hits: timed.block_cache.hits,
+            misses: timed.block_cache.misses,
+            hit_ratio: timed.block_cache.hit_ratio(),
+            misses_per_read: ratio(f(timed.block_cache.misses), f(reads)),
         },
         write_amplification: ratio(f(s.bytes_written), f(user_bytes)),
         space_amplification: ratio(f(after.store_bytes), f(live_bytes)),
@@ -638,12 +549,12 @@ pub(crate) fn build(
         store_bytes: after.store_bytes,
         cost_usd_per_million_writes: ratio(put_usd * 1e6, f(writes)),
         cost: Cost {
-            usd_per_1000_put_class: USD_PER_1000_PUT_CLASS,
-            usd_per_1000_get_class: USD_PER_1000_GET_CLASS,
-            put_class_requests: put_class,
-            get_class_requests: get_class,
-            usd_total: put_usd + get_usd,
-            usd_per_million_ops: ratio((put_usd + get_usd) * 1e6, f(ops)),
+            usd_per_1000_put_class: prices.usd_per_1000_put_class,
+            usd_per_1000_get_class: prices.usd_per_1000_get_class,
+            put_class_requests: s.put_class_requests(),
+            get_class_requests: s.get_class_requests(),
+            usd_total: cost.total_usd(),
+            usd_per_million_ops: ratio(cost.total_usd() * 1e6, f(ops)),
             usd_per_million_reads: ratio(get_usd * 1e6, f(reads)),
         },
         rss_mb: Rss {
@@ -653,19 +564,13 @@ pub(crate) fn build(
             growth_mb_per_s: slope(&points),
             samples: raw.rss.len(),
         },
-        engine: json_delta(&raw.start.engine, &raw.end.engine),
+        engine: timed.engine,
         lsm,
         whole_run,
         soak: plan.warmup.map(|w| soak(plan, raw, w)),
         settings: plan.settings.clone(),
         machine: machine(),
     }
-}
-
-/// `hits / (hits + misses)` between two readings, `None` without lookups.
-fn hit_ratio(h0: u64, m0: u64, h1: u64, m1: u64) -> Option<f64> {
-    let (h, m) = (h1.saturating_sub(h0), m1.saturating_sub(m0));
-    (h + m > 0).then(|| f(h) / f(h + m))
 }
 
 fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
@@ -685,16 +590,17 @@ fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
     .map(|(k, v)| ((*k).to_string(), round(mb(*v as u64))))
     .collect();
     let budget_mb = mb(budget.total as u64);
-    let (s0, s1) = (&raw.start.stats, &raw.end.stats);
+    let s1 = &raw.end.stats;
     // The warm-up boundary: the sample at the first whole second at or after it.
     let (warm_s, warm) = raw
         .warm
         .as_ref()
         .map_or((raw.by_second.len(), &raw.end), |(s, m)| (*s, m));
-    let w = &warm.stats;
-    let gets = |m: &Metrics| m.store.gets + m.store.get_ranges;
+    // Counters over the timed phase, and after the warm-up.
+    let timed = raw.end.since(&raw.start);
+    let after = raw.end.since(warm);
     let reads_after: u64 = raw.reads_by_second.iter().skip(warm_s).sum();
-    let gets_after = gets(&raw.end).saturating_sub(gets(warm));
+    let gets_after = after.store.get_requests();
     let after_warm: Vec<(f64, f64)> = raw
         .rss
         .iter()
@@ -702,12 +608,7 @@ fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
         .map(|(t, b)| (*t, mb(*b)))
         .collect();
     let peak = raw.rss.iter().map(|r| r.1).max().unwrap_or(0);
-    let disk = hit_ratio(
-        s0.disk_cache_hits,
-        s0.disk_cache_misses,
-        s1.disk_cache_hits,
-        s1.disk_cache_misses,
-    );
+    let disk_hit_ratio = |d: &Metrics| d.disk_cache.and_then(|c| c.hit_ratio());
     Soak {
         warmup_s: warmup.as_secs_f64(),
         memory_budget_mb: round(budget_mb),
@@ -715,26 +616,11 @@ fn soak(plan: &Plan, raw: &Raw, warmup: std::time::Duration) -> Soak {
         rss_peak_mb: round(mb(peak)),
         rss_peak_over_budget: ratio(mb(peak), budget_mb),
         rss_growth_after_warmup_mb_per_s: slope(&after_warm),
-        cache_hit_ratio: hit_ratio(
-            s0.block_cache_hits,
-            s0.block_cache_misses,
-            s1.block_cache_hits,
-            s1.block_cache_misses,
-        ),
-        cache_hit_ratio_after_warmup: hit_ratio(
-            w.block_cache_hits,
-            w.block_cache_misses,
-            s1.block_cache_hits,
-            s1.block_cache_misses,
-        ),
-        disk_cache_hit_ratio: disk,
-        disk_cache_hit_ratio_after_warmup: hit_ratio(
-            w.disk_cache_hits,
-            w.disk_cache_misses,
-            s1.disk_cache_hits,
-            s1.disk_cache_misses,
-        ),
-        object_store_gets_per_read: ratio(f(gets(&raw.end) - gets(&raw.start)), f(raw.reads)),
+        cache_hit_ratio: timed.block_cache.hit_ratio(),
+        cache_hit_ratio_after_warmup: after.block_cache.hit_ratio(),
+        disk_cache_hit_ratio: disk_hit_ratio(&timed),
+        disk_cache_hit_ratio_after_warmup: disk_hit_ratio(&after),
+        object_store_gets_per_read: ratio(f(timed.store.get_requests()), f(raw.reads)),
         object_store_gets_per_read_after_warmup: ratio(f(gets_after), f(reads_after)),
         reads_after_warmup: reads_after,
         gets_after_warmup: gets_after,

@@ -139,12 +139,9 @@ fn progress(len: u64, template: &str) -> ProgressBar {
     bar
 }
 
-pub(crate) fn wal_counter(m: &Metrics, name: &str) -> u64 {
-    m.wal
-        .as_ref()
-        .and_then(|w| w.get(name))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
+/// WAL segments uploaded so far (0 without a remote WAL).
+fn segments_uploaded(m: &Metrics) -> u64 {
+    m.wal.map_or(0, |w| w.segments_uploaded)
 }
 
 /// Shared by the clients.
@@ -318,7 +315,7 @@ pub(crate) async fn run(plan: &Plan, db: &Arc<Db>, state: Option<&State>) -> Res
     let mut warm = None;
     let mut wal_segments_by_second = Vec::with_capacity(seconds);
     let mut wal_puts_by_second = Vec::with_capacity(seconds);
-    let mut prev_segments = wal_counter(&start_metrics, "segments_uploaded");
+    let mut prev_segments = segments_uploaded(&start_metrics);
     let mut prev_puts = start_metrics.store.wal_puts;
     let mut end_metrics = None;
     let mut outs = Vec::with_capacity(args.threads);
@@ -337,7 +334,7 @@ pub(crate) async fn run(plan: &Plan, db: &Arc<Db>, state: Option<&State>) -> Res
             }
         }
         let m = db.metrics();
-        let segments = wal_counter(&m, "segments_uploaded");
+        let segments = segments_uploaded(&m);
         wal_segments_by_second.push(segments.saturating_sub(prev_segments));
         wal_puts_by_second.push(m.store.wal_puts.saturating_sub(prev_puts));
         prev_segments = segments;

@@ -1,7 +1,6 @@
 //! Running compactions: the background compactor, `Db::compact`, committing results
 //! through the manifest (with the writer's fencing) and write stalls on a deep L0.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,9 +45,7 @@ impl DbInner {
                 if e.is_fenced() {
                     self.set_fatal(e.clone());
                 }
-                self.counters
-                    .compaction_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.compaction_failures.incr();
                 return Err(e);
             }
             ran += 1;
@@ -98,11 +95,9 @@ impl DbInner {
         self.commit_compaction(job, outputs).await?;
         drop(pending);
         let c = &self.counters;
-        c.compactions.fetch_add(1, Ordering::Relaxed);
-        c.compaction_bytes_in
-            .fetch_add(job.input_bytes(), Ordering::Relaxed);
-        c.compaction_bytes_out
-            .fetch_add(stats.bytes_out, Ordering::Relaxed);
+        c.compactions.incr();
+        c.compaction_bytes_in.add(job.input_bytes());
+        c.compaction_bytes_out.add(stats.bytes_out);
         tracing::info!(
             reason = job.reason,
             l0 = job.l0.len(),
@@ -202,7 +197,7 @@ impl Db {
             inner.check_open()?;
             let l0 = inner.current().l0.len();
             if l0 >= c.l0_stop {
-                inner.counters.write_stops.fetch_add(1, Ordering::Relaxed);
+                inner.counters.write_stops.incr();
                 inner.compaction_wake.notify_one();
                 tokio::select! {
                     () = notified => {}
@@ -218,10 +213,7 @@ impl Db {
             }
             if l0 >= c.l0_slowdown && !slowed {
                 slowed = true;
-                inner
-                    .counters
-                    .write_slowdowns
-                    .fetch_add(1, Ordering::Relaxed);
+                inner.counters.write_slowdowns.incr();
                 inner.compaction_wake.notify_one();
                 inner
                     .clock

@@ -101,12 +101,8 @@ impl DbInner {
         let _renamed = self.upload_sst(&mut info, &data).await?;
         let handle = self.register_sst(SstHandle::from_bytes(&self.storage, info.clone(), &data)?);
         tracing::debug!(sst = %info.id, bytes = info.size, entries = info.props.entries, "flushed memtable");
-        self.counters
-            .memtable_flushes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.counters
-            .flush_bytes
-            .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+        self.counters.memtable_flushes.incr();
+        self.counters.flush_bytes.add(info.size);
 
         let mut m = self.manifest.lock().await;
         let mut next = m.clone();
@@ -156,9 +152,7 @@ impl DbInner {
         }
         let _w = self.write_lock.lock();
         if self.rotate_locked() {
-            self.counters
-                .replay_bound_flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counters.replay_bound_flushes.incr();
             tracing::debug!(too_many, too_old, "memtable frozen by the replay bound");
         }
     }
@@ -180,10 +174,7 @@ pub(crate) async fn run_memtable_flusher(inner: Arc<DbInner>, mut shutdown: watc
             Ok(()) => backoff = Backoff::new(&inner.settings.store.retry),
             Err(e) if inner.check_open().is_ok() => {
                 // Transient: the frozen memtable waits; try again after a pause.
-                inner
-                    .counters
-                    .flush_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner.counters.flush_failures.incr();
                 let pause = backoff.next_pause();
                 tracing::warn!(error = %e, ?pause, "memtable flush failed; retrying");
                 tick = inner.clock.now() + pause;

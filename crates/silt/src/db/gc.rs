@@ -17,7 +17,6 @@
 //!   references it) and not held by any open handle or pending upload in this process.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,13 +157,10 @@ impl DbInner {
             manifests: self.delete_all(doomed_manifests).await?,
         };
         let c = &self.counters;
-        c.gc_passes.fetch_add(1, Ordering::Relaxed);
-        c.gc_deleted_wal
-            .fetch_add(report.wal as u64, Ordering::Relaxed);
-        c.gc_deleted_sst
-            .fetch_add(report.sst as u64, Ordering::Relaxed);
-        c.gc_deleted_manifest
-            .fetch_add(report.manifests as u64, Ordering::Relaxed);
+        c.gc_passes.incr();
+        c.gc_deleted_wal.add(report.wal as u64);
+        c.gc_deleted_sst.add(report.sst as u64);
+        c.gc_deleted_manifest.add(report.manifests as u64);
         if report.wal + report.sst + report.manifests > 0 {
             tracing::info!(?report, "GC deleted obsolete objects");
         }

@@ -3,6 +3,7 @@
 pub(crate) mod batch;
 mod builder;
 mod compact;
+mod counters;
 mod flush;
 mod gc;
 mod metrics;
@@ -24,6 +25,8 @@ use tokio::sync::Notify;
 
 pub use self::batch::{Durability, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
+pub(crate) use self::counters::EngineCounters;
+pub use self::counters::EngineSnapshot;
 pub use self::gc::GcReport;
 pub use self::metrics::Metrics;
 pub use self::snapshot::Snapshot;
@@ -85,42 +88,6 @@ pub(crate) struct DbInner {
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,
     pub _live: crate::live::LiveToken,
-}
-
-/// Counters of background work.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct EngineCounters {
-    /// Memtables flushed to L0.
-    pub memtable_flushes: AtomicU64,
-    /// Bytes of SSTs written by memtable flushes.
-    pub flush_bytes: AtomicU64,
-    /// Compactions committed.
-    pub compactions: AtomicU64,
-    /// Bytes read by compactions (input SST sizes).
-    pub compaction_bytes_in: AtomicU64,
-    /// Bytes of SSTs written by compactions.
-    pub compaction_bytes_out: AtomicU64,
-    /// GC passes completed (background, after compactions and explicit).
-    pub gc_passes: AtomicU64,
-    /// Objects deleted by GC, by kind.
-    pub gc_deleted_wal: AtomicU64,
-    /// SSTs deleted by GC.
-    pub gc_deleted_sst: AtomicU64,
-    /// Manifests deleted by GC.
-    pub gc_deleted_manifest: AtomicU64,
-    /// Memtable flushes started by the replay bound (`wal.max_replay_segments` or
-    /// `wal.max_replay_age`) rather than by a full memtable.
-    pub replay_bound_flushes: AtomicU64,
-    /// WAL segments replayed when this handle opened.
-    pub recovery_segments: AtomicU64,
-    /// Memtable flushes that failed transiently and were retried.
-    pub flush_failures: AtomicU64,
-    /// Compactions that failed (and were retried after a pause).
-    pub compaction_failures: AtomicU64,
-    /// Writes delayed because L0 reached `l0_slowdown`.
-    pub write_slowdowns: AtomicU64,
-    /// Writes that waited because L0 reached `l0_stop`.
-    pub write_stops: AtomicU64,
 }
 
 impl DbInner {
@@ -263,16 +230,6 @@ impl Db {
     pub fn writer_epoch(&self) -> u64 {
         self.inner.wal.as_ref().map_or(0, |w| w.sh.epoch)
     }
-
-    /// Counters of flushes, compactions and GC.
-    pub fn counters(&self) -> Arc<EngineCounters> {
-        Arc::clone(&self.inner.counters)
-    }
-
-    /// Counters of the remote WAL (`None` when read-only).
-    pub fn wal_metrics(&self) -> Option<Arc<crate::wal::remote::WalMetrics>> {
-        self.inner.wal.as_ref().map(|w| Arc::clone(w.metrics()))
-    }
 }
 
 impl Drop for Db {
@@ -334,12 +291,8 @@ mod tests {
             let pending = db.stats().local_log_pending_bytes;
             assert!(pending < max as u64 + record, "{pending} pending after {i}");
         }
-        let m = db.inner.local.as_ref().unwrap().metrics();
-        assert!(
-            m.background_drains
-                .load(std::sync::atomic::Ordering::Relaxed)
-                >= 2
-        );
+        let m = db.metrics().local_log.unwrap();
+        assert!(m.background_drains >= 2);
         db.close().await.unwrap();
     }
 }

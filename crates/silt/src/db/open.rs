@@ -282,10 +282,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         counters: Arc::default(),
         store_metrics,
     });
-    inner
-        .counters
-        .recovery_segments
-        .store(recovery_segments, std::sync::atomic::Ordering::Relaxed);
+    inner.counters.recovery_segments.add(recovery_segments);
     let tasks = Tasks::new();
     if let Some(wal) = &inner.wal {
         tasks.spawn(

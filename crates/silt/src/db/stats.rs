@@ -1,50 +1,43 @@
-//! Point-in-time sizes of every memory-holding component and the LSM shape.
-
-use std::sync::atomic::Ordering;
-
-use serde::Serialize;
+//! Point-in-time sizes of every memory-holding component and the LSM shape, and their
+//! Prometheus names.
 
 use super::Db;
 
-/// Gauges of a database, for metrics and the CLI.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DbStats {
-    /// Approximate bytes in the active memtable.
-    pub active_memtable_bytes: usize,
-    /// Frozen memtables waiting for their SST flush.
-    pub frozen_memtables: usize,
-    /// Approximate bytes in frozen memtables.
-    pub frozen_memtable_bytes: usize,
-    /// WAL bytes written but not yet durable in the object store.
-    pub wal_unflushed_bytes: usize,
-    /// Bytes held by the block cache.
-    pub block_cache_bytes: u64,
-    /// Block cache lookups that hit.
-    pub block_cache_hits: u64,
-    /// Block cache lookups that missed.
-    pub block_cache_misses: u64,
-    /// Bytes of block files in the disk cache (0 when disabled).
-    pub disk_cache_bytes: u64,
-    /// Disk cache lookups that hit.
-    pub disk_cache_hits: u64,
-    /// Disk cache lookups that missed.
-    pub disk_cache_misses: u64,
-    /// Bytes of SST index and filter blocks held in memory.
-    pub sst_meta_bytes: usize,
-    /// Bytes of block fetches in flight.
-    pub inflight_read_bytes: u64,
-    /// Bytes waiting in the local log's buffer (0 without a local log).
-    pub local_log_pending_bytes: u64,
-    /// The configured memory budget (see `Settings::memory_budget`).
-    pub memory_budget_bytes: usize,
-    /// SSTs in L0.
-    pub l0_ssts: usize,
-    /// Highest sequence number visible to reads.
-    pub visible_seq: u64,
-    /// Highest sequence number durable in the object store.
-    pub durable_seq: u64,
-    /// Live snapshots.
-    pub snapshots: usize,
+crate::metric::snapshot! {
+    /// Gauges of a database, for metrics and the CLI: what holds memory (each bound of
+    /// `Settings::memory_budget`, so some repeat a component's own size gauge), the LSM
+    /// shape and the sequence numbers.
+    pub struct DbStats;
+    {
+        /// Approximate bytes in the active memtable.
+        active_memtable_bytes: usize, Gauge "silt_stats_active_memtable_bytes",
+        /// Frozen memtables waiting for their SST flush.
+        frozen_memtables: usize, Gauge "silt_stats_frozen_memtables",
+        /// Approximate bytes in frozen memtables.
+        frozen_memtable_bytes: usize, Gauge "silt_stats_frozen_memtable_bytes",
+        /// WAL bytes written but not yet durable in the object store.
+        wal_unflushed_bytes: usize, Gauge "silt_stats_wal_unflushed_bytes",
+        /// Bytes held by the block cache.
+        block_cache_bytes: u64, Gauge "silt_stats_block_cache_bytes",
+        /// Bytes of block files in the disk cache (0 when disabled).
+        disk_cache_bytes: u64, Gauge "silt_stats_disk_cache_bytes",
+        /// Bytes of SST index and filter blocks held in memory.
+        sst_meta_bytes: usize, Gauge "silt_stats_sst_meta_bytes",
+        /// Bytes of block fetches in flight.
+        inflight_read_bytes: u64, Gauge "silt_stats_inflight_read_bytes",
+        /// Bytes waiting in the local log's buffer (0 without a local log).
+        local_log_pending_bytes: u64, Gauge "silt_stats_local_log_pending_bytes",
+        /// The configured memory budget (see `Settings::memory_budget`).
+        memory_budget_bytes: usize, Gauge "silt_stats_memory_budget_bytes",
+        /// SSTs in L0.
+        l0_ssts: usize, Gauge "silt_stats_l0_ssts",
+        /// Highest sequence number visible to reads.
+        visible_seq: u64, Gauge "silt_stats_visible_seq",
+        /// Highest sequence number durable in the object store.
+        durable_seq: u64, Gauge "silt_stats_durable_seq",
+        /// Live snapshots.
+        snapshots: usize, Gauge "silt_stats_snapshots",
+    }
 }
 
 impl Db {
@@ -58,19 +51,7 @@ impl Db {
             frozen_memtable_bytes: v.frozen.iter().map(|m| m.size_bytes()).sum(),
             wal_unflushed_bytes: inner.wal.as_ref().map_or(0, |w| w.unflushed_bytes()),
             block_cache_bytes: inner.cache.size_bytes(),
-            block_cache_hits: inner.cache.hits.load(Ordering::Relaxed),
-            block_cache_misses: inner.cache.misses.load(Ordering::Relaxed),
             disk_cache_bytes: inner.cache.disk.as_ref().map_or(0, |d| d.size_bytes()),
-            disk_cache_hits: inner
-                .cache
-                .disk
-                .as_ref()
-                .map_or(0, |d| d.metrics.hits.load(Ordering::Relaxed)),
-            disk_cache_misses: inner
-                .cache
-                .disk
-                .as_ref()
-                .map_or(0, |d| d.metrics.misses.load(Ordering::Relaxed)),
             sst_meta_bytes: v
                 .l0
                 .iter()
@@ -81,10 +62,10 @@ impl Db {
             local_log_pending_bytes: inner
                 .local
                 .as_ref()
-                .map_or(0, |l| l.metrics().pending_bytes.load(Ordering::Relaxed)),
+                .map_or(0, |l| l.metrics().pending_bytes),
             memory_budget_bytes: inner.settings.memory_budget().total,
             l0_ssts: v.l0.len(),
-            visible_seq: inner.visible_seq.load(Ordering::Acquire),
+            visible_seq: inner.visible_seq.load(std::sync::atomic::Ordering::Acquire),
             durable_seq: self.durable_seq(),
             snapshots: inner.snapshots.lock().values().sum(),
         }

@@ -6,6 +6,34 @@ use moka::sync::Cache;
 use silt_format::block::Block;
 
 use super::disk_cache::DiskCache;
+use crate::metric::Cell;
+
+crate::metric::snapshot! {
+    /// The in-memory block cache at one moment (see
+    /// [`Metrics::block_cache`](crate::Metrics::block_cache)).
+    pub struct BlockCacheSnapshot;
+    {
+        /// Bytes of decoded blocks held.
+        bytes: u64, Gauge "silt_block_cache_bytes",
+        /// Lookups that hit.
+        hits: u64, Counter "silt_block_cache_hits",
+        /// Lookups that missed (the block came from the disk cache or the store).
+        misses: u64, Counter "silt_block_cache_misses",
+    }
+}
+
+impl BlockCacheSnapshot {
+    /// `hits / (hits + misses)`; `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        hit_ratio(self.hits, self.misses)
+    }
+}
+
+/// `hits / (hits + misses)` of a cache; `None` without lookups.
+pub(crate) fn hit_ratio(hits: u64, misses: u64) -> Option<f64> {
+    let lookups = hits + misses;
+    (lookups > 0).then(|| crate::metric::ratio(hits, lookups))
+}
 
 /// Key: SST id and the block's offset in the file.
 type Key = (Arc<str>, u64);
@@ -17,8 +45,8 @@ pub(crate) struct BlockCache {
     inner: Cache<Key, Block>,
     /// The optional local-disk tier below it.
     pub disk: Option<DiskCache>,
-    pub hits: Arc<std::sync::atomic::AtomicU64>,
-    pub misses: Arc<std::sync::atomic::AtomicU64>,
+    hits: Arc<Cell>,
+    misses: Arc<Cell>,
     /// Bounds bytes of block fetches in flight (permits are KiB).
     pub reads: Arc<tokio::sync::Semaphore>,
     read_permits: u32,
@@ -60,12 +88,11 @@ impl BlockCache {
 
     pub fn get(&self, sst: &Arc<str>, offset: u64) -> Option<Block> {
         let b = self.inner.get(&(Arc::clone(sst), offset));
-        let counter = if b.is_some() {
-            &self.hits
+        if b.is_some() {
+            self.hits.incr();
         } else {
-            &self.misses
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.misses.incr();
+        }
         b
     }
 
@@ -76,5 +103,14 @@ impl BlockCache {
     /// Approximate bytes held.
     pub fn size_bytes(&self) -> u64 {
         self.inner.weighted_size()
+    }
+
+    /// Its size and counters now.
+    pub fn snapshot(&self) -> BlockCacheSnapshot {
+        BlockCacheSnapshot {
+            bytes: self.size_bytes(),
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+        }
     }
 }

@@ -15,7 +15,6 @@
 //! touched.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,6 +23,7 @@ use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::metric::Cell;
 
 type Key = (Arc<str>, u64);
 
@@ -54,19 +54,40 @@ impl Default for CacheSettings {
     }
 }
 
-/// Counters of the disk cache.
-#[derive(Debug, Default, Serialize)]
-pub struct DiskCacheMetrics {
-    /// Blocks served from disk.
-    pub hits: AtomicU64,
-    /// Lookups that found nothing.
-    pub misses: AtomicU64,
-    /// Blocks written.
-    pub inserts: AtomicU64,
-    /// Files found damaged and deleted.
-    pub corrupt: AtomicU64,
-    /// Files deleted by eviction.
-    pub evictions: AtomicU64,
+crate::metric::snapshot! {
+    /// The disk cache at one moment (see [`Metrics::disk_cache`](crate::Metrics::disk_cache)).
+    pub struct DiskCacheSnapshot;
+    {
+        /// Bytes of block files cached.
+        bytes: u64, Gauge "silt_disk_cache_bytes",
+        /// Blocks served from disk.
+        hits: u64, Counter "silt_disk_cache_hits",
+        /// Lookups that found nothing.
+        misses: u64, Counter "silt_disk_cache_misses",
+        /// Blocks written.
+        inserts: u64, Counter "silt_disk_cache_inserts",
+        /// Files found damaged and deleted.
+        corrupt: u64, Counter "silt_disk_cache_corrupt",
+        /// Files deleted by eviction.
+        evictions: u64, Counter "silt_disk_cache_evictions",
+    }
+}
+
+impl DiskCacheSnapshot {
+    /// `hits / (hits + misses)`; `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        crate::lsm::cache::hit_ratio(self.hits, self.misses)
+    }
+}
+
+/// Counters of the disk cache (its size is the index's weight).
+#[derive(Debug, Default)]
+struct DiskCacheMetrics {
+    hits: Cell,
+    misses: Cell,
+    inserts: Cell,
+    corrupt: Cell,
+    evictions: Cell,
 }
 
 /// The disk cache.
@@ -74,7 +95,7 @@ pub struct DiskCacheMetrics {
 pub(crate) struct DiskCache {
     dir: Arc<PathBuf>,
     index: Cache<Key, u32>,
-    pub metrics: Arc<DiskCacheMetrics>,
+    metrics: Arc<DiskCacheMetrics>,
 }
 
 fn file_name(sst: &str, offset: u64) -> String {
@@ -133,7 +154,7 @@ impl DiskCache {
             .weigher(|_k: &Key, size: &u32| *size)
             .eviction_listener(move |k: Arc<Key>, _v, cause| {
                 if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
-                    listener_metrics.evictions.fetch_add(1, Ordering::Relaxed);
+                    listener_metrics.evictions.incr();
                     let _ = std::fs::remove_file(listener_dir.join(file_name(&k.0, k.1)));
                 }
             })
@@ -182,17 +203,17 @@ impl DiskCache {
     pub async fn get(&self, sst: &Arc<str>, offset: u64) -> Option<Bytes> {
         let key = (Arc::clone(sst), offset);
         if self.index.get(&key).is_none() {
-            self.metrics.misses.fetch_add(1, Ordering::Relaxed);
+            self.metrics.misses.incr();
             return None;
         }
         match tokio::fs::read(self.dir.join(file_name(sst, offset))).await {
             Ok(data) => {
-                self.metrics.hits.fetch_add(1, Ordering::Relaxed);
+                self.metrics.hits.incr();
                 Some(Bytes::from(data))
             }
             Err(_) => {
                 self.index.invalidate(&key);
-                self.metrics.misses.fetch_add(1, Ordering::Relaxed);
+                self.metrics.misses.incr();
                 None
             }
         }
@@ -200,7 +221,7 @@ impl DiskCache {
 
     /// Forget and delete a damaged entry.
     pub async fn discard(&self, sst: &Arc<str>, offset: u64) {
-        self.metrics.corrupt.fetch_add(1, Ordering::Relaxed);
+        self.metrics.corrupt.incr();
         self.index.invalidate(&(Arc::clone(sst), offset));
         let _ = tokio::fs::remove_file(self.dir.join(file_name(sst, offset))).await;
     }
@@ -220,7 +241,7 @@ impl DiskCache {
         .await;
         match written {
             Ok(()) => {
-                self.metrics.inserts.fetch_add(1, Ordering::Relaxed);
+                self.metrics.inserts.incr();
                 self.index.insert((Arc::clone(sst), offset), size);
             }
             Err(e) => {
@@ -233,6 +254,19 @@ impl DiskCache {
     /// Bytes of cached files.
     pub fn size_bytes(&self) -> u64 {
         self.index.weighted_size()
+    }
+
+    /// Its size and counters now.
+    pub fn snapshot(&self) -> DiskCacheSnapshot {
+        let m = &self.metrics;
+        DiskCacheSnapshot {
+            bytes: self.size_bytes(),
+            hits: m.hits.get(),
+            misses: m.misses.get(),
+            inserts: m.inserts.get(),
+            corrupt: m.corrupt.get(),
+            evictions: m.evictions.get(),
+        }
     }
 
     /// Apply pending evictions now (tests).

@@ -28,7 +28,6 @@
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +35,6 @@ use object_store::ObjectStore;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::latency::{parse_duration, FmtDuration};
@@ -287,47 +285,24 @@ impl fmt::Display for FaultSpec {
     }
 }
 
-/// Faults a [`FaultStore`] injected so far, by kind.
-#[derive(Debug, Default)]
-pub struct FaultCounters {
-    errors: AtomicU64,
-    lost: AtomicU64,
-    timeouts: AtomicU64,
-    spikes: AtomicU64,
-    outage: AtomicU64,
-}
-
-/// [`FaultCounters`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FaultSnapshot {
-    /// Requests failed by an error rate.
-    pub errors: u64,
-    /// PUTs applied and then reported failed.
-    pub lost: u64,
-    /// Requests that waited and then failed with a timeout.
-    pub timeouts: u64,
-    /// Requests delayed by a latency spike.
-    pub spikes: u64,
-    /// Requests failed by the outage window.
-    pub outage: u64,
-}
-
-impl FaultCounters {
-    /// The counters now.
-    pub fn snapshot(&self) -> FaultSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        FaultSnapshot {
-            errors: get(&self.errors),
-            lost: get(&self.lost),
-            timeouts: get(&self.timeouts),
-            spikes: get(&self.spikes),
-            outage: get(&self.outage),
-        }
+crate::metric::snapshot! {
+    /// [`FaultCounters`] at one moment (see
+    /// [`Metrics::store_faults`](crate::Metrics::store_faults)).
+    pub struct FaultSnapshot;
+    /// Faults a [`FaultStore`] injected so far, by kind.
+    cells pub struct FaultCounters;
+    {
+        /// Requests failed by an error rate.
+        errors: Counter "silt_store_faults_errors",
+        /// PUTs applied and then reported failed.
+        lost: Counter "silt_store_faults_lost",
+        /// Requests that waited and then failed with a timeout.
+        timeouts: Counter "silt_store_faults_timeouts",
+        /// Requests delayed by a latency spike.
+        spikes: Counter "silt_store_faults_spikes",
+        /// Requests failed by the outage window.
+        outage: Counter "silt_store_faults_outage",
     }
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
 }
 
 fn injected(text: String) -> object_store::Error {
@@ -376,25 +351,25 @@ impl Faults {
         if let Some((start, end)) = spec.outage() {
             let t = self.created.elapsed();
             if start <= t && t < end {
-                bump(&self.counters.outage);
+                self.counters.outage.incr();
                 return Fate::Fail(error(&mut rng, "outage"));
             }
         }
         let p = spec.error_rate(req.kind);
         if p > 0.0 && rng.random::<f64>() < p {
-            bump(&self.counters.errors);
+            self.counters.errors.incr();
             return Fate::Fail(error(&mut rng, "error rate"));
         }
         if let Some((p, d)) = spec.timeout {
             if p > 0.0 && rng.random::<f64>() < p {
-                bump(&self.counters.timeouts);
+                self.counters.timeouts.incr();
                 return Fate::TimeOut(d);
             }
         }
         let mut delay = Duration::ZERO;
         if let Some((p, d)) = spec.spike {
             if p > 0.0 && rng.random::<f64>() < p {
-                bump(&self.counters.spikes);
+                self.counters.spikes.incr();
                 delay = d;
             }
         }
@@ -452,7 +427,7 @@ impl Layer for Faults {
     ) -> object_store::Result<T> {
         match result {
             Ok(_) if lost => {
-                bump(&self.counters.lost);
+                self.counters.lost.incr();
                 let i = self.rng.lock().random_range(0..ERRORS.len());
                 Err(injected(format!(
                     "{} (response lost, {})",

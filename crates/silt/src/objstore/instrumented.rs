@@ -27,6 +27,20 @@
 //! dropped), a list or delete stream until it ends (or is dropped), everything else until
 //! its future returns.
 //!
+//! # Derived figures
+//!
+//! [`StoreMetricsSnapshot`] defines the sums the reports use, once:
+//!
+//! * [`get_requests`](StoreMetricsSnapshot::get_requests): whole and ranged GETs;
+//! * [`put_requests`](StoreMetricsSnapshot::put_requests): requests that upload an object
+//!   (plain and conditional PUTs, multipart starts, parts and completions);
+//! * the price classes of S3 request pricing (and of the other stores, which follow it):
+//!   [`put_class_requests`](StoreMetricsSnapshot::put_class_requests), class A: PUT, COPY,
+//!   POST and LIST (the uploads above, COPYs, RENAMEs, which S3 does as a COPY and a DELETE,
+//!   and LISTs); [`get_class_requests`](StoreMetricsSnapshot::get_class_requests), class B:
+//!   GET and HEAD. DELETEs and multipart aborts are free and in neither class;
+//! * [`cost`](StoreMetricsSnapshot::cost): the two classes priced by a [`RequestPrices`].
+//!
 //! [`PutMode::Overwrite`]: object_store::PutMode::Overwrite
 //! [`PutMode::Create`]: object_store::PutMode::Create
 //! [`PutMode::Update`]: object_store::PutMode::Update
@@ -45,17 +59,19 @@ use object_store::{GetResultPayload, ObjectStore};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::faults::{FaultSpec, FaultStore};
+use super::faults::{FaultCounters, FaultSnapshot, FaultSpec, FaultStore};
 use super::latency::{LatencySpec, LatencyStore};
 pub use super::layer::RequestKind;
 use super::layer::{Layer, Layered, Reply, ReplyView, Request, ResultStream};
+use crate::metric::{Kind, PromText};
 
 /// Wrap `store` as the engine should see it:
 /// `InstrumentedStore → FaultStore → LatencyStore → store`.
 ///
 /// The latency layer is left out when `latency` is `None` or zero, the fault layer when
 /// `faults` is `None` or injects nothing. Returns the stack to hand to
-/// [`Storage`](super::Storage) (or `Db::open_with_store`) and its metrics.
+/// [`Storage`](super::Storage) (or `Db::open_with_store`) and its metrics, which also
+/// report the fault layer's injected faults ([`StoreMetrics::faults`]) when there is one.
 pub fn wrap(
     store: Arc<dyn ObjectStore>,
     latency: Option<LatencySpec>,
@@ -65,12 +81,19 @@ pub fn wrap(
         Some(spec) if !spec.is_zero() => Arc::new(LatencyStore::new(store, spec)),
         _ => store,
     };
-    let inner: Arc<dyn ObjectStore> = match faults {
-        Some(spec) if !spec.is_empty() => Arc::new(FaultStore::new(inner, spec)),
-        _ => inner,
+    let (inner, fault_counters): (Arc<dyn ObjectStore>, _) = match faults {
+        Some(spec) if !spec.is_empty() => {
+            let faulty = FaultStore::new(inner, spec);
+            let counters = faulty.counters();
+            (Arc::new(faulty), Some(counters))
+        }
+        _ => (inner, None),
     };
-    let instrumented = InstrumentedStore::new(inner);
-    let metrics = instrumented.metrics();
+    let metrics = Arc::new(StoreMetrics {
+        faults: fault_counters,
+        ..StoreMetrics::default()
+    });
+    let instrumented = InstrumentedStore::with_metrics(inner, Arc::clone(&metrics));
     (Arc::new(instrumented), metrics)
 }
 
@@ -198,6 +221,8 @@ pub struct StoreMetrics {
     wal_puts: AtomicU64,
     wal_bytes: AtomicU64,
     sst_gets: AtomicU64,
+    /// The fault layer's counters, when [`wrap`] put one in the stack.
+    faults: Option<Arc<FaultCounters>>,
 }
 
 impl StoreMetrics {
@@ -214,6 +239,11 @@ impl StoreMetrics {
     /// The latency histogram of `kind`.
     pub fn latency(&self, kind: RequestKind) -> &LatencyHistogram {
         &self.latency[kind.index()]
+    }
+
+    /// The faults the fault layer below injected so far (`None` without one).
+    pub fn faults(&self) -> Option<FaultSnapshot> {
+        self.faults.as_ref().map(|f| f.snapshot())
     }
 
     /// A copy of every counter (each read atomically, not all at one instant).
@@ -315,19 +345,157 @@ pub struct StoreMetricsSnapshot {
 impl StoreMetricsSnapshot {
     /// Total requests of every kind.
     pub fn requests(&self) -> u64 {
-        self.gets
-            + self.get_ranges
-            + self.heads
-            + self.puts
+        self.get_class_requests() + self.put_class_requests() + self.deletes + self.multipart_aborts
+    }
+
+    /// Whole and ranged GETs (not HEADs).
+    pub fn get_requests(&self) -> u64 {
+        self.gets + self.get_ranges
+    }
+
+    /// Requests that upload an object: plain and conditional PUTs, and multipart starts,
+    /// parts and completions.
+    pub fn put_requests(&self) -> u64 {
+        self.puts
             + self.put_conditionals
-            + self.lists
-            + self.deletes
-            + self.copies
-            + self.renames
             + self.multipart_inits
             + self.multipart_parts
             + self.multipart_completes
-            + self.multipart_aborts
+    }
+
+    /// Requests S3 prices as class A ("PUT, COPY, POST, LIST"): [`put_requests`]
+    /// (multipart starts and completions are POSTs), COPYs, RENAMEs (a COPY and a free
+    /// DELETE on S3) and LISTs.
+    ///
+    /// [`put_requests`]: StoreMetricsSnapshot::put_requests
+    pub fn put_class_requests(&self) -> u64 {
+        self.put_requests() + self.copies + self.renames + self.lists
+    }
+
+    /// Requests S3 prices as class B ("GET, SELECT and all other requests"): whole and
+    /// ranged GETs and HEADs. DELETEs and multipart aborts are free and not counted.
+    pub fn get_class_requests(&self) -> u64 {
+        self.get_requests() + self.heads
+    }
+
+    /// What these requests cost at `prices`.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn cost(&self, prices: &RequestPrices) -> RequestCost {
+        RequestCost {
+            put_class_usd: self.put_class_requests() as f64 * prices.usd_per_1000_put_class
+                / 1000.0,
+            get_class_usd: self.get_class_requests() as f64 * prices.usd_per_1000_get_class
+                / 1000.0,
+        }
+    }
+
+    /// The counters relative to `earlier` (each the difference, 0 if it went down);
+    /// `latency` keeps this snapshot's summaries, which cover the whole process.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        let d = |f: fn(&Self) -> u64| f(self).saturating_sub(f(earlier));
+        StoreMetricsSnapshot {
+            gets: d(|s| s.gets),
+            get_ranges: d(|s| s.get_ranges),
+            heads: d(|s| s.heads),
+            puts: d(|s| s.puts),
+            put_conditionals: d(|s| s.put_conditionals),
+            put_conditional_conflicts: d(|s| s.put_conditional_conflicts),
+            lists: d(|s| s.lists),
+            deletes: d(|s| s.deletes),
+            copies: d(|s| s.copies),
+            renames: d(|s| s.renames),
+            multipart_inits: d(|s| s.multipart_inits),
+            multipart_parts: d(|s| s.multipart_parts),
+            multipart_completes: d(|s| s.multipart_completes),
+            multipart_aborts: d(|s| s.multipart_aborts),
+            errors: d(|s| s.errors),
+            bytes_read: d(|s| s.bytes_read),
+            bytes_written: d(|s| s.bytes_written),
+            wal_puts: d(|s| s.wal_puts),
+            wal_bytes: d(|s| s.wal_bytes),
+            sst_gets: d(|s| s.sst_gets),
+            latency: self.latency.clone(),
+        }
+    }
+
+    /// The counters with their Prometheus names: `silt_store_` and the field name.
+    pub fn counters(&self) -> [(&'static str, u64); 20] {
+        [
+            ("silt_store_gets", self.gets),
+            ("silt_store_get_ranges", self.get_ranges),
+            ("silt_store_heads", self.heads),
+            ("silt_store_puts", self.puts),
+            ("silt_store_put_conditionals", self.put_conditionals),
+            (
+                "silt_store_put_conditional_conflicts",
+                self.put_conditional_conflicts,
+            ),
+            ("silt_store_lists", self.lists),
+            ("silt_store_deletes", self.deletes),
+            ("silt_store_copies", self.copies),
+            ("silt_store_renames", self.renames),
+            ("silt_store_multipart_inits", self.multipart_inits),
+            ("silt_store_multipart_parts", self.multipart_parts),
+            ("silt_store_multipart_completes", self.multipart_completes),
+            ("silt_store_multipart_aborts", self.multipart_aborts),
+            ("silt_store_errors", self.errors),
+            ("silt_store_bytes_read", self.bytes_read),
+            ("silt_store_bytes_written", self.bytes_written),
+            ("silt_store_wal_puts", self.wal_puts),
+            ("silt_store_wal_bytes", self.wal_bytes),
+            ("silt_store_sst_gets", self.sst_gets),
+        ]
+    }
+
+    /// Appends the counters and, per request kind with samples,
+    /// `silt_store_latency_<kind>_{count,mean_us,p50_us,p99_us,max_us}`.
+    pub(crate) fn write_prometheus(&self, out: &mut PromText) {
+        for (name, value) in self.counters() {
+            out.sample(name, Kind::Counter, value);
+        }
+        for (kind, l) in &self.latency {
+            let name = |figure: &str| format!("{LATENCY_PREFIX}{kind}_{figure}");
+            out.sample(&name("count"), Kind::Counter, l.count);
+            for (figure, value) in [
+                ("mean_us", l.mean_us),
+                ("p50_us", l.p50_us),
+                ("p99_us", l.p99_us),
+                ("max_us", l.max_us),
+            ] {
+                out.sample(&name(figure), Kind::Gauge, value);
+            }
+        }
+    }
+}
+
+/// Prefix of the latency figures' Prometheus names, followed by the request kind's
+/// [`RequestKind::name`] and the figure.
+const LATENCY_PREFIX: &str = "silt_store_latency_";
+
+/// Request prices of an object store, USD per 1,000 requests of each price class (see the
+/// [module docs](self), "Derived figures").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RequestPrices {
+    /// Class A: PUT, COPY, POST, LIST.
+    pub usd_per_1000_put_class: f64,
+    /// Class B: GET, HEAD and the other requests that are not free.
+    pub usd_per_1000_get_class: f64,
+}
+
+/// What requests cost, by price class ([`StoreMetricsSnapshot::cost`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RequestCost {
+    /// The class A requests.
+    pub put_class_usd: f64,
+    /// The class B requests.
+    pub get_class_usd: f64,
+}
+
+impl RequestCost {
+    /// Both classes.
+    pub fn total_usd(&self) -> f64 {
+        self.put_class_usd + self.get_class_usd
     }
 }
 
@@ -519,5 +687,78 @@ impl<T: Reply> Stream for Observed<T> {
 impl<T> Drop for Observed<T> {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> StoreMetricsSnapshot {
+        StoreMetricsSnapshot {
+            gets: 1,
+            get_ranges: 2,
+            heads: 4,
+            puts: 8,
+            put_conditionals: 16,
+            lists: 32,
+            deletes: 64,
+            copies: 128,
+            renames: 256,
+            multipart_inits: 512,
+            multipart_parts: 1024,
+            multipart_completes: 2048,
+            multipart_aborts: 4096,
+            ..StoreMetricsSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn request_classes_follow_s3_pricing() {
+        let s = one_of_each();
+        assert_eq!(s.get_requests(), 1 + 2);
+        assert_eq!(s.get_class_requests(), 1 + 2 + 4);
+        assert_eq!(s.put_requests(), 8 + 16 + 512 + 1024 + 2048);
+        assert_eq!(s.put_class_requests(), s.put_requests() + 32 + 128 + 256);
+        // Deletes and aborts are free: in no class, but requests all the same.
+        assert_eq!(
+            s.requests(),
+            s.get_class_requests() + s.put_class_requests() + 64 + 4096
+        );
+        let prices = RequestPrices {
+            usd_per_1000_put_class: 5.0,
+            usd_per_1000_get_class: 1.0,
+        };
+        let cost = s.cost(&prices);
+        assert!((cost.put_class_usd - s.put_class_requests() as f64 * 0.005).abs() < 1e-9);
+        assert!((cost.get_class_usd - 0.007).abs() < 1e-12);
+        assert!((cost.total_usd() - cost.put_class_usd - cost.get_class_usd).abs() < 1e-12);
+    }
+
+    #[test]
+    fn since_subtracts_every_counter() {
+        let a = one_of_each();
+        let mut b = one_of_each();
+        b.gets += 3;
+        b.bytes_read = 10;
+        b.latency.insert(
+            "get".into(),
+            LatencySummary {
+                count: 9,
+                ..LatencySummary::default()
+            },
+        );
+        let d = b.since(&a);
+        assert_eq!(d.gets, 3);
+        assert_eq!(d.bytes_read, 10);
+        assert_eq!(d.requests(), 3);
+        assert_eq!(d.latency, b.latency);
+        assert_eq!(a.since(&b).gets, 0);
+        let mut out = PromText::default();
+        d.write_prometheus(&mut out);
+        let text = out.finish();
+        assert!(text.contains("# TYPE silt_store_gets counter\nsilt_store_gets 3\n"));
+        assert!(text.contains("silt_store_latency_get_count 9\n"));
+        assert!(text.contains("# TYPE silt_store_latency_get_p99_us gauge\n"));
     }
 }

@@ -41,7 +41,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 pub use self::faults::{FaultCounters, FaultSnapshot, FaultSpec, FaultStore, ParseFaultError};
 pub use self::instrumented::{
-    wrap, InstrumentedStore, LatencySummary, RequestKind, StoreMetrics, StoreMetricsSnapshot,
+    wrap, InstrumentedStore, LatencySummary, RequestCost, RequestKind, RequestPrices, StoreMetrics,
+    StoreMetricsSnapshot,
 };
 pub use self::latency::{LatencySpec, LatencyStore, ParseLatencyError};
 pub use self::layer::{Layer, Layered, Reply, ReplyView, Request};

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::metric::{Kind, PromText};
+
 /// Request classes that are retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RetryOp {
@@ -134,6 +136,50 @@ pub struct RetrySnapshot {
     pub by_request: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
+/// Prometheus names: `silt_store_retries_total`, `silt_store_retries_gave_up`, and
+/// `silt_store_retries_by_request_<class>_<cause>` for every request class and cause.
+const PROM_TOTAL: &str = "silt_store_retries_total";
+const PROM_GAVE_UP: &str = "silt_store_retries_gave_up";
+const PROM_BY_REQUEST: &str = "silt_store_retries_by_request_";
+
+impl RetrySnapshot {
+    /// The counters relative to `earlier` (each the difference, 0 if it went down).
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        let by_request = self
+            .by_request
+            .iter()
+            .map(|(op, causes)| {
+                let before = earlier.by_request.get(op);
+                let causes = causes
+                    .iter()
+                    .map(|(cause, n)| {
+                        let was = before.and_then(|b| b.get(cause)).copied().unwrap_or(0);
+                        (*cause, n.saturating_sub(was))
+                    })
+                    .collect();
+                (*op, causes)
+            })
+            .collect();
+        RetrySnapshot {
+            total: self.total.saturating_sub(earlier.total),
+            gave_up: self.gave_up.saturating_sub(earlier.gave_up),
+            by_request,
+        }
+    }
+
+    /// Appends every counter to `out`.
+    pub(crate) fn write_prometheus(&self, out: &mut PromText) {
+        out.sample(PROM_TOTAL, Kind::Counter, self.total);
+        out.sample(PROM_GAVE_UP, Kind::Counter, self.gave_up);
+        for (op, causes) in &self.by_request {
+            for (cause, n) in causes {
+                out.sample(&format!("{PROM_BY_REQUEST}{op}_{cause}"), Kind::Counter, n);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +215,11 @@ mod tests {
         assert_eq!(s.total, 3);
         assert_eq!(s.by_request["get"]["throttled"], 2);
         assert_eq!(s.by_request["delete"]["other"], 1);
+        c.record(RetryOp::Get, Cause::Throttled);
+        c.gave_up();
+        let d = c.snapshot().since(&s);
+        assert_eq!((d.total, d.gave_up), (1, 1));
+        assert_eq!(d.by_request["get"]["throttled"], 1);
+        assert_eq!(d.by_request["delete"]["other"], 0);
     }
 }

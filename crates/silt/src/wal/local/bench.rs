@@ -386,7 +386,6 @@ async fn run_cell(
     let key_len = record_bytes.min(8);
     let value_len = record_bytes - key_len;
 
-    let metrics = log.metrics();
     let proc_before = process_write_bytes();
     let dev_before = device.and_then(device_sectors_written);
     let start = Instant::now();
@@ -432,6 +431,7 @@ async fn run_cell(
     let elapsed = start.elapsed().as_secs_f64();
     let dev_after = device.and_then(device_sectors_written);
     let proc_after = process_write_bytes();
+    let metrics = log.metrics();
     // The model thread ends when the log (which owns the observer) is dropped.
     drop(log);
     let csd_physical_bytes = tokio::task::spawn_blocking(move || model.join())
@@ -439,10 +439,10 @@ async fn run_cell(
         .map_err(|e| Error::Internal(format!("wal-wa bench: {e}")))?
         .map_err(|_| Error::Internal("wal-wa bench: model thread panicked".into()))?;
 
-    let commits = metrics.commits.load(Ordering::Relaxed);
-    let syncs = metrics.syncs.load(Ordering::Relaxed);
-    let blocks_written = metrics.blocks_written.load(Ordering::Relaxed);
-    let user_bytes = metrics.user_bytes.load(Ordering::Relaxed);
+    let commits = metrics.commits;
+    let syncs = metrics.syncs;
+    let blocks_written = metrics.blocks_written;
+    let user_bytes = metrics.user_bytes;
     let per_commit = |x: f64| {
         if commits == 0 {
             0.0

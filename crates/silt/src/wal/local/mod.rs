@@ -23,6 +23,7 @@
 //! acknowledged groups.
 
 pub mod bench;
+mod metrics;
 pub(crate) mod owner;
 mod recover;
 mod writer;
@@ -44,6 +45,8 @@ use silt_format::wal::WalRecord;
 use silt_format::{SeqNo, ValueKind};
 use tokio::sync::watch;
 
+pub(crate) use self::metrics::LocalLogMetrics;
+pub use self::metrics::LocalLogSnapshot;
 use self::writer::{io_err, Writer};
 use crate::error::{Error, Result};
 
@@ -127,34 +130,6 @@ impl LocalLogSettings {
     }
 }
 
-/// Counters of the local log (monotonic unless noted).
-#[derive(Debug, Default, Serialize)]
-pub struct LocalLogMetrics {
-    /// Records (write batches) made durable.
-    pub commits: AtomicU64,
-    /// `fdatasync` calls on log files (one per group, plus one per file switch mid-group).
-    pub syncs: AtomicU64,
-    /// Commit groups written (one header each).
-    pub groups: AtomicU64,
-    /// 4 KiB blocks written (each `pwrite` covers whole blocks).
-    pub blocks_written: AtomicU64,
-    /// Bytes handed to `pwrite` (= `blocks_written * 4096`).
-    pub bytes_written: AtomicU64,
-    /// Key and value bytes of the records made durable.
-    pub user_bytes: AtomicU64,
-    /// Gauge: bytes of encoded records waiting for the next group.
-    pub pending_bytes: AtomicU64,
-    /// Groups started in the background because the pending bytes reached
-    /// `max_pending_bytes` while nobody waited.
-    pub background_drains: AtomicU64,
-    /// Files created (each preallocated with zeros).
-    pub files_created: AtomicU64,
-    /// Files reused for a new life.
-    pub files_recycled: AtomicU64,
-    /// Spare files deleted (more than two free files).
-    pub files_deleted: AtomicU64,
-}
-
 /// What [`LocalLog::enqueue`] returns: the record's last sequence number, to pass to
 /// [`LocalLog::wait`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -169,9 +144,12 @@ impl CommitTicket {
     }
 }
 
-/// Receives every 4 KiB block the log writes, right after its `pwrite` (for the
-/// compressed-drive model of the benchmark).
-pub(crate) type BlockObserver = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// Receives every 4 KiB block the log writes, right after its `pwrite`, on the writer's
+/// thread (so it should be quick: hand the block off). A hook for benchmarks (`silt bench
+/// wal-wa` feeds the blocks to its compressing-drive model), not part of the stable API;
+/// see [`LocalLog::open_with_observer`].
+#[doc(hidden)]
+pub type BlockObserver = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// One encoded record waiting for the next group.
 #[derive(Clone, Copy, Debug)]
@@ -339,7 +317,15 @@ impl LocalLog {
         Self::open_with_observer(settings, None)
     }
 
-    pub(crate) fn open_with_observer(
+    /// [`LocalLog::open`], with `observer` called for every 4 KiB block the log writes,
+    /// right after its `pwrite` (the blocks of each group in order; in packed mode a block
+    /// that the next group rewrites is seen again). For benchmarks that model the drive
+    /// (`silt bench wal-wa`); not part of the stable API.
+    ///
+    /// # Errors
+    /// As [`LocalLog::open`].
+    #[doc(hidden)]
+    pub fn open_with_observer(
         settings: &LocalLogSettings,
         observer: Option<BlockObserver>,
     ) -> Result<(LocalLog, Vec<WalRecord>)> {
@@ -442,20 +428,14 @@ impl LocalLog {
         st.next_seq = Some(last_seq + 1);
         st.may_skip = false;
         // Under the lock, so a writer taking the buffer cannot be overwritten by this.
-        self.inner
-            .metrics
-            .pending_bytes
-            .store(pending_bytes as u64, Ordering::Relaxed);
+        self.inner.metrics.pending_bytes.set(pending_bytes as u64);
         let drain = pending_bytes >= self.inner.max_pending && !st.writing;
         if drain {
             st.writing = true;
         }
         drop(st);
         if drain {
-            self.inner
-                .metrics
-                .background_drains
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.metrics.background_drains.incr();
             start_background_writer(&self.inner);
         }
         Ok(CommitTicket { seq: last_seq })
@@ -603,9 +583,9 @@ impl LocalLog {
         self.inner.progress.borrow().durable
     }
 
-    /// The log's counters.
-    pub fn metrics(&self) -> Arc<LocalLogMetrics> {
-        Arc::clone(&self.inner.metrics)
+    /// The log's counters now.
+    pub fn metrics(&self) -> LocalLogSnapshot {
+        self.inner.metrics.snapshot()
     }
 
     /// Writes and syncs every enqueued record ([`LocalLog::flush`]), then stops the log and
@@ -681,7 +661,7 @@ fn writer_task(inner: &Inner) {
                 guard.done = true;
                 return;
             }
-            inner.metrics.pending_bytes.store(0, Ordering::Relaxed);
+            inner.metrics.pending_bytes.set(0);
             std::mem::take(&mut st.pending)
         };
         let covered = inner.covered.load(Ordering::Relaxed).checked_sub(1);
@@ -693,9 +673,8 @@ fn writer_task(inner: &Inner) {
                 st.durable = st.durable.max(last);
                 let durable = st.durable;
                 let m = &inner.metrics;
-                m.commits
-                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                m.user_bytes.fetch_add(batch.user_bytes, Ordering::Relaxed);
+                m.commits.add(batch.records.len() as u64);
+                m.user_bytes.add(batch.user_bytes);
                 inner.progress.send_modify(|p| p.durable = durable);
             }
             Err(e) => {

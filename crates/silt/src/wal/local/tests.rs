@@ -127,9 +127,9 @@ async fn sparse_groups_are_block_aligned_and_padded() {
     next = commit(&log, next, 1, 6000).await; // spans two blocks
     next = commit(&log, next, 1, 8).await;
     let m = log.metrics();
-    assert_eq!(m.blocks_written.load(Ordering::Relaxed), 4);
-    assert_eq!(m.syncs.load(Ordering::Relaxed), 3);
-    assert_eq!(m.bytes_written.load(Ordering::Relaxed), 4 * 4096);
+    assert_eq!(m.blocks_written, 4);
+    assert_eq!(m.syncs, 3);
+    assert_eq!(m.bytes_written, 4 * 4096);
     let data = read_file(dir.path(), 0);
     let g0 = check_group(&data, 0, 0).unwrap();
     assert!(g0.header.padded);
@@ -157,7 +157,7 @@ async fn packed_groups_are_back_to_back() {
     let m = log.metrics();
     // Each commit rewrites the tail block (one block each, the same block many times; two
     // when the group crosses a block boundary).
-    let blocks = m.blocks_written.load(Ordering::Relaxed);
+    let blocks = m.blocks_written;
     assert!((100..=104).contains(&blocks), "{blocks}");
     let data = read_file(dir.path(), 0);
     let mut off = 0;
@@ -247,15 +247,16 @@ async fn files_switch_recycle_and_recover_in_order() {
         next = commit(&log, next, 1, 8).await;
     }
     let m = log.metrics();
-    assert_eq!(m.files_created.load(Ordering::Relaxed), 3);
-    assert_eq!(m.files_recycled.load(Ordering::Relaxed), 0);
+    assert_eq!(m.files_created, 3);
+    assert_eq!(m.files_recycled, 0);
     // The remote WAL covers the first two files: the next switches reuse them.
     log.remote_covered(8);
     for _ in 0..8 {
         next = commit(&log, next, 1, 8).await;
     }
-    assert_eq!(m.files_created.load(Ordering::Relaxed), 3);
-    assert_eq!(m.files_recycled.load(Ordering::Relaxed), 2);
+    let m = log.metrics();
+    assert_eq!(m.files_created, 3);
+    assert_eq!(m.files_recycled, 2);
     drop(log);
     // File 0 was reused for seqs 13..=16, file 1 for 17..=20; file 2 holds 9..=12.
     let (log, recovered) = open(&s);
@@ -303,7 +304,7 @@ async fn spare_files_are_bounded() {
     for _ in 0..20 {
         next = commit(&log, next, 1, 8).await;
     }
-    assert_eq!(log.metrics().files_created.load(Ordering::Relaxed), 10);
+    assert_eq!(log.metrics().files_created, 10);
     log.remote_covered(next - 1);
     for _ in 0..4 {
         next = commit(&log, next, 1, 8).await;
@@ -340,12 +341,12 @@ async fn unwaited_records_go_with_the_next_group() {
         log.enqueue(seq, [(ValueKind::Put, &b"k"[..], v.as_slice())])
             .unwrap();
     }
-    assert!(log.metrics().pending_bytes.load(Ordering::Relaxed) > 0);
+    assert!(log.metrics().pending_bytes > 0);
     commit(&log, 4, 1, 8).await;
     let m = log.metrics();
-    assert_eq!(m.groups.load(Ordering::Relaxed), 1);
-    assert_eq!(m.commits.load(Ordering::Relaxed), 4);
-    assert_eq!(m.pending_bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(m.groups, 1);
+    assert_eq!(m.commits, 4);
+    assert_eq!(m.pending_bytes, 0);
     // flush() writes records nobody waits for.
     let v = value(5, 8);
     log.enqueue(5, [(ValueKind::Delete, &b"k"[..], v.as_slice())])
@@ -434,13 +435,13 @@ async fn concurrent_committers_share_syncs() {
         r.unwrap();
     }
     let m = log.metrics();
-    let commits = m.commits.load(Ordering::Relaxed);
-    let syncs = m.syncs.load(Ordering::Relaxed);
+    let commits = m.commits;
+    let syncs = m.syncs;
     assert_eq!(commits, 320);
     assert!(syncs < commits, "{syncs} syncs for {commits} commits");
     // Sparse: one group = one header + its records, padded once.
-    assert_eq!(m.groups.load(Ordering::Relaxed), syncs);
-    assert_eq!(m.blocks_written.load(Ordering::Relaxed), syncs);
+    assert_eq!(m.groups, syncs);
+    assert_eq!(m.blocks_written, syncs);
     drop(log);
     let (_, recovered) = open(&s);
     assert_eq!(seqs(&recovered), (1..=320).collect::<Vec<_>>());
@@ -739,7 +740,6 @@ async fn pending_bytes_stay_bounded_without_waiters() {
         ..settings(dir.path(), 1 << 20, LocalLogMode::Sparse)
     };
     let (log, _) = open(&s);
-    let m = log.metrics();
     let record = silt_format::local_log::local_record_encoded_len([(1, 1000)]) as u64;
     let mut crossed = 0;
     // Only Remote/Buffered-style records: nobody ever calls wait or flush.
@@ -747,7 +747,7 @@ async fn pending_bytes_stay_bounded_without_waiters() {
         for seq in 1..=400u64 {
             log.reserve().await.unwrap();
             enqueue_unwaited(&log, seq, 1000);
-            let pending = m.pending_bytes.load(Ordering::Relaxed);
+            let pending = log.metrics().pending_bytes;
             assert!(
                 pending < max as u64 + record,
                 "{pending} pending bytes at {seq}"
@@ -761,7 +761,7 @@ async fn pending_bytes_stay_bounded_without_waiters() {
         .await
         .expect("reserve never saw the pending records drained");
     assert!(crossed > 0);
-    assert!(m.background_drains.load(Ordering::Relaxed) >= 2);
+    assert!(log.metrics().background_drains >= 2);
     // The drains publish their progress like any group commit.
     let mut rx = log.inner.progress.subscribe();
     tokio::time::timeout(
@@ -809,7 +809,7 @@ async fn flush_covers_the_group_being_written() {
     reached_rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("no background group was started");
-    assert_eq!(log.metrics().pending_bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(log.metrics().pending_bytes, 0);
     // Nothing is pending, but the record is not durable: flush must wait for it.
     assert!(
         futures::FutureExt::now_or_never(log.flush()).is_none(),

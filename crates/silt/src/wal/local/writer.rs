@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use silt_format::local_log::{align_up, encode_group, GROUP_HEADER_SIZE, LOCAL_BLOCK_SIZE};
 use silt_format::SeqNo;
@@ -190,10 +189,10 @@ impl Writer {
         } else {
             let index = *next_index;
             *next_index += 1;
-            metrics.files_created.fetch_add(1, Ordering::Relaxed);
+            metrics.files_created.incr();
             return LogFile::create(dir, index, min_len.max(file_bytes));
         };
-        metrics.files_recycled.fetch_add(1, Ordering::Relaxed);
+        metrics.files_recycled.incr();
         file.last_seq = None;
         Ok(file)
     }
@@ -210,7 +209,7 @@ impl Writer {
             if let Err(e) = std::fs::remove_file(&f.path) {
                 tracing::warn!(path = %f.path.display(), error = %e, "local log: cannot delete spare file");
             } else {
-                metrics.files_deleted.fetch_add(1, Ordering::Relaxed);
+                metrics.files_deleted.incr();
             }
         }
     }
@@ -324,7 +323,7 @@ impl Writer {
             .file
             .sync_data()
             .map_err(|e| io_err("fdatasync", &self.active.path, e))?;
-        metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        metrics.syncs.incr();
         Ok(())
     }
 
@@ -359,13 +358,9 @@ impl Writer {
             .write_all_at(&self.io, block_start)
             .map_err(|e| io_err("pwrite", &self.active.path, e))?;
         let blocks = self.io.len() / LOCAL_BLOCK_SIZE;
-        metrics.groups.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .blocks_written
-            .fetch_add(blocks as u64, Ordering::Relaxed);
-        metrics
-            .bytes_written
-            .fetch_add(self.io.len() as u64, Ordering::Relaxed);
+        metrics.groups.incr();
+        metrics.blocks_written.add(blocks as u64);
+        metrics.bytes_written.add(self.io.len() as u64);
         if let Some(observe) = observer {
             for block in self.io.chunks(LOCAL_BLOCK_SIZE) {
                 observe(block);

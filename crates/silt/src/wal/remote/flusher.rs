@@ -2,7 +2,6 @@
 //! the durable watermark strictly in seal (= sequence) order.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -91,7 +90,7 @@ impl Shared {
             SealReason::Linger => &m.seals_linger,
             SealReason::Flush => &m.seals_flush,
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .incr();
         st.flush_wanted = false;
         let open = std::mem::take(&mut st.open);
         let header = WalSegmentHeader {
@@ -123,7 +122,7 @@ impl Shared {
     fn spawn_upload(self: &Arc<Self>, uploads: &mut JoinSet<UploadResult>, s: &Sealed) {
         let sh = Arc::clone(self);
         let (order, id, data) = (s.order, s.id, s.data.clone());
-        self.metrics.put_requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.put_requests.incr();
         uploads.spawn(async move {
             let policy = UploadPolicy {
                 retry: &sh.retry,
@@ -219,10 +218,8 @@ fn on_upload_done(
         Ok(()) => {
             let s = &mut pending[idx];
             s.done = true;
-            sh.metrics.segments_uploaded.fetch_add(1, Ordering::Relaxed);
-            sh.metrics
-                .bytes_uploaded
-                .fetch_add(s.data.len() as u64, Ordering::Relaxed);
+            sh.metrics.segments_uploaded.incr();
+            sh.metrics.bytes_uploaded.add(s.data.len() as u64);
         }
         Err(UploadError::IdTaken) => {
             // A fenced writer's late segment holds this id; ours moves to a fresh id.

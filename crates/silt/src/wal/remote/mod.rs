@@ -10,10 +10,10 @@
 //! 4. an explicit `flush()`.
 
 mod flusher;
+mod metrics;
 mod upload;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -23,6 +23,8 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 pub(crate) use self::flusher::run_flusher;
+pub(crate) use self::metrics::WalMetrics;
+pub use self::metrics::WalSnapshot;
 pub(crate) use self::upload::{upload_segment, UploadError, UploadPolicy};
 use crate::clock::Clock;
 use crate::config::{RetrySettings, WalSettings};
@@ -37,32 +39,6 @@ pub(crate) enum SealReason {
     Remote,
     Linger,
     Flush,
-}
-
-/// Counters of the remote WAL.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct WalMetrics {
-    /// Segments stored in the object store.
-    pub segments_uploaded: AtomicU64,
-    /// Bytes of those segments.
-    pub bytes_uploaded: AtomicU64,
-    /// PUT requests issued for segments (including retries and id conflicts).
-    pub put_requests: AtomicU64,
-    /// Seals by trigger.
-    pub seals_size: AtomicU64,
-    /// Seals for a waiting `Remote` writer.
-    pub seals_remote: AtomicU64,
-    /// Seals at max linger.
-    pub seals_linger: AtomicU64,
-    /// Seals for an explicit flush.
-    pub seals_flush: AtomicU64,
-    /// Records (commit groups) appended.
-    pub records_appended: AtomicU64,
-    /// Segment uploads started again after their requests kept failing transiently for
-    /// `store.retry.deadline` (each request's own retries are in `store_retries`).
-    pub upload_retries: AtomicU64,
-    /// Writers that gave up waiting for the store (`store.retry.deadline`).
-    pub writer_timeouts: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -233,10 +209,7 @@ impl RemoteWal {
     }
 
     fn timed_out(&self, what: &'static str) -> Error {
-        self.sh
-            .metrics
-            .writer_timeouts
-            .fetch_add(1, Ordering::Relaxed);
+        self.sh.metrics.writer_timeouts.incr();
         Error::Timeout {
             what,
             waited: self.sh.retry.deadline,
@@ -268,10 +241,7 @@ impl RemoteWal {
         let full = st.open.body.len() >= self.sh.settings.segment_bytes;
         let first_record = st.open.records == 1;
         drop(st);
-        self.sh
-            .metrics
-            .records_appended
-            .fetch_add(1, Ordering::Relaxed);
+        self.sh.metrics.records_appended.incr();
         if full || first_record {
             // The flusher needs to learn the linger deadline of a new segment, or seal a full one.
             self.sh.wake.notify_one();

@@ -1,7 +1,6 @@
 //! Uploading one sealed segment with `PutMode::Create`; a segment of another writer at its
 //! id is told apart by epoch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,7 +34,7 @@ pub(crate) struct UploadPolicy<'a> {
     /// fence that once held this id, so landing now would prove nothing.
     pub verify_owner_after: Duration,
     /// Counts retried attempts.
-    pub retries: Option<&'a AtomicU64>,
+    pub retries: Option<&'a crate::metric::Cell>,
 }
 
 /// Store `data` as segment `id`. `epoch` is this writer's epoch, written in the header.
@@ -84,7 +83,7 @@ pub(crate) async fn upload_segment(
                     return Err(UploadError::Fatal(e));
                 }
                 if let Some(c) = policy.retries {
-                    c.fetch_add(1, Ordering::Relaxed);
+                    c.incr();
                 }
                 tracing::warn!(segment = id, ?waited, error = %e, "WAL upload failed; retrying");
                 clock.sleep_until(clock.now() + backoff.next_pause()).await;
