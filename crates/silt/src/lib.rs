@@ -55,8 +55,5 @@ pub use object_store;
 pub use silt_format::{sst::SstOptions, Compression};
 #[doc(hidden)]
 pub use wal::local::BlockObserver;
-pub use wal::local::{
-    bench as local_log_bench, CommitTicket, LocalLog, LocalLogMode, LocalLogSettings,
-    LocalLogSnapshot,
-};
+pub use wal::local::{CommitTicket, LocalLog, LocalLogMode, LocalLogSettings, LocalLogSnapshot};
 pub use wal::remote::WalSnapshot;

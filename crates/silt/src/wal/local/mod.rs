@@ -22,7 +22,6 @@
 //! open of the directory, in this process or another, fails instead of overwriting
 //! acknowledged groups.
 
-pub mod bench;
 mod metrics;
 pub(crate) mod owner;
 mod recover;

@@ -9,7 +9,6 @@ use silt_format::local_log::{check_group, GroupEnd, GROUP_HEADER_SIZE};
 use silt_format::wal::WalRecord;
 use silt_format::{SeqNo, ValueKind};
 
-use super::bench::csd_block_bytes;
 use super::writer::file_name;
 use super::*;
 
@@ -481,76 +480,26 @@ async fn write_failure_poisons_the_log() {
 }
 
 #[tokio::test]
-async fn sparse_block_with_one_16_byte_record_compresses() {
+async fn the_observer_sees_every_block_written() {
     let dir = tempfile::tempdir().unwrap();
-    let s = settings(dir.path(), 64 << 10, LocalLogMode::Sparse);
-    let blocks = Arc::new(parking_lot::Mutex::new(Vec::<Vec<u8>>::new()));
-    let sink = Arc::clone(&blocks);
-    let observer: BlockObserver = Arc::new(move |b: &[u8]| sink.lock().push(b.to_vec()));
-    let (log, _) = LocalLog::open_with_observer(&s, Some(observer)).unwrap();
-    // 16 user bytes: an 8-byte key and an 8-byte value, both text-like...
-    let t = log
-        .enqueue(
-            123_456,
-            [(ValueKind::Put, &b"user:042"[..], &b"val:0042"[..])],
-        )
-        .unwrap();
-    log.wait(t).await.unwrap();
-    // ... and both incompressible.
-    let t = log
-        .enqueue(
-            123_457,
-            [(
-                ValueKind::Put,
-                &[0x9c, 0x27, 0xe1, 0x5a, 0x03, 0xb8, 0x7f, 0x46][..],
-                &[0xd2, 0x11, 0x8e, 0x6b, 0xf4, 0x35, 0xa9, 0x50][..],
-            )],
-        )
-        .unwrap();
-    log.wait(t).await.unwrap();
-    let blocks = blocks.lock();
-    assert_eq!(blocks.len(), 2);
-    let zlib = |b: &[u8]| csd_block_bytes(b, 1, 1);
-    let zero = zlib(&[0u8; 4096]);
-    let (text, random) = (zlib(&blocks[0]), zlib(&blocks[1]));
-    println!(
-        "zlib-1 bytes: zero block {zero}, 16 B text record {text}, 16 B random record {random}"
-    );
-    // A block of zeros alone takes ~40 bytes, so a lone record's block cannot reach 64
-    // bytes with zlib level 1; it stays within two 64-byte granules.
-    assert!(zero <= 48, "{zero}");
-    assert!(text <= 128, "{text}");
-    assert!(random <= 128, "{random}");
-    assert_eq!(csd_block_bytes(&blocks[0], 1, 64), 128);
-    assert_eq!(csd_block_bytes(&[0u8; 4096], 1, 64), 64);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: cargo test -p silt --lib wal::local::tests::wal_wa_quick -- --ignored --nocapture"]
-async fn wal_wa_quick() {
-    let dir = tempfile::tempdir_in(std::env::var("SILT_WAL_WA_DIR").unwrap_or_else(|_| ".".into()))
-        .unwrap();
-    let threads = std::env::var("SILT_WAL_WA_THREADS")
-        .ok()
-        .map_or(vec![1], |t| {
-            t.split(',').map(|x| x.parse().unwrap()).collect()
-        });
-    let sizes = std::env::var("SILT_WAL_WA_SIZES")
-        .ok()
-        .map_or(vec![16], |t| {
-            t.split(',').map(|x| x.parse().unwrap()).collect()
-        });
-    let cfg = bench::WalWaConfig {
-        record_sizes: sizes,
-        threads,
-        commits_per_cell: std::env::var("SILT_WAL_WA_COMMITS")
-            .ok()
-            .map_or(2000, |c| c.parse().unwrap()),
-        dir: dir.path().to_path_buf(),
-        ..bench::WalWaConfig::default()
-    };
-    let report = bench::run_wal_wa(cfg).await.unwrap();
-    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    for mode in [LocalLogMode::Sparse, LocalLogMode::Packed] {
+        let s = settings(&dir.path().join(format!("{mode:?}")), 64 << 10, mode);
+        let blocks = Arc::new(parking_lot::Mutex::new(Vec::<Vec<u8>>::new()));
+        let sink = Arc::clone(&blocks);
+        let observer: BlockObserver = Arc::new(move |b: &[u8]| sink.lock().push(b.to_vec()));
+        let (log, _) = LocalLog::open_with_observer(&s, Some(observer)).unwrap();
+        let mut next = 1;
+        next = commit(&log, next, 1, 8).await;
+        next = commit(&log, next, 1, 6000).await; // spans two blocks
+        commit(&log, next, 1, 8).await;
+        let m = log.metrics();
+        let blocks = blocks.lock();
+        assert_eq!(blocks.len() as u64, m.blocks_written, "{mode:?}");
+        assert!(blocks.iter().all(|b| b.len() == 4096));
+        // The first block holds the first group, as written to the file.
+        let g = check_group(&blocks[0], 0, 0).unwrap();
+        assert_eq!(g.header.first_seq, 1);
+    }
 }
 
 proptest! {
@@ -597,14 +546,6 @@ proptest! {
             Ok(())
         })?;
     }
-}
-
-#[test]
-fn raw_fdatasync_helper_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = bench::raw_fdatasync_latency(dir.path(), 5).unwrap();
-    assert_eq!(r.samples, 5);
-    assert!(r.preallocated && r.p50_us > 0.0 && r.p99_us >= r.p50_us);
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! For every cell (mode × record size × committer count) a fresh log commits records, each
 //! committer waiting for its own record before the next (flush at every commit). Every
-//! 4 KiB block the log writes is also fed to a model of a drive with transparent
-//! compression: the block is compressed on its own with zlib at `zlib_level` (flate2) and
+//! 4 KiB block the log writes is also fed, through the log's block observer hook
+//! (`LocalLog::open_with_observer`), to the model of a drive with transparent compression
+//! ([`super::csd`]): the block is compressed on its own with zlib at `zlib_level` and
 //! rounded up to `granule` bytes. `csd_wa` = modelled physical bytes / user bytes;
 //! `ssd_wa` = blocks written × 4096 / user bytes (a drive without compression).
 //!
@@ -13,22 +14,22 @@
 //! `journal_blocks_per_commit` = device blocks per commit − data blocks per commit, when
 //! the device counters are readable.
 
-use std::io::Write as _;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use silt::{LocalLog, LocalLogMode, LocalLogSettings};
 use silt_format::{SeqNo, ValueKind};
 
-use super::{LocalLog, LocalLogMode, LocalLogSettings};
-use crate::error::{Error, Result};
+use super::csd::CsdModel;
+use crate::exit::UsageError;
 
 /// What to measure.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize)]
 pub struct WalWaConfig {
     /// User bytes per record (key + value; the key is an 8-byte counter, the rest a
     /// pseudo-random value). Default `[16, 128, 1024]`.
@@ -52,7 +53,7 @@ pub struct WalWaConfig {
     pub zlib_level: u32,
     /// Log file size. Default 64 MiB.
     pub file_bytes: u64,
-    /// Samples for [`raw_fdatasync_latency`] (0: skip). Default 500.
+    /// Samples of the raw `pwrite(4 KiB) + fdatasync` baselines (0: skip). Default 500.
     pub raw_sync_samples: usize,
 }
 
@@ -159,17 +160,21 @@ pub struct RawSyncLatency {
     pub p99_us: f64,
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Internal(format!("wal-wa bench: {what} {}: {e}", path.display()))
+fn io(what: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
+    anyhow!("wal-wa bench: {what} {}: {e}", path.display())
 }
 
-/// Measures `pwrite(4 KiB) + fdatasync` on a 4 MiB file of written zeros in `dir`
-/// (blocking).
-///
-/// # Errors
-/// `Internal` on I/O errors.
-pub fn raw_fdatasync_latency(dir: &Path, samples: usize) -> Result<RawSyncLatency> {
-    raw_fdatasync(dir, samples, true)
+/// `a / b`, 0 when `b` is 0.
+fn div(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        a / b
+    }
+}
+
+fn joined(e: tokio::task::JoinError) -> anyhow::Error {
+    anyhow!("wal-wa bench: {e}")
 }
 
 /// `pwrite(4 KiB) + fdatasync`, either overwriting a preallocated file or appending to a
@@ -234,20 +239,6 @@ fn percentiles(v: &mut [f64]) -> LatencyUs {
     }
 }
 
-/// Size of `block` compressed alone with zlib at `level`, rounded up to `granule`.
-pub fn csd_block_bytes(block: &[u8], level: u32, granule: usize) -> usize {
-    let mut enc = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(block.len() / 4),
-        flate2::Compression::new(level),
-    );
-    // Writing to a Vec cannot fail; an error would only under-count.
-    let len = match enc.write_all(block).and_then(|()| enc.finish()) {
-        Ok(out) => out.len(),
-        Err(_) => block.len(),
-    };
-    len.div_ceil(granule.max(1)) * granule.max(1)
-}
-
 /// The block device holding `dir`, as `major:minor`, if `/sys/dev/block` knows it.
 fn device_of(dir: &Path) -> Option<String> {
     let dev = std::fs::metadata(dir).ok()?.dev();
@@ -286,18 +277,22 @@ fn xorshift(x: &mut u64) -> u64 {
 /// blocking pool).
 ///
 /// # Errors
-/// `InvalidSettings` for a bad configuration; I/O errors as `Internal`.
+/// A [`UsageError`] for a bad configuration; I/O and local log errors.
 pub async fn run_wal_wa(cfg: WalWaConfig) -> Result<WalWaReport> {
     if cfg.block_bytes != silt_format::local_log::LOCAL_BLOCK_SIZE {
-        return Err(Error::InvalidSettings(format!(
-            "block_bytes must be 4096, got {}",
+        return Err(UsageError(format!(
+            "invalid settings: block_bytes must be 4096, got {}",
             cfg.block_bytes
-        )));
+        ))
+        .into());
     }
     if cfg.threads.contains(&0) || cfg.commits_per_cell == 0 || cfg.zlib_level > 9 {
-        return Err(Error::InvalidSettings(
-            "threads and commits_per_cell must be positive, zlib_level at most 9".into(),
-        ));
+        return Err(UsageError(
+            "invalid settings: threads and commits_per_cell must be positive, zlib_level at \
+             most 9"
+                .into(),
+        )
+        .into());
     }
     let dir = cfg.dir.clone();
     std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
@@ -309,7 +304,7 @@ pub async fn run_wal_wa(cfg: WalWaConfig) -> Result<WalWaReport> {
             *slot = Some(
                 tokio::task::spawn_blocking(move || raw_fdatasync(&d, n, preallocated))
                     .await
-                    .map_err(|e| Error::Internal(format!("wal-wa bench: {e}")))??,
+                    .map_err(joined)??,
             );
         }
     }
@@ -361,25 +356,15 @@ async fn run_cell(
         mode,
         ..LocalLogSettings::default()
     };
-    // The model compresses on its own thread so that the writer is not slowed down.
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let (level, granule) = (cfg.zlib_level, cfg.granule);
-    let model = std::thread::spawn(move || {
-        rx.iter()
-            .map(|b| csd_block_bytes(&b, level, granule) as u64)
-            .sum::<u64>()
-    });
-    let tx = parking_lot::Mutex::new(tx);
-    let observer: super::BlockObserver = Arc::new(move |block: &[u8]| {
-        let _ = tx.lock().send(block.to_vec());
-    });
+    let (observer, model) = CsdModel::start(cfg.zlib_level, cfg.granule);
     let (log, _) = tokio::task::spawn_blocking(move || {
         LocalLog::open_with_observer(&settings, Some(observer))
     })
     .await
-    .map_err(|e| Error::Internal(format!("wal-wa bench: {e}")))??;
+    .map_err(joined)?
+    .context("wal-wa bench: opening the local log")?;
 
-    let seq = Arc::new(parking_lot::Mutex::new(1 as SeqNo));
+    let seq = Arc::new(Mutex::new(1 as SeqNo));
     let issued = Arc::new(AtomicU64::new(0));
     let deadline = cfg.duration.map(|d| Instant::now() + d);
     let target = cfg.commits_per_cell;
@@ -409,7 +394,7 @@ async fn run_cell(
                 }
                 let t0 = Instant::now();
                 let ticket = {
-                    let mut next = seq.lock();
+                    let mut next = seq.lock().unwrap_or_else(PoisonError::into_inner);
                     let key = next.to_be_bytes();
                     let ticket = log.enqueue(
                         *next,
@@ -421,12 +406,15 @@ async fn run_cell(
                 log.wait(ticket).await?;
                 lat.push(t0.elapsed().as_secs_f64() * 1e6);
             }
-            Ok::<_, Error>(lat)
+            Ok::<_, silt::Error>(lat)
         });
     }
     let mut lat = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        lat.extend(r.map_err(|e| Error::Internal(format!("wal-wa bench: {e}")))??);
+        lat.extend(
+            r.map_err(joined)?
+                .context("wal-wa bench: a committer failed")?,
+        );
     }
     let elapsed = start.elapsed().as_secs_f64();
     let dev_after = device.and_then(device_sectors_written);
@@ -434,22 +422,14 @@ async fn run_cell(
     let metrics = log.metrics();
     // The model thread ends when the log (which owns the observer) is dropped.
     drop(log);
-    let csd_physical_bytes = tokio::task::spawn_blocking(move || model.join())
+    let csd_physical_bytes = tokio::task::spawn_blocking(move || model.physical_bytes())
         .await
-        .map_err(|e| Error::Internal(format!("wal-wa bench: {e}")))?
-        .map_err(|_| Error::Internal("wal-wa bench: model thread panicked".into()))?;
+        .map_err(joined)??;
 
     let commits = metrics.commits;
-    let syncs = metrics.syncs;
     let blocks_written = metrics.blocks_written;
     let user_bytes = metrics.user_bytes;
-    let per_commit = |x: f64| {
-        if commits == 0 {
-            0.0
-        } else {
-            x / commits as f64
-        }
-    };
+    let per_commit = |x: f64| div(x, commits as f64);
     let data_blocks_per_commit = per_commit(blocks_written as f64);
     let process_blocks_per_commit = proc_before
         .zip(proc_after)
@@ -457,30 +437,15 @@ async fn run_cell(
     let device_blocks_per_commit = dev_before
         .zip(dev_after)
         .map(|(b, a)| per_commit(a.saturating_sub(b) as f64 * 512.0 / 4096.0));
-    let ratio = |x: f64| {
-        if user_bytes == 0 {
-            0.0
-        } else {
-            x / user_bytes as f64
-        }
-    };
     Ok(WalWaCell {
         mode,
         record_bytes,
         threads,
         commits,
         elapsed_s: elapsed,
-        commits_per_s: if elapsed > 0.0 {
-            commits as f64 / elapsed
-        } else {
-            0.0
-        },
-        syncs,
-        records_per_sync: if syncs == 0 {
-            0.0
-        } else {
-            commits as f64 / syncs as f64
-        },
+        commits_per_s: div(commits as f64, elapsed),
+        syncs: metrics.syncs,
+        records_per_sync: metrics.records_per_sync(),
         latency_us: percentiles(&mut lat),
         blocks_written,
         data_blocks_per_commit,
@@ -489,7 +454,54 @@ async fn run_cell(
         journal_blocks_per_commit: device_blocks_per_commit.map(|d| d - data_blocks_per_commit),
         user_bytes,
         csd_physical_bytes,
-        ssd_wa: ratio((blocks_written * 4096) as f64),
-        csd_wa: ratio(csd_physical_bytes as f64),
+        ssd_wa: metrics.write_amplification(),
+        csd_wa: div(csd_physical_bytes as f64, user_bytes as f64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn raw_fdatasync_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = raw_fdatasync(dir.path(), 5, true).unwrap();
+        assert_eq!(r.samples, 5);
+        assert!(r.preallocated && r.p50_us > 0.0 && r.p99_us >= r.p50_us);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_small_cell_reports_its_write_amplification() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = WalWaConfig {
+            record_sizes: vec![16],
+            threads: vec![2],
+            modes: vec![LocalLogMode::Sparse],
+            commits_per_cell: 50,
+            dir: dir.path().join("ww"),
+            file_bytes: 1 << 20,
+            raw_sync_samples: 0,
+            ..WalWaConfig::default()
+        };
+        let r = run_wal_wa(cfg).await.unwrap();
+        let [c] = r.cells.as_slice() else {
+            panic!("{:?}", r.cells)
+        };
+        assert_eq!(c.commits, 50);
+        assert_eq!(c.user_bytes, 50 * 16);
+        // Sparse: a block per group, at least one group per sync.
+        assert!(c.blocks_written >= c.syncs && c.syncs > 0, "{c:?}");
+        assert!((c.ssd_wa - (c.blocks_written * 4096) as f64 / 800.0).abs() < 1e-9);
+        assert!(c.csd_physical_bytes >= 64 * c.blocks_written, "{c:?}");
+        assert!(r.raw_fdatasync.is_none());
+        let bad = WalWaConfig {
+            zlib_level: 10,
+            ..WalWaConfig::default()
+        };
+        let e = run_wal_wa(bad).await.unwrap_err();
+        assert!(e.is::<UsageError>(), "{e:#}");
+    }
 }

@@ -1,7 +1,12 @@
 //! `silt bench wal-wa`: write amplification of the local log, sparse versus packed, under a
-//! compressing-drive model (DESIGN.md "Local log", seed 003). The measurement itself is
-//! `silt::local_log_bench::run_wal_wa`; this module parses flags, prints the table like the
-//! source document's figure 3, and writes `--json` and `--plot`.
+//! compressing-drive model (DESIGN.md "Local log", seed 003).
+//!
+//! Layout: the flags, the table (like the source document's figure 3), `--json` and
+//! `--plot` (here), the measurement (`measure`) and the compressing-drive model (`csd`),
+//! which sees the log's blocks through `LocalLog::open_with_observer`.
+
+mod csd;
+mod measure;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +14,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use plotters::prelude::*;
-use silt::local_log_bench::{run_wal_wa, WalWaConfig, WalWaReport};
 use silt::LocalLogMode;
+
+use self::measure::{run_wal_wa, WalWaConfig, WalWaReport};
 
 /// `silt bench wal-wa` arguments.
 #[derive(Debug, Args)]
