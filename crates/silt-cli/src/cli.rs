@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::shared::LoadDurability;
 
 /// Exit codes, shown at the end of `silt --help`.
 const AFTER_HELP: &str = "\
@@ -139,24 +141,4 @@ pub struct LoadArgs {
     /// over. For tests of idle writers (e.g. `--idle 60s`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub idle: Option<std::time::Duration>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LoadDurability {
-    /// Acknowledged once in the memtable and WAL buffer.
-    Buffered,
-    /// Acknowledged once fdatasync'ed in the local log (needs `local_log` in --settings).
-    Local,
-    /// Acknowledged once the WAL segment is in the object store.
-    Remote,
-}
-
-impl From<LoadDurability> for silt::Durability {
-    fn from(d: LoadDurability) -> Self {
-        match d {
-            LoadDurability::Buffered => silt::Durability::Buffered,
-            LoadDurability::Local => silt::Durability::Local,
-            LoadDurability::Remote => silt::Durability::Remote,
-        }
-    }
 }

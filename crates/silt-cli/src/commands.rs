@@ -6,13 +6,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use silt::inspect::inspect;
-use silt::objstore::{store_from_url, wrap, FaultSpec, LatencySpec, Storage};
+use silt::objstore::{store_from_url, wrap, Storage};
 use silt::{Db, DbBuilder, Durability, Settings, WriteOptions};
 
-use crate::bench;
 use crate::cli::{Cli, Command, LoadArgs, ScanArgs};
 use crate::exit::{self, UsageError};
-use crate::report;
+use crate::shared::StoreStack;
+use crate::{bench, maintenance, report};
 
 /// Run the parsed command line; returns the exit code for outcomes that are not errors.
 pub async fn run(cli: Cli) -> Result<u8> {
@@ -39,9 +39,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
             .await
         }
         Command::Load(args) => with_writer(url, lat, settings()?, |db| cmd_load(db, args)).await,
-        Command::Compact => with_writer(url, lat, settings()?, bench::cmd_compact).await,
+        Command::Compact => with_writer(url, lat, settings()?, maintenance::cmd_compact).await,
         Command::Gc { grace } => {
-            with_writer(url, lat, settings()?, |db| bench::cmd_gc(db, grace)).await
+            with_writer(url, lat, settings()?, |db| maintenance::cmd_gc(db, grace)).await
         }
         Command::Bench(cmd) => bench::run(url, lat, settings()?, cmd).await,
         Command::Get { key, hex } => {
@@ -51,22 +51,6 @@ pub async fn run(cli: Cli) -> Result<u8> {
             .await
         }
         Command::Scan(args) => with_reader(url, lat, settings()?, |db| cmd_scan(db, args)).await,
-    }
-}
-
-/// How the store is wrapped for a command: `--store-latency` and `--store-faults`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StoreStack {
-    pub latency: Option<LatencySpec>,
-    pub faults: Option<FaultSpec>,
-}
-
-impl StoreStack {
-    /// `builder` with these wrappers.
-    pub fn apply(self, builder: DbBuilder) -> DbBuilder {
-        builder
-            .store_latency(self.latency)
-            .store_faults(self.faults)
     }
 }
 

@@ -10,8 +10,10 @@ mod bench;
 mod cli;
 mod commands;
 mod exit;
+mod maintenance;
 mod recovery;
 mod report;
+mod shared;
 mod walwa;
 
 use std::io::IsTerminal;

@@ -27,8 +27,8 @@ use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
 use silt::{Db, Settings};
 
-use crate::commands::StoreStack;
 use crate::exit::UsageError;
+use crate::shared::StoreStack;
 
 /// Which replay bound(s) to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

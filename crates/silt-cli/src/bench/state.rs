@@ -1,4 +1,4 @@
-//! Deterministic values and the expected-state file behind `silt bench verify`.
+//! Deterministic keys and values, and the expected-state file behind `silt bench verify`.
 //!
 //! Every value a bench run writes is a function of the key index and the run's `--seed`
 //! ([`fill_value`]), and whether a write of key `k` is a put or a delete is a function of
@@ -28,6 +28,16 @@ pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// Number of decimal digits of `n`.
+pub fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Key `i`: `k` then `i` zero-padded to `size` bytes in all.
+pub fn key(i: u64, size: usize) -> String {
+    format!("k{i:0>w$}", w = size - 1)
 }
 
 /// The value run `seed` writes to key `k`: `buf.len()` pseudo-random (incompressible) bytes.
@@ -198,6 +208,16 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_have_fixed_size() {
+        assert_eq!(key(7, 6), "k00007");
+        assert_eq!(key(99_999, 16).len(), 16);
+        assert_eq!(digits(0), 1);
+        assert_eq!(digits(9), 1);
+        assert_eq!(digits(10), 2);
+        assert_eq!(digits(99_999), 5);
+    }
 
     #[test]
     fn values_are_deterministic_and_differ_by_seed_and_key() {

@@ -14,10 +14,9 @@ use serde::Serialize;
 use silt::{Db, DbBuilder, Settings};
 use tokio::time::Instant;
 
-use super::state::State;
-use super::workload::key;
-use crate::commands::StoreStack;
+use super::state::{key, State};
 use crate::exit::{self, UsageError};
+use crate::shared::{write_file, StoreStack};
 
 /// Mismatches listed in the report.
 const SHOWN: usize = 10;
@@ -132,7 +131,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: VerifyA
     if let Some(path) = &args.json {
         let mut text = serde_json::to_vec_pretty(&r)?;
         text.push(b'\n');
-        super::write_file(path, &text)?;
+        write_file(path, &text)?;
     }
     let mut out = std::io::stdout().lock();
     writeln!(

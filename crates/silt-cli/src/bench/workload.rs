@@ -26,8 +26,8 @@ use rand::{Rng, SeedableRng};
 use silt::{Db, Durability, Metrics, WriteBatch, WriteOptions};
 use tokio::time::Instant;
 
-use super::state::{fill_value, is_delete, RunInfo, State};
-use super::Plan;
+use super::plan::Plan;
+use super::state::{fill_value, is_delete, key, RunInfo, State};
 
 /// Keys written per preload batch.
 const PRELOAD_BATCH: u64 = 1000;
@@ -106,16 +106,6 @@ impl Sample {
             l0_ssts: s.l0_ssts as u64,
         }
     }
-}
-
-/// Number of decimal digits of `n`.
-pub(crate) fn digits(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
-}
-
-/// Key `i`: `k` then `i` zero-padded to `size` bytes in all.
-pub(crate) fn key(i: u64, size: usize) -> String {
-    format!("k{i:0>w$}", w = size - 1)
 }
 
 fn new_histogram() -> Result<Histogram<u64>> {
@@ -515,19 +505,4 @@ async fn client(id: usize, seed: u64, sh: Arc<Shared>) -> Result<ClientOut> {
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_have_fixed_size() {
-        assert_eq!(key(7, 6), "k00007");
-        assert_eq!(key(99_999, 16).len(), 16);
-        assert_eq!(digits(0), 1);
-        assert_eq!(digits(9), 1);
-        assert_eq!(digits(10), 2);
-        assert_eq!(digits(99_999), 5);
-    }
 }

@@ -20,8 +20,8 @@ use self::schema::{
     BlockCache, Gauges, LatencyByKind, Lsm, Machine, ObjectStore, Ops, Rss, Soak, Wal, WholeRun,
 };
 use self::stats::{f, quantiles, ratio, slope, tail_ratio};
+use super::plan::Plan;
 use super::workload::Raw;
-use super::Plan;
 
 const MB: f64 = (1u64 << 20) as f64;
 

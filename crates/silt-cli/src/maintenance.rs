@@ -1,5 +1,5 @@
-//! `silt compact` and `silt gc`: run one maintenance pass on a store and print what changed.
-//! (They live beside the benchmark because benchmark runs use them between measurements.)
+//! `silt compact` and `silt gc`: run one maintenance pass on a store and print what changed
+//! (benchmark runs use them between measurements, see `docs/bench.md`).
 
 use std::io::Write;
 use std::sync::Arc;
