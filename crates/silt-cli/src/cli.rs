@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub settings: Option<PathBuf>,
 
-    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides; default: no logs).
+    /// Log to stderr: -v info, -vv debug, -vvv trace (`RUST_LOG` overrides; default: no logs).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

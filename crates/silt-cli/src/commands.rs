@@ -119,8 +119,7 @@ where
     let result = f(std::sync::Arc::clone(&db)).await;
     let closed = db.close().await.context("closing the database");
     match (result, closed) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(e),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         (Ok(code), Ok(())) => Ok(code),
     }
 }

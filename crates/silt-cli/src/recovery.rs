@@ -144,7 +144,7 @@ fn median(v: &[f64]) -> f64 {
     match s.len() {
         0 => 0.0,
         n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+        n => f64::midpoint(s[n / 2 - 1], s[n / 2]),
     }
 }
 

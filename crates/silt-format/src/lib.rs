@@ -7,6 +7,11 @@
 
 // No unwrap on I/O or decoded data outside tests (tests may: clippy.toml).
 #![warn(clippy::unwrap_used)]
+// Every public item is documented.
+#![warn(missing_docs)]
+// Every encoding is little-endian (docs/format.md): big- and host-endian conversions are
+// mistakes here.
+#![deny(clippy::big_endian_bytes, clippy::host_endian_bytes)]
 
 mod codec;
 #[cfg(test)]

@@ -155,6 +155,10 @@ impl Error {
         }
     }
 
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "callers pass a path by reference or its name by value alike"
+    )]
     pub(crate) fn store(
         op: &'static str,
         path: impl ToString,
@@ -172,6 +176,11 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The kind of an object-store error, variant by variant.
+#[expect(
+    clippy::match_same_arms,
+    reason = "the transient variants are listed to document them; the wildcard is for variants \
+              object_store adds later"
+)]
 fn store_kind(e: &object_store::Error) -> ErrorKind {
     use object_store::Error as E;
     match e {

@@ -20,8 +20,13 @@
 //! # Ok::<(), silt::Error>(()) }).unwrap();
 //! ```
 
+// Every public item is documented (`cargo doc`, and clippy with -D warnings, check it).
+#![warn(missing_docs)]
 // No unwrap on I/O or decoded data outside tests (tests may: clippy.toml).
 #![warn(clippy::unwrap_used)]
+// Time and tasks only through `clock.rs` and `db/tasks.rs` (the methods are listed in
+// clippy.toml); unit tests may use them directly.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 
 pub mod clock;
 pub mod config;

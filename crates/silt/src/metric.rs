@@ -104,13 +104,13 @@ pub(crate) fn ratio(num: u64, den: u64) -> f64 {
 /// `later.since(earlier)` for snapshots that exist only sometimes: a snapshot with nothing
 /// earlier counts from zero, so it is its own difference.
 pub(crate) fn since_opt<T: Clone>(
-    later: &Option<T>,
-    earlier: &Option<T>,
+    later: Option<&T>,
+    earlier: Option<&T>,
     since: impl Fn(&T, &T) -> T,
 ) -> Option<T> {
     match (later, earlier) {
         (Some(l), Some(e)) => Some(since(l, e)),
-        (l, _) => l.clone(),
+        (l, _) => l.cloned(),
     }
 }
 
@@ -250,7 +250,13 @@ mod tests {
              # TYPE silt_test_level gauge\nsilt_test_level 7\n"
         );
         let none: Option<TestSnapshot> = None;
-        assert_eq!(since_opt(&Some(b), &none, TestSnapshot::since), Some(b));
-        assert_eq!(since_opt(&none, &Some(b), TestSnapshot::since), None);
+        assert_eq!(
+            since_opt(Some(&b), none.as_ref(), TestSnapshot::since),
+            Some(b)
+        );
+        assert_eq!(
+            since_opt(none.as_ref(), Some(&b), TestSnapshot::since),
+            None
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Chaos scenario: the real S3 server process stops and starts again under the workload.
-//! The test runs its own SeaweedFS (`scripts/s3-server` with a private directory and port,
+//! The test runs its own `SeaweedFS` (`scripts/s3-server` with a private directory and port,
 //! `SILT_CHAOS_S3_PORT`, default 18533) so the shared test server is not disturbed. The
 //! child (see `chaos/mod.rs`) runs on real time with Remote, Local and Buffered writers and
 //! readers against it:
@@ -12,7 +12,7 @@
 //!
 //! After each kill the database is reopened against the running server and checked.
 //! Skipped unless `SILT_TEST_S3_URL` is set (required when `SILT_REQUIRE_S3=1`), like the
-//! other S3 tests: `scripts/test` installs SeaweedFS.
+//! other S3 tests: `scripts/test` installs `SeaweedFS`.
 
 mod chaos;
 mod common;
@@ -29,7 +29,7 @@ fn chaos_child() -> anyhow::Result<()> {
     chaos::child_main()
 }
 
-/// A SeaweedFS of this test's own.
+/// A `SeaweedFS` of this test's own.
 struct Server {
     dir: tempfile::TempDir,
     port: u16,

@@ -415,8 +415,7 @@ async fn older_writer_fencing_after_newer_writer_is_fenced() -> Result<()> {
     assert!(
         !x_acked,
         "the older writer acknowledged a durable write after a newer writer opened \
-         (visible after recovery: {:?})",
-        x_value
+         (visible after recovery: {x_value:?})"
     );
     Ok(())
 }

@@ -62,10 +62,7 @@ async fn put_range(db: &Db, tag: &str, n: usize) -> Result<Vec<(String, String)>
     let mut out = Vec::new();
     for i in 0..n {
         // Values large enough that SSTs outgrow the tail an SST open prefetches.
-        let (k, v) = (
-            format!("{tag}-{i:03}"),
-            format!("{tag}-value-{i}-{:>200}", i),
-        );
+        let (k, v) = (format!("{tag}-{i:03}"), format!("{tag}-value-{i}-{i:>200}"));
         db.put(&k, &v).await.with_context(|| format!("put {k}"))?;
         out.push((k, v));
     }

@@ -1,4 +1,4 @@
-//! Create-only PUTs with an uncertain outcome. object_store retries a PUT whose response
+//! Create-only PUTs with an uncertain outcome. `object_store` retries a PUT whose response
 //! was lost and the retry meets our own first attempt (412 → `AlreadyExists`); S3 answers
 //! two racing conditional PUTs with 409, mapped to `AlreadyExists` too, although the other
 //! PUT may never land. For WAL segments, manifests (the writer claim on open and the
@@ -26,7 +26,7 @@ use silt::{Bytes, CloseReason, Db, ErrorKind, Settings};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     /// Store the object, then answer `AlreadyExists`: the response was lost and
-    /// object_store's retry hit 412.
+    /// `object_store`'s retry hit 412.
     LostResponse,
     /// Answer `AlreadyExists` without storing: S3's 409 for a race the other PUT lost.
     Conflict,

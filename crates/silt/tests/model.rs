@@ -95,7 +95,7 @@ enum Op {
     Compact,
     /// A GC pass with zero grace: deletes every object no live manifest or handle needs.
     Gc,
-    /// Reopen; `clean` closes first, otherwise flush() and drop (a crash after the WAL is
+    /// Reopen; `clean` closes first, otherwise `flush()` and drop (a crash after the WAL is
     /// durable). The new handle flushes its memtables on close if `flush_on_close`.
     Reopen {
         clean: bool,

@@ -95,7 +95,7 @@ async fn counts_and_bytes_are_exact() -> Result<()> {
         .get_ranges(&sst, &[0..5, 100..150])
         .await
         .with_context(|| format!("get_ranges {sst}"))?;
-    assert_eq!(parts.iter().map(|b| b.len()).sum::<usize>(), 55);
+    assert_eq!(parts.iter().map(silt::Bytes::len).sum::<usize>(), 55);
     let ranged = GetOptions::new().with_range(Some(900..1000));
     let r = store
         .get_opts(&sst, ranged)

@@ -1,4 +1,4 @@
-//! Integration tests against a real S3-compatible server (SeaweedFS, see
+//! Integration tests against a real S3-compatible server (`SeaweedFS`, see
 //! `scripts/s3-server` and `docs/s3-server.md`).
 //!
 //! These tests check the object-store semantics Silt relies on, using only
@@ -43,9 +43,10 @@ fn ctx(test: &str) -> Result<Option<Ctx>> {
     let url = match std::env::var("SILT_TEST_S3_URL") {
         Ok(url) if !url.trim().is_empty() => url,
         _ => {
-            if std::env::var("SILT_REQUIRE_S3").as_deref() == Ok("1") {
-                panic!("S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test");
-            }
+            assert!(
+                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
+                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
+            );
             eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test to start a local S3 server)");
             return Ok(None);
         }
@@ -85,8 +86,7 @@ fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{nanos:x}-{:x}-{n}", std::process::id())
 }
@@ -168,11 +168,11 @@ async fn create_if_absent_rejects_second_create() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_creators_exactly_one_wins() -> Result<()> {
+    const RACERS: usize = 16;
+    const ROUNDS: usize = 3;
     let Some(cx) = ctx("racers")? else {
         return Ok(());
     };
-    const RACERS: usize = 16;
-    const ROUNDS: usize = 3;
 
     for round in 0..ROUNDS {
         let path = cx.path(&format!("race-{round}"));
@@ -221,6 +221,7 @@ async fn sixteen_concurrent_creators_exactly_one_wins() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conditional_update_if_match() -> Result<()> {
+    const RACERS: usize = 16;
     let Some(cx) = ctx("if_match")? else {
         return Ok(());
     };
@@ -252,7 +253,6 @@ async fn conditional_update_if_match() -> Result<()> {
     assert_eq!(read_all(&cx.store, &path).await?, b"v2");
 
     // Concurrent compare-and-swap from the same version: exactly one wins.
-    const RACERS: usize = 16;
     let v2: UpdateVersion = v2.into();
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let mut tasks = Vec::with_capacity(RACERS);
@@ -422,7 +422,7 @@ async fn list_with_prefix_returns_exactly_written_keys() -> Result<()> {
     let dirs: BTreeSet<String> = delimited
         .common_prefixes
         .iter()
-        .map(|p| p.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert_eq!(objects, BTreeSet::from([cx.path("db/CURRENT").to_string()]));
     assert_eq!(

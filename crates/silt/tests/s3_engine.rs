@@ -1,4 +1,4 @@
-//! The engine against a real S3-compatible server (SeaweedFS started by `scripts/test`):
+//! The engine against a real S3-compatible server (`SeaweedFS` started by `scripts/test`):
 //! durable writes, recovery, fencing through conditional PUT, ranged SST reads, large values.
 //!
 //! Reads `SILT_TEST_S3_URL` (e.g. `s3://silt-test`) and the `AWS_*` variables. Skips when it
@@ -14,10 +14,10 @@ use silt::{CloseReason, Db, ErrorKind, Settings};
 
 /// A fresh database URL under the test bucket, or `None` to skip.
 fn db_url(test: &str) -> Result<Option<String>> {
+    static N: AtomicU64 = AtomicU64::new(0);
     let Some(base) = common::s3_base_url(test) else {
         return Ok(None);
     };
-    static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?

@@ -23,7 +23,7 @@ const MAGIC: &[u8; 8] = b"SILTBST1";
 /// Runs one state file can describe (one byte per key names the run).
 pub const MAX_RUNS: usize = 255;
 
-/// SplitMix64 finaliser: a bijective 64-bit mix.
+/// `SplitMix64` finaliser: a bijective 64-bit mix.
 pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

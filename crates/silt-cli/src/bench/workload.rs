@@ -429,23 +429,20 @@ async fn client(id: usize, seed: u64, sh: Arc<Shared>) -> Result<ClientOut> {
     };
     let mut slot: u32 = 0;
     loop {
-        let scheduled = match sh.open_loop {
-            Some(every) => {
-                let at = sh.start + offset + every * slot;
-                slot = slot.saturating_add(1);
-                if at >= sh.deadline {
-                    break;
-                }
-                tokio::time::sleep_until(at).await;
-                at
+        let scheduled = if let Some(every) = sh.open_loop {
+            let at = sh.start + offset + every * slot;
+            slot = slot.saturating_add(1);
+            if at >= sh.deadline {
+                break;
             }
-            None => {
-                let now = Instant::now();
-                if now >= sh.deadline {
-                    break;
-                }
-                now
+            tokio::time::sleep_until(at).await;
+            at
+        } else {
+            let now = Instant::now();
+            if now >= sh.deadline {
+                break;
             }
+            now
         };
         let is_read =
             sh.read_ratio >= 1.0 || (sh.read_ratio > 0.0 && rng.random_bool(sh.read_ratio));

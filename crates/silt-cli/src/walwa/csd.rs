@@ -1,5 +1,5 @@
 //! The model of a drive with transparent compression: each 4 KiB block the local log writes
-//! is compressed on its own with zlib (flate2, default miniz_oxide backend, zlib container)
+//! is compressed on its own with zlib (flate2, default `miniz_oxide` backend, zlib container)
 //! and rounded up to the drive's allocation granule; the sum is the physical bytes.
 
 use std::io::Write as _;

@@ -160,6 +160,7 @@ pub struct RawSyncLatency {
     pub p99_us: f64,
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` adapter")]
 fn io(what: &str, path: &Path, e: std::io::Error) -> anyhow::Error {
     anyhow!("wal-wa bench: {what} {}: {e}", path.display())
 }
@@ -173,6 +174,7 @@ fn div(a: f64, b: f64) -> f64 {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` adapter")]
 fn joined(e: tokio::task::JoinError) -> anyhow::Error {
     anyhow!("wal-wa bench: {e}")
 }
@@ -180,6 +182,7 @@ fn joined(e: tokio::task::JoinError) -> anyhow::Error {
 /// `pwrite(4 KiB) + fdatasync`, either overwriting a preallocated file or appending to a
 /// growing one (each sync then also commits the size change to the journal).
 fn raw_fdatasync(dir: &Path, samples: usize, preallocated: bool) -> Result<RawSyncLatency> {
+    const LEN: u64 = 4 << 20;
     std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     let device = device_of(dir);
     let path = dir.join("raw-fdatasync.tmp");
@@ -190,7 +193,6 @@ fn raw_fdatasync(dir: &Path, samples: usize, preallocated: bool) -> Result<RawSy
         .truncate(true)
         .open(&path)
         .map_err(|e| io("create", &path, e))?;
-    const LEN: u64 = 4 << 20;
     if preallocated {
         file.write_all_at(&vec![0u8; LEN as usize], 0)
             .map_err(|e| io("preallocate", &path, e))?;

@@ -136,7 +136,8 @@ impl DbInner {
         let in_use: HashSet<String> = {
             let mut reg = self.sst_registry.lock();
             reg.retain(|_, w| w.strong_count() > 0);
-            let mut ids: HashSet<String> = reg.keys().map(|k| k.to_string()).collect();
+            let mut ids: HashSet<String> =
+                reg.keys().map(std::string::ToString::to_string).collect();
             ids.extend(self.pending_ssts.lock().iter().cloned());
             ids
         };

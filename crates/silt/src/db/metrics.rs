@@ -64,19 +64,23 @@ impl Metrics {
         Metrics {
             stats: self.stats.since(&earlier.stats),
             engine: self.engine.since(&earlier.engine),
-            wal: since_opt(&self.wal, &earlier.wal, WalSnapshot::since),
-            local_log: since_opt(&self.local_log, &earlier.local_log, LocalLogSnapshot::since),
+            wal: since_opt(self.wal.as_ref(), earlier.wal.as_ref(), WalSnapshot::since),
+            local_log: since_opt(
+                self.local_log.as_ref(),
+                earlier.local_log.as_ref(),
+                LocalLogSnapshot::since,
+            ),
             store: self.store.since(&earlier.store),
             store_retries: self.store_retries.since(&earlier.store_retries),
             store_faults: since_opt(
-                &self.store_faults,
-                &earlier.store_faults,
+                self.store_faults.as_ref(),
+                earlier.store_faults.as_ref(),
                 FaultSnapshot::since,
             ),
             block_cache: self.block_cache.since(&earlier.block_cache),
             disk_cache: since_opt(
-                &self.disk_cache,
-                &earlier.disk_cache,
+                self.disk_cache.as_ref(),
+                earlier.disk_cache.as_ref(),
                 DiskCacheSnapshot::since,
             ),
             live: self.live.since(&earlier.live),
@@ -138,7 +142,11 @@ impl Db {
             store_retries: inner.storage.retries().snapshot(),
             store_faults: inner.store_metrics.faults(),
             block_cache: inner.cache.snapshot(),
-            disk_cache: inner.cache.disk.as_ref().map(|d| d.snapshot()),
+            disk_cache: inner
+                .cache
+                .disk
+                .as_ref()
+                .map(super::super::lsm::disk_cache::DiskCache::snapshot),
             live: crate::live::live_objects(),
             process_resident_bytes: resident_bytes(),
         }

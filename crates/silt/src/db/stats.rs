@@ -49,9 +49,16 @@ impl Db {
             active_memtable_bytes: v.active.size_bytes(),
             frozen_memtables: v.frozen.len(),
             frozen_memtable_bytes: v.frozen.iter().map(|m| m.size_bytes()).sum(),
-            wal_unflushed_bytes: inner.wal.as_ref().map_or(0, |w| w.unflushed_bytes()),
+            wal_unflushed_bytes: inner
+                .wal
+                .as_ref()
+                .map_or(0, super::super::wal::remote::RemoteWal::unflushed_bytes),
             block_cache_bytes: inner.cache.size_bytes(),
-            disk_cache_bytes: inner.cache.disk.as_ref().map_or(0, |d| d.size_bytes()),
+            disk_cache_bytes: inner
+                .cache
+                .disk
+                .as_ref()
+                .map_or(0, super::super::lsm::disk_cache::DiskCache::size_bytes),
             sst_meta_bytes: v
                 .l0
                 .iter()

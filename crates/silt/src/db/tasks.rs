@@ -30,6 +30,8 @@ impl Tasks {
         self.shutdown.subscribe()
     }
 
+    /// Spawn `fut` as the task `name`, owned by this set.
+    #[expect(clippy::disallowed_methods, reason = "the task seam itself")]
     pub fn spawn(&self, name: &'static str, fut: impl Future<Output = ()> + Send + 'static) {
         self.handles.lock().push((name, tokio::spawn(fut)));
     }

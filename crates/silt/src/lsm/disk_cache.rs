@@ -121,11 +121,11 @@ fn claim_dir(dir: &Path) -> Result<()> {
     if let Some(entry) = std::fs::read_dir(dir).map_err(bad)?.next() {
         let entry = entry.map_err(bad)?;
         return Err(Error::InvalidSettings(format!(
-            "cache.disk_dir {} is not empty (it holds {:?}, among others) and has no {MARKER} \
+            "cache.disk_dir {} is not empty (it holds \"{}\", among others) and has no {MARKER} \
              file, so the disk cache did not create it; it deletes files in its directory, so \
              point cache.disk_dir at a new or empty directory",
             dir.display(),
-            entry.file_name()
+            entry.file_name().display()
         )));
     }
     std::fs::write(&marker, MARKER_TEXT)
@@ -181,7 +181,7 @@ impl DiskCache {
             let parsed = name.to_str().and_then(parse_name);
             let meta = entry.metadata().ok();
             match (parsed, meta) {
-                (Some(key), Some(meta)) if meta.is_file() && meta.len() <= u64::from(u32::MAX) => {
+                (Some(key), Some(meta)) if meta.is_file() && u32::try_from(meta.len()).is_ok() => {
                     let mtime = meta.modified().ok();
                     found.push((mtime, key, meta.len() as u32));
                 }
@@ -206,16 +206,13 @@ impl DiskCache {
             self.metrics.misses.incr();
             return None;
         }
-        match tokio::fs::read(self.dir.join(file_name(sst, offset))).await {
-            Ok(data) => {
-                self.metrics.hits.incr();
-                Some(Bytes::from(data))
-            }
-            Err(_) => {
-                self.index.invalidate(&key);
-                self.metrics.misses.incr();
-                None
-            }
+        if let Ok(data) = tokio::fs::read(self.dir.join(file_name(sst, offset))).await {
+            self.metrics.hits.incr();
+            Some(Bytes::from(data))
+        } else {
+            self.index.invalidate(&key);
+            self.metrics.misses.incr();
+            None
         }
     }
 

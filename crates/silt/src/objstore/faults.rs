@@ -451,6 +451,11 @@ impl FaultStore {
 
     /// As [`FaultStore::new`], with the rng seeded by `seed`. The outage window is timed
     /// from now, on tokio's clock.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "outage windows are on tokio's clock, which paused-time tests control; the \
+                  store has no `Clock` (it sits below the engine)"
+    )]
     pub fn with_seed(inner: Arc<dyn ObjectStore>, spec: FaultSpec, seed: u64) -> Self {
         Layered::with_layer(
             inner,

@@ -233,7 +233,7 @@ impl Delay {
     fn next(&self) -> Duration {
         match self.spec {
             LatencySpec::Fixed(d) => d,
-            spec => spec.sample(&mut *self.rng.lock()),
+            spec @ LatencySpec::Uniform { .. } => spec.sample(&mut *self.rng.lock()),
         }
     }
 }

@@ -98,7 +98,7 @@ impl RequestKind {
         RequestKind::MultipartAbort,
     ];
 
-    /// Short snake_case name (the key in
+    /// Short `snake_case` name (the key in
     /// [`StoreMetricsSnapshot::latency`](super::StoreMetricsSnapshot::latency)).
     pub fn name(self) -> &'static str {
         match self {
@@ -287,6 +287,10 @@ impl<L: Layer> Layered<L> {
 
     /// A stream request: `before` now, `start` (the inner store's stream) on the first poll
     /// once `before`'s future is `Ok`, the whole wrapped by `stream` now.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the request is built for this call, like `forward`'s, which keeps it"
+    )]
     fn streamed<T: Reply>(
         &self,
         req: Request,
@@ -412,7 +416,7 @@ impl<L: Layer> ObjectStore for Layered<L> {
                         GetResultPayload::Stream(body) => {
                             GetResultPayload::Stream(self.layer.stream(&req, ticket.clone(), body))
                         }
-                        file => file,
+                        file @ GetResultPayload::File(..) => file,
                     };
                     Ok(res)
                 }

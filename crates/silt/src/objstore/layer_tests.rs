@@ -82,7 +82,7 @@ impl Layer for Faults {
     fn after<T: Reply>(
         &self,
         req: &Request,
-        _: (),
+        (): (),
         result: object_store::Result<T>,
     ) -> object_store::Result<T> {
         self.saw("after", req.kind);
@@ -92,7 +92,7 @@ impl Layer for Faults {
         }
     }
 
-    fn stream<T: Reply>(&self, req: &Request, _: (), s: ResultStream<T>) -> ResultStream<T> {
+    fn stream<T: Reply>(&self, req: &Request, (): (), s: ResultStream<T>) -> ResultStream<T> {
         self.saw("stream", req.kind);
         if self.lose == Some(req.kind) {
             s.map(|item| item.and_then(|_| Err(injected()))).boxed()

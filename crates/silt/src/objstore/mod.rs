@@ -189,9 +189,9 @@ impl Storage {
     /// PUT with `PutMode::Create` (never overwrites), with an uncertain outcome resolved.
     ///
     /// A refusal (`AlreadyExists` or `Precondition`) does not prove that someone else wrote
-    /// the object: object_store retries a PUT whose response was lost (timeout, 5xx) and
+    /// the object: `object_store` retries a PUT whose response was lost (timeout, 5xx) and
     /// the retry meets our own first attempt (412); S3 answers two racing conditional PUTs
-    /// with 409 ConditionalRequestConflict, which object_store also maps to
+    /// with 409 `ConditionalRequestConflict`, which `object_store` also maps to
     /// `AlreadyExists`, although the other PUT may not land. So the object is read back:
     /// our bytes → [`Created::Ours`], other bytes → [`Created::Theirs`], nothing there →
     /// the create is tried again, [`CREATE_ATTEMPTS`] times in all.
@@ -337,7 +337,7 @@ impl Storage {
     /// as by [`Storage::put_create_resolved`].
     ///
     /// Objects above [`MULTIPART_THRESHOLD`] go up as a multipart upload of
-    /// [`MULTIPART_PART`]-sized parts, which object_store cannot make create-only. That is
+    /// [`MULTIPART_PART`]-sized parts, which `object_store` cannot make create-only. That is
     /// safe because the name is a fresh ULID no other writer uses: there is nothing under it
     /// to overwrite but our own bytes, so a completed upload reports [`Created::Ours`].
     pub(crate) async fn put_new(&self, path: &Path, data: Bytes) -> Result<Created> {

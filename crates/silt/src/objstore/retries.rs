@@ -30,7 +30,7 @@ const OPS: [(&str, RetryOp); 6] = [
 /// Why a request was retried, read from the store's error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cause {
-    /// 503 SlowDown, 429: the store asks for less.
+    /// 503 `SlowDown`, 429: the store asks for less.
     Throttled,
     /// No answer in time.
     Timeout,

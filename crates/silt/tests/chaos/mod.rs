@@ -118,9 +118,8 @@ pub fn seed(default: u64) -> u64 {
 
 fn durability(task: u64, local: bool) -> Durability {
     match task {
-        0 | 1 => Durability::Remote,
         2 | 3 if local => Durability::Local,
-        2 | 3 => Durability::Remote,
+        0..=3 => Durability::Remote,
         _ => Durability::Buffered,
     }
 }
@@ -621,7 +620,7 @@ impl LifeLog {
 
 /// A running child.
 pub struct Child {
-    child: std::process::Child,
+    process: std::process::Child,
     rx: mpsc::Receiver<Event>,
     pub log: LifeLog,
     life: u64,
@@ -680,7 +679,7 @@ impl Child {
             let _ = tx.send(Event::Eof);
         });
         Ok(Child {
-            child,
+            process: child,
             rx,
             log: LifeLog::default(),
             life,
@@ -694,7 +693,7 @@ impl Child {
             let ev = self.rx.recv().unwrap_or(Event::Eof);
             if let Event::Eof = ev {
                 let status = self
-                    .child
+                    .process
                     .wait()
                     .with_context(|| format!("life {}: waiting for the child", self.life))?;
                 panic!(
@@ -718,10 +717,10 @@ impl Child {
     /// SIGKILL the child; everything it printed before dying counts as acknowledged.
     pub fn kill(mut self) -> Result<LifeLog> {
         let life = self.life;
-        self.child
+        self.process
             .kill()
             .with_context(|| format!("life {life}: killing the child"))?;
-        self.child
+        self.process
             .wait()
             .with_context(|| format!("life {life}: waiting for the killed child"))?;
         while let Ok(ev) = self.rx.recv() {
@@ -824,38 +823,35 @@ pub async fn verify(
     for (key, &task) in &universe {
         let lo = known.newest_acked(task, key);
         let prev = known.seen.get(key).copied();
-        match state.get(key) {
-            Some(v) => {
-                let (l, t, c) = parse_value(v)
-                    .unwrap_or_else(|| panic!("{ctx}: {key} holds a foreign value {v:?}"));
-                assert_eq!(t, task, "{ctx}: {key} holds task {t}'s value");
-                let o = op(task, c);
-                assert!(
-                    known.issued(task, l, c) && o.keys.contains(key) && !o.delete,
-                    "{ctx}: {key} holds ({l}, {c}), an operation that never wrote it"
-                );
-                assert!(
-                    lo.is_none_or(|lo| (l, c) >= lo),
-                    "{ctx}: acknowledged write lost: {key} holds ({l}, {c}) but ({lo:?}) was \
-                     acknowledged"
-                );
-                assert!(
-                    prev.is_none_or(|p| (l, c) >= p),
-                    "{ctx}: {key} went back from {prev:?} to ({l}, {c})"
-                );
-                known.seen.insert(key.clone(), (l, c));
-            }
-            None => {
-                assert!(
-                    lo.is_none() || known.deleted_after(task, key, lo),
-                    "{ctx}: acknowledged write lost: {key} is absent but ({lo:?}) was \
-                     acknowledged and nothing after it deleted the key"
-                );
-                assert!(
-                    prev.is_none() || known.deleted_after(task, key, prev),
-                    "{ctx}: {key} vanished after holding {prev:?}"
-                );
-            }
+        if let Some(v) = state.get(key) {
+            let (l, t, c) = parse_value(v)
+                .unwrap_or_else(|| panic!("{ctx}: {key} holds a foreign value {v:?}"));
+            assert_eq!(t, task, "{ctx}: {key} holds task {t}'s value");
+            let o = op(task, c);
+            assert!(
+                known.issued(task, l, c) && o.keys.contains(key) && !o.delete,
+                "{ctx}: {key} holds ({l}, {c}), an operation that never wrote it"
+            );
+            assert!(
+                lo.is_none_or(|lo| (l, c) >= lo),
+                "{ctx}: acknowledged write lost: {key} holds ({l}, {c}) but ({lo:?}) was \
+                 acknowledged"
+            );
+            assert!(
+                prev.is_none_or(|p| (l, c) >= p),
+                "{ctx}: {key} went back from {prev:?} to ({l}, {c})"
+            );
+            known.seen.insert(key.clone(), (l, c));
+        } else {
+            assert!(
+                lo.is_none() || known.deleted_after(task, key, lo),
+                "{ctx}: acknowledged write lost: {key} is absent but ({lo:?}) was \
+                 acknowledged and nothing after it deleted the key"
+            );
+            assert!(
+                prev.is_none() || known.deleted_after(task, key, prev),
+                "{ctx}: {key} vanished after holding {prev:?}"
+            );
         }
     }
     for t in (0..ACKED_TASKS).filter(|t| has_batches(*t)) {

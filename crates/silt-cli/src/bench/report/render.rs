@@ -140,7 +140,7 @@ pub fn write_human(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.whole_run.write_amplification
     )?;
     if let Some(s) = &r.soak {
-        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.4}", v));
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         writeln!(
             out,
             "{:<22}warm-up {:.0} s; growth after it {:.4} MB/s; peak {:.1} MB of a {:.0} MB budget ({:.2})",

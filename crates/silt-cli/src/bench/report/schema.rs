@@ -65,7 +65,7 @@ pub struct Report {
     /// Keys holding a value after the run (with `--state`: over every recorded run; else the
     /// preload's and this run's).
     pub live_keys: u64,
-    /// live_keys x (key_size + value_size).
+    /// `live_keys` x (`key_size` + `value_size`).
     pub live_bytes: u64,
     pub store_bytes: u64,
     /// Cost of the PUT-class requests (PUT, COPY, POST, LIST) per million writes.

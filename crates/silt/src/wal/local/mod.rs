@@ -67,7 +67,7 @@ pub enum LocalLogMode {
     /// boundary: each record reaches the drive once; a compressing drive drops the zeros.
     #[default]
     Sparse,
-    /// Groups back to back (RocksDB style): consecutive small commits rewrite the same
+    /// Groups back to back (`RocksDB` style): consecutive small commits rewrite the same
     /// block. For drives without transparent compression, and for comparison.
     Packed,
 }

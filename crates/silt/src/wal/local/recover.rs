@@ -183,19 +183,18 @@ pub(super) fn recover(settings: &LocalLogSettings, metrics: &LocalLogMetrics) ->
         .checked_add(1)
         .ok_or_else(|| Error::Internal("local log: generation overflow".into()))?;
     let mut next_index = next_index;
-    let (active, pos, tail) = match active {
-        Some(a) => a,
-        None => {
-            let f = Writer::take_file(
-                dir,
-                &mut free,
-                &mut next_index,
-                settings.file_bytes,
-                settings.file_bytes,
-                metrics,
-            )?;
-            (f, 0, Vec::new())
-        }
+    let (active, pos, tail) = if let Some(a) = active {
+        a
+    } else {
+        let f = Writer::take_file(
+            dir,
+            &mut free,
+            &mut next_index,
+            settings.file_bytes,
+            settings.file_bytes,
+            metrics,
+        )?;
+        (f, 0, Vec::new())
     };
     Writer::trim_free(&mut free, metrics);
     let writer = Writer::new(
