@@ -40,7 +40,7 @@ impl IndexBlock {
     /// Every entry holds a copy of its whole key, while the block stores only suffixes,
     /// so a block whose entries all share one long prefix would decode to
     /// entries × prefix bytes. The writer starts a full key every
-    /// [`INDEX_RESTART_INTERVAL`] entries, which caps the decoded keys at that many times
+    /// `INDEX_RESTART_INTERVAL` (16) entries, which caps the decoded keys at that many times
     /// the raw size; more than that is `Corrupt`.
     pub fn decode(raw: Bytes) -> Result<IndexBlock> {
         let size = raw.len();

@@ -2,7 +2,12 @@
 //! [`Settings::load`] reads them from a TOML or JSON file and `SILT_` environment variables
 //! (`load.rs`).
 
+mod cache;
 mod load;
+mod local_log;
+
+pub use cache::CacheSettings;
+pub use local_log::{LocalLogMode, LocalLogSettings};
 
 use std::time::Duration;
 
@@ -48,9 +53,9 @@ pub struct Settings {
     pub max_inflight_read_bytes: usize,
     /// The optional local log tier (`Durability::Local`). Default `None`: no local log.
     /// When set, every write is also appended to it, so recovery has no sequence holes.
-    pub local_log: Option<crate::wal::local::LocalLogSettings>,
+    pub local_log: Option<LocalLogSettings>,
     /// Local-disk cache of SST blocks.
-    pub cache: crate::lsm::disk_cache::CacheSettings,
+    pub cache: CacheSettings,
     /// Write the memtables to SSTs on `close()`, so the next open replays no WAL.
     /// Default true; false makes closing faster and the next open slower.
     pub flush_on_close: bool,
@@ -112,7 +117,7 @@ impl Default for Settings {
             block_cache_bytes: 64 * MIB as u64,
             max_inflight_read_bytes: 16 * MIB,
             local_log: None,
-            cache: crate::lsm::disk_cache::CacheSettings::default(),
+            cache: CacheSettings::default(),
             flush_on_close: true,
             wal: WalSettings::default(),
             sst: SstOptions::default(),

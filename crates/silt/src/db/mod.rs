@@ -249,7 +249,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::wal::local::{LocalLog, LocalLogSettings};
+    use crate::config::LocalLogSettings;
+    use crate::wal::local::LocalLog;
 
     #[tokio::test]
     async fn dropping_the_handle_releases_the_local_log_at_once() {

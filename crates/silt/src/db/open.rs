@@ -342,7 +342,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 async fn settle_local_owner(
     log: LocalLog,
     records: Vec<WalRecord>,
-    ls: &crate::wal::local::LocalLogSettings,
+    ls: &crate::config::LocalLogSettings,
     base: &manifest::ClaimBase,
     claim: &Manifest,
 ) -> Result<(LocalLog, Vec<WalRecord>)> {

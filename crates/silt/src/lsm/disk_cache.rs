@@ -20,7 +20,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::metric::Cell;
@@ -32,27 +31,6 @@ pub const MARKER: &str = ".silt-disk-cache";
 
 const MARKER_TEXT: &str = "Silt disk cache of SST blocks. Every other file in this \
 directory may be deleted by the cache.\n";
-
-/// Cache settings beyond the in-memory block cache.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheSettings {
-    /// Directory of the local-disk cache of SST blocks; `None` (default) disables it. Must
-    /// be new, empty, or a directory the cache marked as its own (`.silt-disk-cache`):
-    /// the cache deletes files in it.
-    pub disk_dir: Option<PathBuf>,
-    /// Bytes of block files the disk cache keeps. Default 1 GiB.
-    pub disk_bytes: u64,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        CacheSettings {
-            disk_dir: None,
-            disk_bytes: 1024 * 1024 * 1024,
-        }
-    }
-}
 
 crate::metric::snapshot! {
     /// The disk cache at one moment (see [`Metrics::disk_cache`](crate::Metrics::disk_cache)).
