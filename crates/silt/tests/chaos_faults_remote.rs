@@ -14,11 +14,7 @@
 //! acknowledged before its WAL segment is stored (`acknowledged write lost: ...`).
 
 mod chaos;
-
-use std::time::Duration;
-
-use anyhow::Context;
-use chaos::{file_config, long_mode, verify, Child, Known, Rng, Scenario};
+mod common;
 
 #[test]
 fn chaos_child() -> anyhow::Result<()> {
@@ -27,39 +23,5 @@ fn chaos_child() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_under_store_faults_without_local_log() -> anyhow::Result<()> {
-    let seed = chaos::seed(0xc4a0_5004);
-    let dir = tempfile::tempdir().context("creating the scenario's directory")?;
-    let sc = Scenario {
-        child_test: "chaos_child",
-        cfg: file_config(dir.path(), false, Duration::from_secs(60)),
-        paused: true,
-        may_fail: false,
-    };
-    let lives = if long_mode() { 16 } else { 4 };
-    let mut rng = Rng(seed);
-    let mut known = Known::default();
-    let (mut secs, mut retries) = (0, 0);
-    for life in 1..=lives {
-        let kill_at = rng.range(20, 60);
-        let outage = format!("{}s@{}s", rng.range(5, 20), rng.range(0, kill_at));
-        let faults = format!(
-            "all=0.05,lost=0.02,timeout=0.002:5s,spike=0.01:2s,outage={outage},seed={}",
-            seed ^ life
-        );
-        let mut child = Child::spawn(&sc, life, Some(&faults))?;
-        child.wait_until(|l| l.secs >= kill_at)?;
-        let log = child.kill()?;
-        eprintln!("life {life}: faults {faults}, killed at {kill_at}s: {log:?}");
-        assert!(
-            log.acks > 0,
-            "seed {seed} life {life}: nothing acknowledged"
-        );
-        (secs, retries) = (secs + log.secs, retries + log.retries);
-        known.lives.insert(life, log);
-        let check = format!("all=0.05,lost=0.02,seed={}", seed ^ life ^ 0xc4ec);
-        verify(&sc, &mut known, life, Some(&check), seed).await?;
-    }
-    assert!(secs >= 60, "only {secs} s of simulated time");
-    assert!(retries > 0, "no store request was ever retried");
-    Ok(())
+    chaos::fault_scenario(0xc4a0_5004, false).await
 }

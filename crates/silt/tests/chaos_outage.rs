@@ -10,6 +10,7 @@
 //! checked.
 
 mod chaos;
+mod common;
 
 use std::time::Duration;
 

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 mod common;
 
+use common::Rng;
+
 use anyhow::{Context, Result};
 use silt::objstore::{FaultSpec, LatencySpec};
 use silt::{Db, DbBuilder, Durability, Settings, WriteBatch, WriteOptions};
@@ -51,23 +53,6 @@ fn settings() -> Settings {
     // Many overlapping uploads: with store latency they land out of order.
     s.wal.max_inflight_uploads = 8;
     s
-}
-
-/// splitmix64: a tiny seeded generator (no dependency needed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
 }
 
 /// Values are `r<round>-t<task>-c<counter>`; a key belongs to one task, whose counter only

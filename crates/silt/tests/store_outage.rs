@@ -27,6 +27,8 @@ use silt::{Db, ErrorKind, Settings};
 #[derive(Debug, Default)]
 struct Outage {
     down: AtomicBool,
+    /// While set, only manifest PUTs fail.
+    manifests_down: AtomicBool,
 }
 
 fn refused() -> silt::object_store::Error {
@@ -44,7 +46,10 @@ impl Hook for Arc<Outage> {
         payload: PutPayload,
         opts: PutOptions,
     ) -> BoxFut<'a, OsResult<PutResult>> {
-        if self.down.load(Ordering::SeqCst) {
+        let manifest = location.as_ref().contains("manifest");
+        if self.down.load(Ordering::SeqCst)
+            || (manifest && self.manifests_down.load(Ordering::SeqCst))
+        {
             return Box::pin(async { Err(refused()) });
         }
         inner.put_opts(location, payload, opts)
@@ -235,5 +240,47 @@ async fn a_read_waits_out_an_outage_and_gives_up_at_the_deadline() -> Result<()>
         db.get("k124").await.context("get k124")?.as_deref(),
         Some(&b"v124"[..])
     );
+    Ok(())
+}
+
+/// A memtable flush whose manifest write outlives `store.retry.deadline` (an outage of
+/// five minutes on manifest PUTs, deadline 60 s) pauses and tries again; the handle is not
+/// stopped: writes and reads go on, and once the store takes manifests again the flush
+/// commits and a reopen finds its SST.
+#[tokio::test(start_paused = true)]
+async fn a_manifest_write_past_the_deadline_waits_instead_of_stopping_the_handle() -> Result<()> {
+    let (outage, mem, store) = stores();
+    let db = Arc::new(open(&store).await?);
+    db.put("a", "1").await.context("put a")?;
+
+    outage.manifests_down.store(true, Ordering::SeqCst);
+    let flush = tokio::spawn({
+        let db = Arc::clone(&db);
+        async move { db.flush_memtables().await }
+    });
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert!(!flush.is_finished(), "the flush ended during the outage");
+    let retries = db.metrics().engine.manifest_write_retries;
+    assert!(retries > 0, "the manifest write was never tried again");
+    // The handle works: WAL uploads are not manifests.
+    db.put("b", "2")
+        .await
+        .context("put b during the manifest outage")?;
+    assert_eq!(get(&db, "a").await?.as_deref(), Some("1"));
+
+    outage.manifests_down.store(false, Ordering::SeqCst);
+    flush
+        .await
+        .context("the flush task panicked")?
+        .context("flush after the outage")?;
+    assert!(db.stats().l0_ssts >= 1, "{:?}", db.stats());
+    db.put("c", "3").await.context("put c")?;
+    db.close().await.context("close")?;
+
+    let db = open(&mem).await?;
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        assert_eq!(get(&db, k).await?.as_deref(), Some(v), "{k}");
+    }
+    db.close().await.context("close")?;
     Ok(())
 }

@@ -14,7 +14,6 @@ use crate::lsm::iter::ScanCtx;
 use crate::lsm::run::RunHandle;
 use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
-use crate::manifest;
 
 /// Pause before retrying a failed compaction.
 const COMPACTION_RETRY: Duration = Duration::from_secs(1);
@@ -140,11 +139,7 @@ impl DbInner {
             next.runs
                 .insert(pos.min(next.runs.len()), run.to_manifest());
         }
-        if let Err(e) = manifest::write(&self.storage, &next).await {
-            // Unknown outcome (or fenced): no other manifest may take this id; stop.
-            self.set_fatal(e.clone());
-            return Err(e);
-        }
+        self.commit_manifest(&next).await?;
         *m = next;
         drop(m);
 

@@ -38,5 +38,8 @@ crate::metric::snapshot! {
         write_slowdowns: Counter "silt_engine_write_slowdowns",
         /// Writes that waited because L0 reached `l0_stop`.
         write_stops: Counter "silt_engine_write_stops",
+        /// Manifest commits (flush or compaction) whose write outlived
+        /// `store.retry.deadline` and was tried again, with the same bytes.
+        manifest_write_retries: Counter "silt_engine_manifest_write_retries",
     }
 }

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::lsm::flush::build_sst;
 use crate::lsm::sst::SstHandle;
 use crate::lsm::version::Version;
-use crate::manifest;
 use crate::memtable::Memtable;
 use crate::objstore::Created;
 use crate::retry::Backoff;
@@ -115,11 +114,7 @@ impl DbInner {
                 .max(wal.replay_point(next.last_flushed_seq));
         }
         next.next_seq_hint = next.last_flushed_seq + 1;
-        if let Err(e) = manifest::write(&self.storage, &next).await {
-            // Unknown outcome (or fenced): no other manifest may take this id; stop.
-            self.set_fatal(e.clone());
-            return Err(e);
-        }
+        self.commit_manifest(&next).await?;
         *m = next;
         drop(m);
 

@@ -111,6 +111,39 @@ impl DbInner {
         self.frozen_space.notify_waiters();
     }
 
+    /// Write `next`, the manifest a flush or compaction commits (the caller holds the
+    /// manifest lock). A write that outlived `store.retry.deadline` on transient errors has
+    /// an unknown outcome, and no other manifest may take its id; it is tried again with
+    /// the same bytes (an earlier attempt that landed reads back as ours) for as long as
+    /// the store keeps failing transiently, so an outage longer than the deadline pauses
+    /// flushes and compactions instead of stopping the handle. Writers waiting on them
+    /// meanwhile fail with `Unavailable` at their own deadline. Fencing, any other error,
+    /// and a handle that is closing stop the handle, as the unknown outcome requires.
+    pub(crate) async fn commit_manifest(&self, next: &Manifest) -> Result<()> {
+        let mut backoff = crate::retry::Backoff::new(&self.settings.store.retry);
+        loop {
+            match crate::manifest::write(&self.storage, next).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.is_transient()
+                        && !self.closed.load(std::sync::atomic::Ordering::Acquire) =>
+                {
+                    self.counters.manifest_write_retries.incr();
+                    let pause = backoff.next_pause();
+                    tracing::warn!(
+                        manifest = next.id, error = %e, ?pause,
+                        "manifest write outlived the retry deadline; trying again"
+                    );
+                    self.clock.sleep_until(self.clock.now() + pause).await;
+                }
+                Err(e) => {
+                    self.set_fatal(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     pub(crate) fn current(&self) -> Arc<Version> {
         Arc::clone(&self.version.read())
     }

@@ -59,6 +59,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::common::Rng;
 use anyhow::{Context, Result};
 use parking_lot::Mutex;
 use silt::objstore::FaultSpec;
@@ -85,24 +86,6 @@ const KEYS_PER_TASK: u64 = 24;
 /// Whether the long mode is on (`SILT_LONG=1`).
 pub fn long_mode() -> bool {
     std::env::var("SILT_LONG").as_deref() == Ok("1")
-}
-
-/// splitmix64: a tiny seeded generator.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
-    }
 }
 
 /// The scenario's seed: `SILT_CHAOS_SEED`, or `default`.
@@ -967,4 +950,47 @@ pub fn file_config(dir: &Path, local: bool, deadline: Duration) -> Config {
         local,
         deadline,
     }
+}
+
+/// The fault scenario of `chaos_faults.rs` (`local`: with a local log) and
+/// `chaos_faults_remote.rs` (without): each life on paused time behind
+/// `all=0.05,lost=0.02,timeout=0.002:5s,spike=0.01:2s` and a 5-20 s outage at a seeded
+/// time, killed 20-60 simulated seconds in, then checked on an open under 5% errors and
+/// 2% lost responses. No write may fail: every outage is shorter than the deadline.
+pub async fn fault_scenario(default_seed: u64, local: bool) -> Result<()> {
+    let seed = seed(default_seed);
+    let dir = tempfile::tempdir().context("creating the scenario's directory")?;
+    let sc = Scenario {
+        child_test: "chaos_child",
+        cfg: file_config(dir.path(), local, Duration::from_secs(60)),
+        paused: true,
+        may_fail: false,
+    };
+    let lives = if long_mode() { 16 } else { 4 };
+    let mut rng = Rng(seed);
+    let mut known = Known::default();
+    let (mut secs, mut retries) = (0, 0);
+    for life in 1..=lives {
+        let kill_at = rng.range(20, 60);
+        let outage = format!("{}s@{}s", rng.range(5, 20), rng.range(0, kill_at));
+        let faults = format!(
+            "all=0.05,lost=0.02,timeout=0.002:5s,spike=0.01:2s,outage={outage},seed={}",
+            seed ^ life
+        );
+        let mut child = Child::spawn(&sc, life, Some(&faults))?;
+        child.wait_until(|l| l.secs >= kill_at)?;
+        let log = child.kill()?;
+        eprintln!("life {life}: faults {faults}, killed at {kill_at}s: {log:?}");
+        assert!(
+            log.acks > 0,
+            "seed {seed} life {life}: nothing acknowledged"
+        );
+        (secs, retries) = (secs + log.secs, retries + log.retries);
+        known.lives.insert(life, log);
+        let check = format!("all=0.05,lost=0.02,seed={}", seed ^ life ^ 0xc4ec);
+        verify(&sc, &mut known, life, Some(&check), seed).await?;
+    }
+    assert!(secs >= 60, "only {secs} s of simulated time");
+    assert!(retries > 0, "no store request was ever retried");
+    Ok(())
 }
