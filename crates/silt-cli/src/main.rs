@@ -13,6 +13,7 @@ mod exit;
 mod maintenance;
 mod recovery;
 mod report;
+mod serve;
 mod shared;
 mod walwa;
 
