@@ -98,6 +98,8 @@ pub enum Command {
     /// Run a benchmark against the store and report on it (see docs/bench.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// Serve the database over the Redis protocol (see docs/serve.md).
+    Serve(crate::serve::ServeArgs),
     /// Write COUNT keys `PREFIX{i:08}`, printing each key once its write is acknowledged.
     #[command(hide = true)]
     Load(LoadArgs),

@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             with_writer(url, lat, settings()?, |db| maintenance::cmd_gc(db, grace)).await
         }
         Command::Bench(cmd) => bench::run(url, lat, settings()?, cmd).await,
+        Command::Serve(args) => crate::serve::run(url, lat, settings()?, args).await,
         Command::Get { key, hex } => {
             with_reader(url, lat, settings()?, |db| async move {
                 cmd_get(db, &key, hex).await

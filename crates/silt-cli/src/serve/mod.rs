@@ -1,9 +1,227 @@
-//! `silt serve`: the Redis protocol in front of a database (issue "`silt serve`"). So far
-//! the protocol codec (`resp.rs`); the server, its commands and its tests build on it.
-// The codec lands before the server that calls it; its tests use all of it.
-#![allow(
-    dead_code,
-    reason = "the RESP codec lands before `silt serve`, which will use it"
-)]
+//! `silt serve`: the Redis protocol in front of a database (see `docs/serve.md`).
+//!
+//! `resp.rs` is the protocol codec, `commands.rs` the commands, and this module the server:
+//! a listener, one task per connection, and a graceful shutdown on SIGINT/SIGTERM.
 
+mod commands;
 pub mod resp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::BytesMut;
+use clap::Args;
+use silt::{DbBuilder, Settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use self::commands::{Conn, Shared};
+use self::resp::{parse_request, Limits, Reply};
+use crate::exit::UsageError;
+use crate::shared::{LoadDurability, StoreStack};
+
+/// `silt serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback needs a password.
+    #[arg(long, default_value = "127.0.0.1:6379", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// When a write is acknowledged to the client.
+    #[arg(long, value_enum, default_value_t = LoadDurability::Remote)]
+    pub durability: LoadDurability,
+    /// Password clients must give with AUTH (or `SILT_PASSWORD`).
+    #[arg(long, env = "SILT_PASSWORD", value_name = "P", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Most clients connected at once.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_clients: usize,
+    /// Close a client idle this long (0: never).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "D")]
+    pub idle_timeout: Duration,
+}
+
+/// Run the server until SIGINT or SIGTERM; then stop accepting, let every connection finish
+/// the commands it has read, and close the database (making every write durable).
+pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeArgs) -> Result<u8> {
+    if !args.listen.ip().is_loopback() && args.requirepass.is_none() {
+        return Err(UsageError(format!(
+            "refusing to listen on {} without a password: give --requirepass (or SILT_PASSWORD), \
+             or listen on a loopback address",
+            args.listen
+        ))
+        .into());
+    }
+    let durability: silt::Durability = args.durability.into();
+    if durability == silt::Durability::Local {
+        // Local needs one local-log wait per pipeline, which the engine does not offer yet.
+        return Err(UsageError(
+            "silt serve does not support --durability local yet (use remote or buffered)".into(),
+        )
+        .into());
+    }
+    let builder = DbBuilder::from_url(url).with_context(|| format!("cannot open {url}"))?;
+    let db = Arc::new(
+        stack
+            .apply(builder.settings(settings))
+            .open()
+            .await
+            .with_context(|| format!("cannot open {url}"))?,
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr().context("the listener's address")?;
+    eprintln!(
+        "silt serve: listening on {local} ({:?} writes)",
+        args.durability
+    );
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&db),
+        durability,
+        args.requirepass.clone(),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(args.max_clients));
+    let mut conns = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let (shared, stop) = (Arc::clone(&shared), stop_rx.clone());
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    conns.spawn(async move {
+                        refuse(stream, "ERR max number of clients reached").await;
+                    });
+                    continue;
+                };
+                let idle = args.idle_timeout;
+                conns.spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = serve_conn(stream, shared, stop, idle).await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    eprintln!("silt serve: shutting down");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    drop(shared);
+    let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("the database is still in use"))?;
+    db.close().await.context("closing the database")?;
+    Ok(crate::exit::OK)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn refuse(mut stream: TcpStream, msg: &str) {
+    let mut out = Vec::new();
+    Reply::Error(msg.into()).encode(2, &mut out);
+    let _ = stream.write_all(&out).await;
+}
+
+/// Read what the client sent, run every whole command in it in order, make the writes
+/// among them durable once (the pipeline shares one durability wait), then answer them in
+/// order. Until the stop signal: then the commands already read are finished and the
+/// connection is closed.
+async fn serve_conn(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    idle: Duration,
+) -> Result<()> {
+    let limits = Limits::default();
+    // A client may send at most one maximal command beyond what it has been answered.
+    let max_query = limits.max_bulk_bytes + limits.max_inline_bytes;
+    let mut conn = Conn::new(&shared);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        let read = async {
+            if idle.is_zero() {
+                Ok(stream.read_buf(&mut buf).await)
+            } else {
+                tokio::time::timeout(idle, stream.read_buf(&mut buf)).await
+            }
+        };
+        let n = tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            r = read => match r {
+                Ok(r) => r.context("reading from the client")?,
+                Err(_) => return Ok(()), // idle timeout
+            },
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let mut close = false;
+        loop {
+            match parse_request(&mut buf, &limits) {
+                Ok(Some(args)) => {
+                    let reply = conn.execute(&args).await;
+                    conn.push_reply(reply);
+                    if conn.quit {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    conn.push_reply(Reply::Error(format!("ERR {e}")));
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !close && buf.len() > max_query {
+            conn.push_reply(Reply::err("Protocol error: query buffer too big"));
+            close = true;
+        }
+        // The pipeline's writes become durable together, then everything is answered.
+        conn.finish(&mut out).await;
+        stream
+            .write_all(&out)
+            .await
+            .context("writing to the client")?;
+        out.clear();
+        if close {
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+    }
+}

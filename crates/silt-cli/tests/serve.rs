@@ -1,0 +1,324 @@
+//! `silt serve` driven by a client nobody here wrote, `redis-py` (`redis` from `PyPI`, installed by
+//! `scripts/test`). Skipped when Python cannot import `redis`, unless
+//! `SILT_REQUIRE_REDIS_PY=1` (set by `scripts/test`), which makes its absence a failure.
+//!
+//! * every command `silt serve` answers, over RESP2 and RESP3, pipelines and concurrent
+//!   INCRs from many clients summing exactly;
+//! * a password on a non-loopback listen, and AUTH;
+//! * malformed and oversized frames get an error reply and a closed connection;
+//! * a kill -9 of the server while `redis-py` writes: every write it acknowledged is in the
+//!   store afterwards.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+fn redis_py() -> Result<bool> {
+    let ok = Command::new("python3")
+        .args(["-c", "import redis"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("SILT_REQUIRE_REDIS_PY").as_deref() == Ok("1") {
+        bail!("redis-py is required (SILT_REQUIRE_REDIS_PY=1) but `import redis` fails");
+    }
+    if !ok {
+        eprintln!("skipping: python3 cannot import redis (pip install redis; scripts/test does)");
+    }
+    Ok(ok)
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("binding a probe port")?;
+    Ok(l.local_addr().context("the probe's address")?.port())
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    /// Start `silt serve` on a fresh port and wait until it answers PING.
+    fn start(store: &str, extra: &[&str]) -> Result<Server> {
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_silt"))
+            .env_remove("RUST_LOG")
+            .env_remove("SILT_PASSWORD")
+            .args(["--store", store, "serve", "--listen", &listen])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting silt serve")?;
+        let mut server = Server { child, port };
+        // The server prints its listening line once bound.
+        let stderr = server.child.stderr.take().context("the server's stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let first = lines
+            .next()
+            .context("silt serve exited before listening")?
+            .context("reading the server's stderr")?;
+        if !first.contains("listening on") {
+            bail!("silt serve did not start: {first}");
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(server)
+    }
+
+    fn python(&self, script: &str) -> Result<String> {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("PORT", self.port.to_string())
+            .output()
+            .context("running python3")?;
+        if !out.status.success() {
+            bail!(
+                "the redis-py script failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// SIGTERM, then wait: a graceful shutdown exits 0.
+    fn stop(mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("kill -TERM")?;
+        let status = self.child.wait().context("waiting for silt serve")?;
+        if !status.success() {
+            bail!("silt serve exited with {status} after SIGTERM");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const COMMANDS: &str = r#"
+import os, threading, redis
+port = int(os.environ["PORT"])
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    assert r.ping() is True
+    assert r.echo("hi") == b"hi"
+    assert r.set("a", "1") is True
+    assert r.get("a") == b"1" and r.get("missing") is None
+    assert r.set("a", "2", nx=True) is None and r.get("a") == b"1"
+    assert r.set("b", "x", xx=True) is None and r.get("b") is None
+    assert r.set("a", "5", get=True) == b"1"
+    assert r.setnx("a", "9") is False and r.setnx("c", "9") is True
+    assert r.getset("a", "6") == b"5"
+    assert r.mset({"k1": "v1", "k2": "v2"}) is True
+    assert r.msetnx({"k1": "z", "k3": "z"}) is False and r.get("k3") is None
+    assert r.mget("k1", "k2", "zz") == [b"v1", b"v2", None]
+    assert r.append("k1", "++") == 4 and r.strlen("k1") == 4 and r.strlen("zz") == 0
+    assert r.exists("k1", "k2", "zz") == 2
+    assert r.delete("k1", "zz") == 1 and r.unlink("c") == 1
+    assert r.getdel("k2") == b"v2" and r.get("k2") is None
+    assert r.incr("n") == 1 and r.incrby("n", 10) == 11 and r.decr("n") == 10
+    assert r.decrby("n", 20) == -10
+    r.set("s", "text")
+    for bad in (lambda: r.incr("s"), lambda: r.execute_command("FROB", "x"),
+                lambda: r.execute_command("GET"), lambda: r.execute_command("SELECT", "1")):
+        try:
+            bad()
+            raise SystemExit("no error")
+        except redis.ResponseError as e:
+            pass
+    assert r.execute_command("SELECT", "0") in (True, b"OK")
+    assert r.client_setname("me") is True and r.client_getname() in ("me", b"me")
+    p = r.pipeline(transaction=False)
+    for i in range(200):
+        p.set(f"p{i}", i)
+    p.get("p199")
+    res = p.execute()
+    assert all(x is True for x in res[:200]) and res[200] == b"199"
+    r.delete("n", "s", "a", "b", "k3")
+r = redis.Redis(port=port)
+r.set("ctr", 0)
+def work():
+    c = redis.Redis(port=port)
+    for _ in range(200):
+        c.incr("ctr")
+ts = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+assert r.get("ctr") == b"1600", r.get("ctr")
+print("ok")
+"#;
+
+#[test]
+fn redis_py_commands_over_resp2_and_resp3() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &[])?;
+    assert_eq!(server.python(COMMANDS)?.trim(), "ok");
+    server.stop()?;
+    // The writes are in the store: a plain `silt get` after the server closed.
+    let out = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["--store", &store, "get", "ctr"])
+        .output()
+        .context("silt get")?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1600\n");
+    Ok(())
+}
+
+#[test]
+fn a_password_is_required_off_loopback_and_checked_by_auth() -> Result<()> {
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .env_remove("SILT_PASSWORD")
+        .args(["--store", &store, "serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .context("silt serve on 0.0.0.0")?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a password"));
+
+    if !redis_py()? {
+        return Ok(());
+    }
+    let server = Server::start(&store, &["--requirepass", "s3cret"])?;
+    let out = server.python(
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+try:
+    redis.Redis(port=port).get("a")
+    raise SystemExit("no NOAUTH")
+except redis.AuthenticationError:
+    pass
+try:
+    redis.Redis(port=port, password="wrong").ping()
+    raise SystemExit("wrong password accepted")
+except redis.AuthenticationError:
+    pass
+assert redis.Redis(port=port, password="s3cret").set("a", "1")
+assert redis.Redis(port=port, password="s3cret", protocol=3).get("a") == b"1"
+print("ok")
+"#,
+    )?;
+    assert_eq!(out.trim(), "ok");
+    server.stop()
+}
+
+/// Raw frames: the server answers a malformed one with an error and closes the connection.
+#[test]
+fn malformed_frames_get_an_error_and_a_closed_connection() -> Result<()> {
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &[])?;
+    for frame in [
+        &b"*1\r\n$-5\r\n"[..],
+        b"*1\r\n+PING\r\n",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nkXY\r\n",
+        b"*99999999999\r\n",
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .context("read timeout")?;
+        s.write_all(frame).context("write")?;
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply)
+            .context("read until the server closes")?;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.starts_with("-ERR Protocol error"),
+            "{frame:?}: {reply}"
+        );
+    }
+    // The server is still fine.
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+    s.write_all(b"PING\r\n").context("write")?;
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).context("read PONG")?;
+    assert_eq!(&buf, b"+PONG\r\n");
+    server.stop()
+}
+
+/// kill -9 of the server while redis-py writes (Remote durability): every key redis-py saw
+/// acknowledged is in the store afterwards.
+#[test]
+fn acknowledged_writes_survive_a_kill_9_of_the_server() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let mut server = Server::start(&store, &[])?;
+    let mut writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, redis
+r = redis.Redis(port=int(os.environ["PORT"]))
+i = 0
+while True:
+    p = r.pipeline(transaction=False)
+    keys = [f"k{i + j:08}" for j in range(10)]
+    for k in keys:
+        p.set(k, "v" + k)
+    p.execute()
+    for k in keys:
+        print(k, flush=True)
+    i += 10
+"#,
+        )
+        .env("PORT", server.port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the redis-py writer")?;
+    let stdout = writer.stdout.take().context("the writer's stdout")?;
+    let mut acked = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading the writer")?;
+        acked.push(line);
+        if acked.len() == 300 {
+            server.child.kill().context("kill -9 the server")?;
+            server.child.wait().context("reap the server")?;
+        }
+    }
+    let _ = writer.wait();
+    assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
+    let out = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["--store", &store, "scan", "--prefix", "k"])
+        .output()
+        .context("silt scan")?;
+    let stored = String::from_utf8_lossy(&out.stdout);
+    let stored: std::collections::HashSet<&str> = stored
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|k| !stored.contains(k.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged keys lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    Ok(())
+}
