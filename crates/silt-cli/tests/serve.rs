@@ -42,8 +42,12 @@ struct Server {
 }
 
 impl Server {
-    /// Start `silt serve` on a fresh port and wait until it answers PING.
+    /// Start `silt serve` on a fresh port and wait until it listens.
     fn start(store: &str, extra: &[&str]) -> Result<Server> {
+        Self::start_with_env(store, extra, &[])
+    }
+
+    fn start_with_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_silt"))
@@ -51,6 +55,7 @@ impl Server {
             .env_remove("SILT_PASSWORD")
             .args(["--store", store, "serve", "--listen", &listen])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -256,16 +261,28 @@ fn malformed_frames_get_an_error_and_a_closed_connection() -> Result<()> {
     server.stop()
 }
 
-/// kill -9 of the server while redis-py writes (Remote durability): every key redis-py saw
-/// acknowledged is in the store afterwards.
+/// kill -9 of the server while redis-py writes pipelines of 10, with Remote and with Local
+/// durability: every key redis-py saw acknowledged is in the store afterwards.
 #[test]
 fn acknowledged_writes_survive_a_kill_9_of_the_server() -> Result<()> {
     if !redis_py()? {
         return Ok(());
     }
+    for durability in ["remote", "local"] {
+        kill_9_under_load(durability).with_context(|| format!("--durability {durability}"))?;
+    }
+    Ok(())
+}
+
+fn kill_9_under_load(durability: &str) -> Result<()> {
     let dir = tempfile::tempdir().context("tempdir")?;
     let store = format!("file://{}", dir.path().join("db").display());
-    let mut server = Server::start(&store, &[])?;
+    let local_log = dir.path().join("local-log");
+    let mut server = Server::start_with_env(
+        &store,
+        &["--durability", durability],
+        &[("SILT_LOCAL_LOG__DIR", local_log.to_str().context("path")?)],
+    )?;
     let mut writer = Command::new("python3")
         .arg("-c")
         .arg(
@@ -301,11 +318,21 @@ while True:
     }
     let _ = writer.wait();
     assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
-    let out = Command::new(env!("CARGO_BIN_EXE_silt"))
-        .args(["--store", &store, "scan", "--prefix", "k"])
-        .output()
-        .context("silt scan")?;
-    let stored = String::from_utf8_lossy(&out.stdout);
+    // A writer's open replays the local log (a read-only scan would not).
+    let silt = |args: &[&str]| -> Result<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_silt"))
+            .env("SILT_LOCAL_LOG__DIR", &local_log)
+            .args(["--store", &store])
+            .args(args)
+            .output()
+            .with_context(|| format!("silt {args:?}"))?;
+        if !out.status.success() {
+            bail!("silt {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    silt(&["compact"])?;
+    let stored = silt(&["scan", "--prefix", "k"])?;
     let stored: std::collections::HashSet<&str> = stored
         .lines()
         .filter_map(|l| l.split('\t').next())

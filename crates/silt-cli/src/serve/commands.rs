@@ -2,8 +2,9 @@
 //!
 //! Every write is applied under one server-wide lock (so a read-modify-write command such
 //! as INCR is atomic against every other write) with `Buffered` durability; the connection
-//! then makes the pipeline's writes durable with one `Db::flush` before it answers any of
-//! them (`Conn::finish`), so N pipelined writes cost one durability wait.
+//! then makes the pipeline's writes durable with one `Db::flush` (Remote) or
+//! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N pipelined
+//! writes cost one durability wait.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -101,8 +102,13 @@ impl Conn {
     /// Make this pipeline's writes durable (one wait), then encode every reply into `out`.
     /// If that fails, every write's reply becomes the error: none of them is acknowledged.
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
-        if std::mem::take(&mut self.wrote) && self.shared.durability != Durability::Buffered {
-            if let Err(e) = self.shared.db.flush().await {
+        if std::mem::take(&mut self.wrote) {
+            let durable = match self.shared.durability {
+                Durability::Remote => self.shared.db.flush().await,
+                Durability::Local => self.shared.db.flush_local().await,
+                _ => Ok(()),
+            };
+            if let Err(e) = durable {
                 let msg = format!("ERR write not acknowledged: {e}");
                 for r in &mut self.replies {
                     *r = Reply::Error(msg.clone());

@@ -55,10 +55,11 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         .into());
     }
     let durability: silt::Durability = args.durability.into();
-    if durability == silt::Durability::Local {
-        // Local needs one local-log wait per pipeline, which the engine does not offer yet.
+    if durability == silt::Durability::Local && settings.local_log.is_none() {
         return Err(UsageError(
-            "silt serve does not support --durability local yet (use remote or buffered)".into(),
+            "--durability local needs a local log (`local_log` in --settings, or \
+             SILT_LOCAL_LOG__DIR)"
+                .into(),
         )
         .into());
     }

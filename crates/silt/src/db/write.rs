@@ -173,6 +173,23 @@ impl Db {
         }
     }
 
+    /// Make every write acknowledged so far durable in the local log, as if each had been
+    /// written with [`Durability::Local`]: one group commit (an `fdatasync`) covers them
+    /// all; concurrent calls share it. `silt serve --durability local` calls it once per
+    /// pipeline.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] without `settings.local_log`; the local log's errors.
+    pub async fn flush_local(&self) -> Result<()> {
+        self.inner.check_open()?;
+        match &self.inner.local {
+            Some(local) => local.flush().await,
+            None => Err(Error::InvalidInput(
+                "flush_local needs a local log (settings.local_log)".into(),
+            )),
+        }
+    }
+
     /// Freeze the memtable and write every frozen memtable to L0 SSTs now (also advances the
     /// manifest's WAL replay point).
     ///
