@@ -55,6 +55,10 @@ impl Server {
             .env_remove("SILT_PASSWORD")
             .args(["--store", store, "serve", "--listen", &listen])
             .args(extra)
+            // A short WAL linger and a large PUT budget: Remote writes are answered in
+            // milliseconds, so the tests run fast (the defaults wait up to 100 ms).
+            .env("SILT_WAL__FLUSH_INTERVAL", "5ms")
+            .env("SILT_WAL__MAX_PUTS_PER_SEC", "1000")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

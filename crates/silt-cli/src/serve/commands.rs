@@ -2,7 +2,7 @@
 //!
 //! Every write is applied under one server-wide lock (so a read-modify-write command such
 //! as INCR is atomic against every other write) with `Buffered` durability; the connection
-//! then makes the pipeline's writes durable with one `Db::flush` (Remote) or
+//! then makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
 //! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N pipelined
 //! writes cost one durability wait.
 
@@ -104,7 +104,7 @@ impl Conn {
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
         if std::mem::take(&mut self.wrote) {
             let durable = match self.shared.durability {
-                Durability::Remote => self.shared.db.flush().await,
+                Durability::Remote => self.shared.db.wait_remote().await,
                 Durability::Local => self.shared.db.flush_local().await,
                 _ => Ok(()),
             };

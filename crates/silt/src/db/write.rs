@@ -173,6 +173,23 @@ impl Db {
         }
     }
 
+    /// Wait until every write acknowledged so far is durable in the object store, as if each
+    /// had been written with [`Durability::Remote`]. Unlike [`Db::flush`] it does not seal
+    /// the open WAL segment early: the WAL keeps its linger (`wal.flush_interval`) and PUT
+    /// budget, so its objects stay few and well filled. `silt serve --durability remote`
+    /// calls it once per pipeline.
+    ///
+    /// # Errors
+    /// As a `Remote` write's: store errors past the deadline, [`Error::Fenced`].
+    pub async fn wait_remote(&self) -> Result<()> {
+        self.inner.check_open()?;
+        let Some(wal) = &self.inner.wal else {
+            return Ok(());
+        };
+        let last = self.inner.visible_seq.load(Ordering::Acquire);
+        wal.wait_durable(last).await
+    }
+
     /// Make every write acknowledged so far durable in the local log, as if each had been
     /// written with [`Durability::Local`]: one group commit (an `fdatasync`) covers them
     /// all; concurrent calls share it. `silt serve --durability local` calls it once per
