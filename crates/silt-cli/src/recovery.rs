@@ -20,11 +20,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
-use futures::TryStreamExt;
 use serde::Serialize;
+use silt::inspect::inspect;
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
+use silt::objstore::Storage;
 use silt::{Db, Settings};
 
 use crate::exit::UsageError;
@@ -128,16 +129,6 @@ async fn simulate(
     Ok(flushes)
 }
 
-async fn count(store: &Arc<dyn ObjectStore>, dir: &str) -> Result<usize> {
-    let prefix = Path::from(format!("{ROOT}/{dir}"));
-    let listed: Vec<_> = store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .with_context(|| format!("listing {prefix}"))?;
-    Ok(listed.len())
-}
-
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -180,8 +171,10 @@ async fn run_one(
     .await
     .map_err(|e| anyhow!("the simulated writer panicked: {e}"))??;
     let simulate_wall_secs = wall.elapsed().as_secs_f64();
-    let wal_objects = count(&mem, "wal").await?;
-    let sst_objects = count(&mem, "sst").await?;
+    let crashed = inspect(&Storage::new(Arc::clone(&mem), Path::from(ROOT)))
+        .await
+        .context("inspecting the crashed store")?;
+    let (wal_objects, sst_objects) = (crashed.wal_segments, crashed.sst_objects);
 
     let (mut open_secs, mut segments_replayed) = (Vec::new(), Vec::new());
     for _ in 0..a.opens {

@@ -151,10 +151,6 @@ impl Conn {
         }
     }
 
-    #[allow(
-        clippy::too_many_lines,
-        reason = "one arm per command reads best as a table"
-    )]
     async fn dispatch(&mut self, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
         let n = a.len();
         Ok(match name {

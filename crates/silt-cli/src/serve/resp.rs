@@ -9,7 +9,7 @@
 //! holds plus the declared sizes it accepted, each within [`Limits`].
 //!
 //! Replies are [`Reply`] values, encoded for the connection's protocol version by
-//! [`Reply::encode`]: RESP3 types (null, map, boolean, double) fall back to their RESP2
+//! [`Reply::encode`]: the RESP3 types used so far (null, map) fall back to their RESP2
 //! forms on a RESP2 connection, as Redis does.
 
 use std::fmt;
@@ -178,10 +178,6 @@ fn parse_multibulk(
 
 /// A reply, in RESP3's terms.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(
-    dead_code,
-    reason = "every RESP3 type is encoded; EXEC and INFO, still to come, use the last three"
-)]
 pub enum Reply {
     /// `+OK`.
     Simple(String),
@@ -193,16 +189,10 @@ pub enum Reply {
     Bulk(Bytes),
     /// RESP3 `_`; RESP2 `$-1`.
     Null,
-    /// A null array: RESP3 `_`; RESP2 `*-1`.
-    NullArray,
     /// `*N`.
     Array(Vec<Reply>),
     /// RESP3 `%N`; RESP2 a flat array of key, value, ...
     Map(Vec<(Reply, Reply)>),
-    /// RESP3 `#t`/`#f`; RESP2 `:1`/`:0`.
-    Boolean(bool),
-    /// RESP3 `,1.5`; RESP2 a bulk string.
-    Double(f64),
 }
 
 impl Reply {
@@ -231,9 +221,8 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
                 Ok(())
             }
-            Reply::Null | Reply::NullArray if v3 => write!(out, "_\r\n"),
+            Reply::Null if v3 => write!(out, "_\r\n"),
             Reply::Null => write!(out, "$-1\r\n"),
-            Reply::NullArray => write!(out, "*-1\r\n"),
             Reply::Array(items) => {
                 let _ = write!(out, "*{}\r\n", items.len());
                 for i in items {
@@ -252,13 +241,6 @@ impl Reply {
                     v.encode(resp, out);
                 }
                 Ok(())
-            }
-            Reply::Boolean(b) if v3 => write!(out, "#{}\r\n", if *b { 't' } else { 'f' }),
-            Reply::Boolean(b) => write!(out, ":{}\r\n", i64::from(*b)),
-            Reply::Double(d) if v3 => write!(out, ",{d}\r\n"),
-            Reply::Double(d) => {
-                let s = d.to_string();
-                write!(out, "${}\r\n{s}\r\n", s.len())
             }
         };
     }
@@ -361,13 +343,13 @@ mod tests {
     fn replies_in_resp2_and_resp3() {
         let r = Reply::Map(vec![(
             Reply::Simple("a".into()),
-            Reply::Array(vec![Reply::Null, Reply::Boolean(true), Reply::Double(1.5)]),
+            Reply::Array(vec![Reply::Null, Reply::Integer(7)]),
         )]);
         let (mut v2, mut v3) = (Vec::new(), Vec::new());
         r.encode(2, &mut v2);
         r.encode(3, &mut v3);
-        assert_eq!(v2, b"*2\r\n+a\r\n*3\r\n$-1\r\n:1\r\n$3\r\n1.5\r\n");
-        assert_eq!(v3, b"%1\r\n+a\r\n*3\r\n_\r\n#t\r\n,1.5\r\n");
+        assert_eq!(v2, b"*2\r\n+a\r\n*2\r\n$-1\r\n:7\r\n");
+        assert_eq!(v3, b"%1\r\n+a\r\n*2\r\n_\r\n:7\r\n");
         let mut e = Vec::new();
         Reply::err("bad\r\nthing").encode(2, &mut e);
         assert_eq!(e, b"-ERR bad  thing\r\n");
