@@ -30,4 +30,6 @@ pub mod wal;
 
 pub use compress::Compression;
 pub use error::{FormatError, Result};
-pub use key::{cmp_internal, Entry, SeqNo, ValueKind};
+pub use key::{
+    cmp_internal, encode_expiring, split_expiring, Entry, SeqNo, ValueKind, EXPIRY_BYTES,
+};

@@ -32,8 +32,11 @@ const WHAT: &str = "local log group";
 
 /// Magic at the start of every group header.
 pub const LOCAL_LOG_MAGIC: [u8; 2] = *b"SL";
-/// Group format version written by this crate and the only one it reads.
-pub const LOCAL_LOG_VERSION: u8 = 1;
+/// Group format version written by this crate. Version 2 added expiring puts
+/// ([`crate::ValueKind::PutExpiring`]); version 1 groups (which never hold one) are read.
+pub const LOCAL_LOG_VERSION: u8 = 2;
+/// Oldest group format version this crate reads.
+pub const LOCAL_LOG_MIN_READ_VERSION: u8 = 1;
 /// Size of the blocks groups are aligned to and padded to (sparse mode).
 pub const LOCAL_BLOCK_SIZE: usize = 4096;
 /// magic 2 | version 1 | flags 1 | generation 4 | `first_seq` 8 | `last_seq` 8 |
@@ -187,7 +190,7 @@ pub fn decode_group_header(bytes: &[u8]) -> Result<GroupHeader, GroupEnd> {
     if h[0..2] != LOCAL_LOG_MAGIC {
         return garbage(format!("bad magic {:02x}{:02x}", h[0], h[1]));
     }
-    if h[2] != LOCAL_LOG_VERSION {
+    if !(LOCAL_LOG_MIN_READ_VERSION..=LOCAL_LOG_VERSION).contains(&h[2]) {
         return garbage(format!("unsupported version {}", h[2]));
     }
     if h[3] & !FLAG_PADDED != 0 {
@@ -495,8 +498,8 @@ mod tests {
             });
         assert_eq!(
             hex,
-            "534c01010100000005000000000000000500000000000000\
-             0f0000000100000041e65ae7010000000101000000010000006b76"
+            "534c02010100000005000000000000000500000000000000\
+             0f00000001000000928bea54010000000101000000010000006b76"
         );
         assert_eq!(out.len(), 4096);
     }
@@ -698,7 +701,7 @@ mod tests {
         b[3] = 0x80;
         assert!(matches!(decode_group_header(&b), Err(GroupEnd::Garbage(_))));
         let mut b = good.encode(&payload);
-        b[2] = 2;
+        b[2] = 3;
         assert!(matches!(decode_group_header(&b), Err(GroupEnd::Garbage(_))));
         assert_eq!(decode_group_header(&[0u8; 36]), Err(GroupEnd::Zeroed));
         assert_eq!(decode_group_header(&[0u8; 35]), Err(GroupEnd::EndOfData));

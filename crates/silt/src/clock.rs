@@ -43,3 +43,40 @@ impl Clock for TokioClock {
         tokio::time::sleep_until(deadline)
     }
 }
+
+/// A clock whose wall time moves only when told, for tests of expiry
+/// ([`crate::Expiry`]): timers are tokio's, as with [`TokioClock`].
+#[derive(Debug)]
+pub struct ManualWallClock {
+    millis: std::sync::atomic::AtomicU64,
+}
+
+impl ManualWallClock {
+    /// A clock whose wall time starts at `unix_millis`.
+    pub fn new(unix_millis: u64) -> Self {
+        ManualWallClock {
+            millis: std::sync::atomic::AtomicU64::new(unix_millis),
+        }
+    }
+
+    /// Move the wall time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.millis
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualWallClock {
+    fn now(&self) -> Instant {
+        TokioClock.now()
+    }
+
+    fn unix_millis(&self) -> u64 {
+        self.millis.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> tokio::time::Sleep {
+        TokioClock.sleep_until(deadline)
+    }
+}

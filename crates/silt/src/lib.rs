@@ -56,8 +56,8 @@ pub use config::{
     MAX_VALUE_BYTES,
 };
 pub use db::{
-    Db, DbBuilder, DbStats, Durability, EngineSnapshot, GcReport, Metrics, Snapshot, WriteBatch,
-    WriteOptions,
+    Db, DbBuilder, DbStats, Durability, EngineSnapshot, Expiry, GcReport, Metrics, Snapshot,
+    WriteBatch, WriteOptions,
 };
 pub use error::{CloseReason, Error, ErrorKind, Result};
 #[doc(hidden)] // Counts of live engine objects, for the leak tests.

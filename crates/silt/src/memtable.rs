@@ -33,8 +33,13 @@ impl PartialOrd for InternalKey {
     }
 }
 
-/// A stored version: `None` is a tombstone.
-pub(crate) type Slot = Option<Bytes>;
+/// A stored version: its kind and its value as stored (empty for a tombstone, expiry then
+/// value for an expiring put).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub kind: ValueKind,
+    pub value: Bytes,
+}
 
 /// One memtable. Inserts are concurrent; the write path inserts under its own lock so
 /// sequence numbers arrive in order.
@@ -56,9 +61,12 @@ impl Memtable {
         }
     }
 
-    pub fn insert(&self, key: Bytes, seq: SeqNo, value: Slot) {
-        let size = key.len() + value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD;
-        self.map.insert(InternalKey { key, seq }, value);
+    /// Insert one version; a Delete's value is dropped.
+    pub fn insert(&self, key: Bytes, seq: SeqNo, kind: ValueKind, value: Bytes) {
+        let value = if kind.is_put() { value } else { Bytes::new() };
+        let size = key.len() + value.len() + ENTRY_OVERHEAD;
+        self.map
+            .insert(InternalKey { key, seq }, Slot { kind, value });
         self.bytes.fetch_add(size, AtomicOrdering::Relaxed);
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
     }
@@ -77,7 +85,7 @@ impl Memtable {
         self.max_seq.load(AtomicOrdering::Relaxed)
     }
 
-    /// The newest version of `key` with sequence `<= seq`: `Some(None)` is a tombstone.
+    /// The newest version of `key` with sequence `<= seq` (tombstones included).
     pub fn get(&self, key: &[u8], seq: SeqNo) -> Option<Slot> {
         let probe = InternalKey {
             key: Bytes::copy_from_slice(key),
@@ -129,19 +137,11 @@ impl Memtable {
 }
 
 fn to_entry(k: &InternalKey, v: &Slot) -> Entry {
-    match v {
-        Some(value) => Entry {
-            key: k.key.clone(),
-            seq: k.seq,
-            kind: ValueKind::Put,
-            value: value.clone(),
-        },
-        None => Entry {
-            key: k.key.clone(),
-            seq: k.seq,
-            kind: ValueKind::Delete,
-            value: Bytes::new(),
-        },
+    Entry {
+        key: k.key.clone(),
+        seq: k.seq,
+        kind: v.kind,
+        value: v.value.clone(),
     }
 }
 
@@ -149,17 +149,38 @@ fn to_entry(k: &InternalKey, v: &Slot) -> Entry {
 mod tests {
     use super::*;
 
+    fn put(v: &'static [u8]) -> Slot {
+        Slot {
+            kind: ValueKind::Put,
+            value: Bytes::from_static(v),
+        }
+    }
+
+    fn ins(m: &Memtable, k: &'static [u8], seq: SeqNo, s: Slot) {
+        m.insert(Bytes::from_static(k), seq, s.kind, s.value);
+    }
+
     #[test]
     fn versions_and_tombstones() {
         let m = Memtable::new();
-        m.insert(Bytes::from_static(b"a"), 1, Some(Bytes::from_static(b"v1")));
-        m.insert(Bytes::from_static(b"a"), 3, None);
-        m.insert(Bytes::from_static(b"a"), 5, Some(Bytes::from_static(b"v5")));
-        m.insert(Bytes::from_static(b"b"), 2, Some(Bytes::from_static(b"w")));
+        let tomb = Slot {
+            kind: ValueKind::Delete,
+            value: Bytes::new(),
+        };
+        ins(&m, b"a", 1, put(b"v1"));
+        // A tombstone's value is dropped, whatever the caller passes.
+        m.insert(
+            Bytes::from_static(b"a"),
+            3,
+            ValueKind::Delete,
+            Bytes::from_static(b"x"),
+        );
+        ins(&m, b"a", 5, put(b"v5"));
+        ins(&m, b"b", 2, put(b"w"));
         assert_eq!(m.get(b"a", 0), None);
-        assert_eq!(m.get(b"a", 1), Some(Some(Bytes::from_static(b"v1"))));
-        assert_eq!(m.get(b"a", 4), Some(None));
-        assert_eq!(m.get(b"a", 9), Some(Some(Bytes::from_static(b"v5"))));
+        assert_eq!(m.get(b"a", 1), Some(put(b"v1")));
+        assert_eq!(m.get(b"a", 4), Some(tomb));
+        assert_eq!(m.get(b"a", 9), Some(put(b"v5")));
         assert_eq!(m.get(b"c", 9), None);
         assert_eq!(m.max_seq(), 5);
         let all: Vec<_> = m.iter().map(|e| (e.key, e.seq)).collect();
@@ -178,7 +199,12 @@ mod tests {
     fn resumable_ranges() {
         let m = Memtable::new();
         for (i, k) in [b"a", b"b", b"c"].iter().enumerate() {
-            m.insert(Bytes::from_static(*k), i as u64 + 1, None);
+            m.insert(
+                Bytes::from_static(*k),
+                i as u64 + 1,
+                ValueKind::Delete,
+                Bytes::new(),
+            );
         }
         let first = m.entries_after(None, Bound::Excluded(b"a"), 1);
         assert_eq!(first[0].key.as_ref(), b"b");

@@ -11,9 +11,7 @@ use silt::{Db, Durability, ErrorKind, Settings, WriteOptions};
 use silt_format::block::decode_block_frame;
 use silt_format::sst::{Footer, IndexBlock};
 
-const BUFFERED: WriteOptions = WriteOptions {
-    durability: Durability::Buffered,
-};
+const BUFFERED: WriteOptions = WriteOptions::with_durability(Durability::Buffered);
 
 fn url(dir: &Path) -> String {
     format!("file://{}", dir.display())

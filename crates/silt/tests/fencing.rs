@@ -37,9 +37,7 @@ async fn open(store: &Arc<dyn ObjectStore>) -> Result<Db> {
         .context("open")
 }
 
-const BUFFERED: WriteOptions = WriteOptions {
-    durability: Durability::Buffered,
-};
+const BUFFERED: WriteOptions = WriteOptions::with_durability(Durability::Buffered);
 
 /// Writes acknowledged by A: some flushed to an SST, some only in the WAL (one of them a
 /// `Buffered` write made durable by `flush()`), a batch and a delete.

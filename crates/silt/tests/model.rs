@@ -1,6 +1,8 @@
 //! Model-based test: random operation sequences against the database and a `BTreeMap`
 //! model, including snapshots, memtable flushes, compactions, GC passes and reopens (clean
 //! and crash-like) on one `InMemory` store. Tiny memtables, segments and blocks make SSTs appear within a case.
+//! Puts may carry an expiry, judged by a wall clock the test moves (`AdvanceClock`): the model
+//! hides a value from the moment its expiry comes, through flushes, compactions and reopens.
 //!
 //! The proptest seed is fixed and failure persistence is off, so every run executes the same
 //! cases; a failure prints the shrunk operation sequence.
@@ -13,12 +15,27 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
+use silt::clock::{Clock, ManualWallClock};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::ObjectStore;
-use silt::{Db, Durability, Settings, Snapshot, WriteBatch, WriteOptions};
+use silt::{Db, Durability, Expiry, Settings, Snapshot, WriteBatch, WriteOptions};
 
+/// What a reader sees: live keys and values.
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// What was written: each key's value and its expiry (Unix milliseconds), if any.
+type Stored = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+
+/// The model's view at `now`: values whose expiry has come (`at <= now`) are gone.
+fn visible(s: &Stored, now: u64) -> Model {
+    s.iter()
+        .filter(|(_, (_, at))| at.is_none_or(|at| at > now))
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The wall clock's start: 2026-12-01, in Unix milliseconds.
+const WALL_START: u64 = 1_796_083_200_000;
 
 /// Keys are 1..=3 symbols over {a, b, 0xff}: 39 keys with shared prefixes, and 0xff to
 /// exercise prefix-range end computation.
@@ -81,9 +98,18 @@ fn read_strategy() -> impl Strategy<Value = Read> {
     ]
 }
 
+/// A key with a value and its time to live (ms), or `None` for a delete.
+type ExpiringOp = (Vec<u8>, Option<(Vec<u8>, u64)>);
+
 #[derive(Clone, Debug)]
 enum Op {
     Put(Vec<u8>, Vec<u8>, bool),
+    /// A put that expires this many milliseconds after the wall clock's time.
+    PutExpiring(Vec<u8>, Vec<u8>, u64, bool),
+    /// A batch of expiring puts (relative expiries) and deletes.
+    BatchExpiring(Vec<ExpiringOp>, bool),
+    /// Move the wall clock forward this many milliseconds.
+    AdvanceClock(u64),
     Delete(Vec<u8>, bool),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>, bool),
     Read(Read),
@@ -108,6 +134,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let buffered = || prop::bool::weighted(0.25);
     prop_oneof![
         10 => (key_strategy(), value_strategy(), buffered()).prop_map(|(k, v, b)| Op::Put(k, v, b)),
+        4 => (key_strategy(), value_strategy(), 0u64..3_000, buffered())
+            .prop_map(|(k, v, ttl, b)| Op::PutExpiring(k, v, ttl, b)),
+        1 => (
+            prop::collection::vec(
+                (key_strategy(), prop::option::weighted(0.7, (value_strategy(), 0u64..3_000))),
+                1..6,
+            ),
+            buffered()
+        )
+            .prop_map(|(ops, b)| Op::BatchExpiring(ops, b)),
+        3 => (0u64..2_000).prop_map(Op::AdvanceClock),
         4 => (key_strategy(), buffered()).prop_map(|(k, b)| Op::Delete(k, b)),
         3 => (
             prop::collection::vec((key_strategy(), prop::option::weighted(0.7, value_strategy())), 1..8),
@@ -238,14 +275,18 @@ async fn db_read(r: Reader<'_>, read: &Read) -> Result<(Option<Vec<u8>>, Pairs)>
     }
 }
 
-async fn open(store: &Arc<dyn ObjectStore>, flush_on_close: bool) -> Result<Db> {
-    Db::open_with_store(
-        Arc::clone(store),
-        Path::from("model"),
-        settings(flush_on_close),
-    )
-    .await
-    .context("open")
+async fn open(
+    store: &Arc<dyn ObjectStore>,
+    flush_on_close: bool,
+    wall: &Arc<ManualWallClock>,
+) -> Result<Db> {
+    let clock: Arc<dyn Clock> = Arc::clone(wall) as Arc<dyn Clock>;
+    Db::builder(Arc::clone(store), Path::from("model"))
+        .settings(settings(flush_on_close))
+        .clock(clock)
+        .open()
+        .await
+        .context("open")
 }
 
 async fn full_scan(db: &Db) -> Result<Pairs> {
@@ -258,15 +299,16 @@ async fn full_scan(db: &Db) -> Result<Pairs> {
     ))
 }
 
-fn model_pairs(m: &Model) -> Pairs {
-    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+fn model_pairs(s: &Stored, now: u64) -> Pairs {
+    visible(s, now).into_iter().collect()
 }
 
 async fn run(ops: Vec<Op>) -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let mut db = open(&store, false).await?;
-    let mut model = Model::new();
-    let mut snapshots: Vec<(Snapshot, Model)> = Vec::new();
+    let wall = Arc::new(ManualWallClock::new(WALL_START));
+    let mut db = open(&store, false, &wall).await?;
+    let mut model = Stored::new();
+    let mut snapshots: Vec<(Snapshot, Stored)> = Vec::new();
     let mut buffered_pending = false;
     for (step, op) in ops.into_iter().enumerate() {
         match op {
@@ -274,8 +316,40 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                 db.put_with(&k, &v, &opts(b))
                     .await
                     .with_context(|| format!("step {step}: put_with {k:?}"))?;
-                model.insert(k, v);
+                model.insert(k, (v, None));
                 buffered_pending |= b;
+            }
+            Op::PutExpiring(k, v, ttl, b) => {
+                let at = wall.unix_millis() + ttl;
+                let o = opts(b).expiring(Expiry::After(Duration::from_millis(ttl)));
+                db.put_with(&k, &v, &o)
+                    .await
+                    .with_context(|| format!("step {step}: put_with {k:?} expiring"))?;
+                model.insert(k, (v, Some(at)));
+                buffered_pending |= b;
+            }
+            Op::BatchExpiring(entries, b) => {
+                let now = wall.unix_millis();
+                let mut batch = WriteBatch::new();
+                for (k, v) in &entries {
+                    match v {
+                        Some((v, ttl)) => batch.put_expiring(k, v, now + ttl),
+                        None => batch.delete(k),
+                    };
+                }
+                db.write_with(batch, &opts(b))
+                    .await
+                    .with_context(|| format!("step {step}: write_with expiring"))?;
+                for (k, v) in entries {
+                    match v {
+                        Some((v, ttl)) => model.insert(k, (v, Some(now + ttl))),
+                        None => model.remove(&k),
+                    };
+                }
+                buffered_pending |= b;
+            }
+            Op::AdvanceClock(ms) => {
+                wall.advance(Duration::from_millis(ms));
             }
             Op::Delete(k, b) => {
                 db.delete_with(&k, &opts(b))
@@ -297,7 +371,7 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                     .with_context(|| format!("step {step}: write_with"))?;
                 for (k, v) in entries {
                     match v {
-                        Some(v) => model.insert(k, v),
+                        Some(v) => model.insert(k, (v, None)),
                         None => model.remove(&k),
                     };
                 }
@@ -307,7 +381,8 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                 let got = db_read(Reader::Db(&db), &r)
                     .await
                     .with_context(|| format!("step {step}: {r:?}"))?;
-                assert_eq!(got, model_read(&model, &r), "step {step}: {r:?}");
+                let want = model_read(&visible(&model, wall.unix_millis()), &r);
+                assert_eq!(got, want, "step {step}: {r:?}");
             }
             Op::TakeSnapshot => {
                 snapshots.push((db.snapshot(), model.clone()));
@@ -323,7 +398,8 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                 let got = db_read(Reader::Snap(snap), &r)
                     .await
                     .with_context(|| format!("step {step}: snapshot read {r:?}"))?;
-                assert_eq!(got, model_read(m, &r), "step {step}: snapshot read {r:?}");
+                let want = model_read(&visible(m, wall.unix_millis()), &r);
+                assert_eq!(got, want, "step {step}: snapshot read {r:?}");
             }
             Op::Flush => {
                 db.flush()
@@ -363,20 +439,24 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                 } else {
                     drop(db);
                 }
-                db = open(&store, flush_on_close)
+                db = open(&store, flush_on_close, &wall)
                     .await
                     .with_context(|| format!("step {step}: reopen"))?;
                 assert_eq!(
                     full_scan(&db)
                         .await
                         .with_context(|| format!("step {step}: after reopen"))?,
-                    model_pairs(&model),
+                    model_pairs(&model, wall.unix_millis()),
                     "step {step}: after reopen"
                 );
             }
         }
     }
-    assert_eq!(full_scan(&db).await?, model_pairs(&model), "at the end");
+    assert_eq!(
+        full_scan(&db).await?,
+        model_pairs(&model, wall.unix_millis()),
+        "at the end"
+    );
     for (snap, m) in &snapshots {
         let got = to_pairs(
             snap.scan::<&[u8]>(..)
@@ -385,15 +465,21 @@ async fn run(ops: Vec<Op>) -> Result<()> {
                 .await
                 .context("snapshot scan at the end")?,
         );
-        assert_eq!(got, model_pairs(m), "snapshot at the end");
+        assert_eq!(
+            got,
+            model_pairs(m, wall.unix_millis()),
+            "snapshot at the end"
+        );
     }
     drop(snapshots);
     db.close().await.context("close at the end")?;
     // Everything is durable after close.
-    let db = open(&store, true).await.context("the final reopen")?;
+    let db = open(&store, true, &wall)
+        .await
+        .context("the final reopen")?;
     assert_eq!(
         full_scan(&db).await?,
-        model_pairs(&model),
+        model_pairs(&model, wall.unix_millis()),
         "after the final reopen"
     );
     db.close().await.context("close after the final reopen")?;

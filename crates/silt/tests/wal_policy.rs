@@ -88,9 +88,7 @@ async fn open(store: &Arc<CountingStore>, settings: Settings) -> Result<Db> {
         .context("open")
 }
 
-const BUFFERED: WriteOptions = WriteOptions {
-    durability: Durability::Buffered,
-};
+const BUFFERED: WriteOptions = WriteOptions::with_durability(Durability::Buffered);
 
 fn metric(db: &Db, f: impl Fn(&silt::WalSnapshot) -> &u64) -> u64 {
     *f(&db.metrics().wal.unwrap())

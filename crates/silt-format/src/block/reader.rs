@@ -163,6 +163,7 @@ impl Block {
         if kind == ValueKind::Delete && value_len != 0 {
             return Err(FormatError::corrupt(WHAT, "tombstone with a value"));
         }
+        kind.check_value_len(value_len, WHAT)?;
         Ok(EntryHeader {
             shared,
             seq,

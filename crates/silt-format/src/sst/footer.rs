@@ -11,8 +11,12 @@ const WHAT: &str = "sst footer";
 /// Magic bytes near the end of every SST.
 pub const SST_MAGIC: [u8; 8] = *b"SILTSST\0";
 
-/// The SST format version written by this crate and the only one it reads.
-pub const SST_FORMAT_VERSION: u16 = 1;
+/// The SST format version written by this crate. Version 2 added expiring puts
+/// ([`crate::ValueKind::PutExpiring`]) to data blocks; version 1 SSTs (which never hold one)
+/// are read.
+pub const SST_FORMAT_VERSION: u16 = 2;
+/// Oldest SST format version this crate reads.
+pub const SST_MIN_READ_VERSION: u16 = 1;
 
 /// Location of a frame inside an SST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -99,7 +103,7 @@ impl Footer {
         if r.take(8)? != SST_MAGIC {
             return Err(FormatError::corrupt(WHAT, "bad magic"));
         }
-        if format_version != SST_FORMAT_VERSION {
+        if !(SST_MIN_READ_VERSION..=SST_FORMAT_VERSION).contains(&format_version) {
             return Err(FormatError::UnsupportedVersion {
                 what: "sst",
                 version: format_version,

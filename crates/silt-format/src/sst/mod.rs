@@ -23,6 +23,6 @@ pub use builder::{
     MIN_TARGET_BLOCK_BYTES,
 };
 pub use file::SstFile;
-pub use footer::{BlockHandle, Footer, SST_FORMAT_VERSION, SST_MAGIC};
+pub use footer::{BlockHandle, Footer, SST_FORMAT_VERSION, SST_MAGIC, SST_MIN_READ_VERSION};
 pub use index::{IndexBlock, IndexEntry};
 pub use props::{decode_props, encode_props, SstProps, PROPS_VERSION};

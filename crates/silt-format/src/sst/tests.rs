@@ -271,11 +271,11 @@ fn newer_version_is_unsupported() {
         filter: BlockHandle { offset: 0, len: 9 },
         props: BlockHandle { offset: 9, len: 9 },
         index: BlockHandle { offset: 18, len: 9 },
-        format_version: 2,
+        format_version: 3,
     };
     assert!(matches!(
         Footer::decode(&f.encode(), 27 + 62),
-        Err(FormatError::UnsupportedVersion { version: 2, .. })
+        Err(FormatError::UnsupportedVersion { version: 3, .. })
     ));
 }
 

@@ -13,5 +13,5 @@ pub use record::{
 };
 pub use segment::{
     decode_segment, decode_segment_header, encode_segment, WalSegment, WalSegmentHeader,
-    WAL_FORMAT_VERSION, WAL_HEADER_SIZE, WAL_MAGIC, WAL_TRAILER_SIZE,
+    WAL_FORMAT_VERSION, WAL_HEADER_SIZE, WAL_MAGIC, WAL_MIN_READ_VERSION, WAL_TRAILER_SIZE,
 };

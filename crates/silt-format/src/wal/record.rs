@@ -167,6 +167,7 @@ pub(crate) fn decode_ops(
         if kind == ValueKind::Delete && value_len != 0 {
             return Err(FormatError::corrupt(what, "delete op with a value"));
         }
+        kind.check_value_len(value_len, what)?;
         let value_start = key_start + key_len;
         ops.push(WalOp {
             kind,

@@ -11,8 +11,11 @@ const WHAT: &str = "wal segment";
 
 /// Magic at the start of every WAL segment.
 pub const WAL_MAGIC: [u8; 8] = *b"SILTWAL\0";
-/// WAL format version written by this crate and the only one it reads.
-pub const WAL_FORMAT_VERSION: u16 = 1;
+/// WAL format version written by this crate. Version 2 added expiring puts
+/// ([`crate::ValueKind::PutExpiring`]); version 1 segments (which never hold one) are read.
+pub const WAL_FORMAT_VERSION: u16 = 2;
+/// Oldest WAL format version this crate reads.
+pub const WAL_MIN_READ_VERSION: u16 = 1;
 /// magic 8 | version 2 | `writer_epoch` 8 | `first_seq` 8 | `last_seq` 8 |
 /// `record_count` 4 | `body_len` 8 | `header_crc` 4.
 pub const WAL_HEADER_SIZE: usize = 8 + 2 + 8 + 8 + 8 + 4 + 8 + 4;
@@ -71,7 +74,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<WalSegmentHeader> {
         return Err(FormatError::corrupt(WHAT, "bad magic"));
     }
     let version = r.u16()?;
-    if version != WAL_FORMAT_VERSION {
+    if !(WAL_MIN_READ_VERSION..=WAL_FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion {
             what: "wal",
             version,

@@ -120,13 +120,13 @@ fn segment_snapshot() {
     };
     let expected = concat!(
         "53494c5457414c00",
-        "0100",
+        "0200",
         "0100000000000000",
         "0500000000000000",
         "0500000000000000",
         "01000000",
         "1f00000000000000",
-        "e84aedbd",
+        "88aa7d79",
         "1b000000",
         "0500000000000000",
         "01000000",
@@ -194,10 +194,10 @@ fn header_inconsistencies_are_corrupt() {
             other => panic!("field at {at}: {other:?}"),
         }
     }
-    let v2 = reseal(&bytes, |b| b[8] = 2);
+    let v3 = reseal(&bytes, |b| b[8] = 3);
     assert!(matches!(
-        decode_segment(v2),
-        Err(FormatError::UnsupportedVersion { version: 2, .. })
+        decode_segment(v3),
+        Err(FormatError::UnsupportedVersion { version: 3, .. })
     ));
 }
 

@@ -23,17 +23,55 @@ pub enum Durability {
     Remote,
 }
 
+/// When a put's value expires (see `docs/ARCHITECTURE.md`, "Expiry"). From then on reads and
+/// scans do not see it, as if deleted, and compaction drops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// This long after the write, by the database's clock ([`crate::clock::Clock::unix_millis`]).
+    After(std::time::Duration),
+    /// At this wall-clock time, in milliseconds since the Unix epoch.
+    AtUnixMillis(u64),
+}
+
+impl Expiry {
+    /// The expiry as Unix milliseconds, `now` being the clock's Unix milliseconds.
+    pub(crate) fn resolve(self, now: u64) -> u64 {
+        match self {
+            Expiry::After(d) => {
+                now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
+            Expiry::AtUnixMillis(at) => at,
+        }
+    }
+}
+
 /// Options of one write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// When the write is acknowledged.
     pub durability: Durability,
+    /// When the value of a [`crate::Db::put_with`] expires (`None`: never). Only `put_with`
+    /// takes it: `delete_with` and `write_with` refuse it with
+    /// [`crate::Error::InvalidInput`]; a batch gives its puts an expiry with
+    /// [`WriteBatch::put_expiring`].
+    pub expiry: Option<Expiry>,
 }
 
 impl WriteOptions {
     /// Options with the given durability.
-    pub fn with_durability(durability: Durability) -> Self {
-        WriteOptions { durability }
+    pub const fn with_durability(durability: Durability) -> Self {
+        WriteOptions {
+            durability,
+            expiry: None,
+        }
+    }
+
+    /// These options with an expiry for `put_with`.
+    #[must_use]
+    pub const fn expiring(mut self, expiry: Expiry) -> Self {
+        self.expiry = Some(expiry);
+        self
     }
 }
 
@@ -64,6 +102,22 @@ impl WriteBatch {
             ValueKind::Put,
             Bytes::copy_from_slice(key.as_ref()),
             Bytes::copy_from_slice(value.as_ref()),
+        )
+    }
+
+    /// Add a put whose value expires at `expires_at` (Unix milliseconds): from then on reads
+    /// do not see it (see [`Expiry`]). An expiry already past makes the put invisible at once,
+    /// hiding older versions like a delete.
+    pub fn put_expiring(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at: u64,
+    ) -> &mut Self {
+        self.push(
+            ValueKind::PutExpiring,
+            Bytes::copy_from_slice(key.as_ref()),
+            Bytes::from(silt_format::encode_expiring(expires_at, value.as_ref())),
         )
     }
 
@@ -111,16 +165,19 @@ impl WriteBatch {
                     op.key.len()
                 )));
             }
-            if op.value.len() > MAX_VALUE_BYTES {
+            let value_len = match op.kind {
+                ValueKind::PutExpiring => op.value.len() - silt_format::EXPIRY_BYTES,
+                _ => op.value.len(),
+            };
+            if value_len > MAX_VALUE_BYTES {
                 return Err(Error::InvalidInput(format!(
-                    "value of {} bytes exceeds the maximum of {MAX_VALUE_BYTES}",
-                    op.value.len()
+                    "value of {value_len} bytes exceeds the maximum of {MAX_VALUE_BYTES}"
                 )));
             }
         }
         let encoded = silt_format::wal::record_encoded_len(self.ops.iter().map(|op| {
             let value = match op.kind {
-                ValueKind::Put => op.value.len(),
+                ValueKind::Put | ValueKind::PutExpiring => op.value.len(),
                 ValueKind::Delete => 0,
             };
             (op.key.len(), value)

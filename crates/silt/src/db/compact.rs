@@ -66,6 +66,7 @@ impl DbInner {
             ctx,
             job,
             &snapshots,
+            self.clock.unix_millis(),
             &self.settings.sst,
             self.settings.compaction.target_sst_bytes,
             || {
@@ -97,6 +98,7 @@ impl DbInner {
         c.compactions.incr();
         c.compaction_bytes_in.add(job.input_bytes());
         c.compaction_bytes_out.add(stats.bytes_out);
+        c.compaction_expired.add(stats.expired);
         tracing::info!(
             reason = job.reason,
             l0 = job.l0.len(),
@@ -105,6 +107,7 @@ impl DbInner {
             bytes_out = stats.bytes_out,
             entries_in = stats.entries_in,
             entries_out = stats.entries_out,
+            expired = stats.expired,
             ms = started.elapsed().as_millis() as u64,
             "compaction done"
         );

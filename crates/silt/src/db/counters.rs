@@ -17,6 +17,8 @@ crate::metric::snapshot! {
         compaction_bytes_in: Counter "silt_engine_compaction_bytes_in",
         /// Bytes of SSTs written by compactions.
         compaction_bytes_out: Counter "silt_engine_compaction_bytes_out",
+        /// Expired puts compactions turned into tombstones (dropped at the bottom run).
+        compaction_expired: Counter "silt_engine_compaction_expired",
         /// GC passes completed (background, after compactions and explicit).
         gc_passes: Counter "silt_engine_gc_passes",
         /// WAL segments deleted by GC.

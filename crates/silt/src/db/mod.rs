@@ -8,7 +8,7 @@ mod flush;
 mod gc;
 mod metrics;
 mod open;
-mod read;
+pub(crate) mod read;
 mod snapshot;
 mod stats;
 mod tasks;
@@ -23,7 +23,7 @@ use silt_format::manifest::Manifest;
 use silt_format::SeqNo;
 use tokio::sync::Notify;
 
-pub use self::batch::{Durability, WriteBatch, WriteOptions};
+pub use self::batch::{Durability, Expiry, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
 pub(crate) use self::counters::EngineCounters;
 pub use self::counters::EngineSnapshot;

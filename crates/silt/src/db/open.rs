@@ -28,7 +28,7 @@ use crate::wal::replay::{fence, replay};
 use bytes::Bytes;
 use silt_format::manifest::Manifest;
 use silt_format::wal::WalRecord;
-use silt_format::{SeqNo, ValueKind};
+use silt_format::SeqNo;
 use tokio::sync::watch;
 
 /// SSTs opened at once.
@@ -231,8 +231,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             }
             let ops: Vec<Op> = ops.into_iter().map(|(_, op)| op).collect();
             for (i, op) in ops.iter().enumerate() {
-                let value = (op.kind == ValueKind::Put).then(|| op.value.clone());
-                mem.insert(op.key.clone(), first + i as u64, value);
+                mem.insert(op.key.clone(), first + i as u64, op.kind, op.value.clone());
             }
             wal.append(first, &ops)?;
             last_seq = first + ops.len() as u64 - 1;

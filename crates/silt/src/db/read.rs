@@ -15,25 +15,42 @@ impl DbInner {
     /// Read `key` at `seq` in `v`. Callers take the version *before* the sequence number
     /// (plain reads) or hold a registered snapshot (snapshot reads): either way the version
     /// holds the newest version of every key at or below `seq` that any read can need.
+    ///
+    /// Returns the value and its expiry (Unix milliseconds), if it has one and it has not
+    /// passed.
     pub(crate) async fn get_in(
         &self,
         v: &Version,
         key: &[u8],
         seq: SeqNo,
-    ) -> Result<Option<Bytes>> {
+    ) -> Result<Option<(Bytes, Option<u64>)>> {
+        let now = self.clock.unix_millis();
+        Ok(self
+            .get_stored(v, key, seq)
+            .await?
+            .and_then(|(kind, stored)| live(kind, stored, now)))
+    }
+
+    /// The newest version of `key` at `seq` as stored (tombstones and expired puts too).
+    async fn get_stored(
+        &self,
+        v: &Version,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<(ValueKind, Bytes)>> {
         for mem in std::iter::once(&v.active).chain(v.frozen.iter()) {
             if let Some(slot) = mem.get(key, seq) {
-                return Ok(slot);
+                return Ok(Some((slot.kind, slot.value)));
             }
         }
         for sst in &v.l0 {
             if let Some(e) = sst.get(&self.storage, &self.cache, key, seq).await? {
-                return Ok(live(e));
+                return Ok(Some((e.kind, e.value)));
             }
         }
         for run in &v.runs {
             if let Some(e) = run.get(&self.storage, &self.cache, key, seq).await? {
-                return Ok(live(e));
+                return Ok(Some((e.kind, e.value)));
             }
         }
         Ok(None)
@@ -51,7 +68,7 @@ impl DbInner {
             cache: self.cache.clone(),
             fill_cache: true,
         };
-        DbIterator::new(ctx, v, range, seq, pin)
+        DbIterator::new(ctx, v, range, seq, self.clock.unix_millis(), pin)
     }
 
     /// The current version, then the visible sequence number (in that order: see `get_in`).
@@ -62,10 +79,17 @@ impl DbInner {
     }
 }
 
-fn live(e: silt_format::Entry) -> Option<Bytes> {
-    match e.kind {
-        ValueKind::Put => Some(e.value),
+/// What a reader sees of a stored version at `now` (Unix milliseconds): nothing for a
+/// tombstone or a put whose expiry has come (`expires_at <= now`), else the user's value and
+/// its expiry.
+pub(crate) fn live(kind: ValueKind, stored: Bytes, now: u64) -> Option<(Bytes, Option<u64>)> {
+    match kind {
         ValueKind::Delete => None,
+        ValueKind::Put => Some((stored, None)),
+        ValueKind::PutExpiring => {
+            let (at, value) = silt_format::split_expiring(&stored)?;
+            (at > now).then_some((value, Some(at)))
+        }
     }
 }
 
@@ -82,11 +106,23 @@ pub(crate) fn to_range<K: AsRef<[u8]>>(range: &impl RangeBounds<K>) -> KeyRange 
 }
 
 impl Db {
-    /// The newest value of `key`, or `None` if absent or deleted.
+    /// The newest value of `key`, or `None` if absent, deleted or expired.
     ///
     /// # Errors
     /// Store errors and corrupt SST blocks.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        Ok(self.get_with_expiry(key).await?.map(|(value, _)| value))
+    }
+
+    /// The newest value of `key` and its expiry (Unix milliseconds; `None` when it never
+    /// expires), or `None` if absent, deleted or expired (see [`crate::Expiry`]).
+    ///
+    /// # Errors
+    /// As [`Db::get`].
+    pub async fn get_with_expiry(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Bytes, Option<u64>)>> {
         self.inner.check_open()?;
         let (v, seq) = self.inner.read_view();
         self.inner.get_in(&v, key.as_ref(), seq).await

@@ -50,7 +50,12 @@ impl Snapshot {
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.pin.inner.check_open()?;
         let v = self.pin.inner.current();
-        self.pin.inner.get_in(&v, key.as_ref(), self.pin.seq).await
+        Ok(self
+            .pin
+            .inner
+            .get_in(&v, key.as_ref(), self.pin.seq)
+            .await?
+            .map(|(value, _)| value))
     }
 
     /// Ordered scan as of the snapshot.

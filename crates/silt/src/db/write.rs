@@ -2,8 +2,6 @@
 
 use std::sync::atomic::Ordering;
 
-use silt_format::ValueKind;
-
 use super::batch::{Durability, WriteBatch, WriteOptions};
 use super::Db;
 use crate::error::{Error, Result};
@@ -17,7 +15,7 @@ impl Db {
         self.put_with(key, value, &WriteOptions::default()).await
     }
 
-    /// Put with explicit options.
+    /// Put with explicit options: durability, and an expiry ([`WriteOptions::expiring`]).
     ///
     /// # Errors
     /// As [`Db::put`].
@@ -28,8 +26,15 @@ impl Db {
         opts: &WriteOptions,
     ) -> Result<()> {
         let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.write_with(b, opts).await
+        match opts.expiry {
+            Some(e) => b.put_expiring(key, value, e.resolve(self.inner.clock.unix_millis())),
+            None => b.put(key, value),
+        };
+        let opts = WriteOptions {
+            expiry: None,
+            ..*opts
+        };
+        self.write_with(b, &opts).await
     }
 
     /// Delete `key` (a tombstone) with the default durability.
@@ -70,6 +75,13 @@ impl Db {
             return Err(Error::ReadOnly);
         };
         batch.validate()?;
+        if opts.expiry.is_some() {
+            return Err(Error::InvalidInput(
+                "WriteOptions::expiry applies to put_with; give a batch's puts an expiry with \
+                 WriteBatch::put_expiring"
+                    .into(),
+            ));
+        }
         if batch.is_empty() {
             return Ok(());
         }
@@ -112,11 +124,7 @@ impl Db {
                 *inner.active_since.lock() = Some(inner.clock.now());
             }
             for (i, op) in batch.ops.iter().enumerate() {
-                let value = match op.kind {
-                    ValueKind::Put => Some(op.value.clone()),
-                    ValueKind::Delete => None,
-                };
-                active.insert(op.key.clone(), first + i as u64, value);
+                active.insert(op.key.clone(), first + i as u64, op.kind, op.value.clone());
             }
             let last = first + batch.ops.len() as u64 - 1;
             *next_seq = last + 1;

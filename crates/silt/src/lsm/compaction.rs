@@ -103,6 +103,22 @@ pub(crate) fn pick(v: &Version, s: &CompactionSettings, force: bool) -> Option<J
     })
 }
 
+/// Turn the puts among `versions` whose expiry has come by `now` (Unix milliseconds) into
+/// tombstones, and return how many. A reader judges expiry at its own time, never earlier
+/// than `now`, so it sees such a put exactly as a tombstone: [`retain_versions`] then drops
+/// it, and what it hides, as it drops deletes.
+pub(crate) fn expire_versions(versions: &mut [Entry], now: u64) -> u64 {
+    let mut expired = 0;
+    for v in versions.iter_mut() {
+        if v.expires_at().is_some_and(|at| at <= now) {
+            v.kind = ValueKind::Delete;
+            v.value = Bytes::new();
+            expired += 1;
+        }
+    }
+    expired
+}
+
 /// Keep, of one key's versions (newest first), the newest one and the newest visible to
 /// each live snapshot; at the bottom, drop tombstones that nothing older is left under.
 pub(crate) fn retain_versions(versions: &mut Vec<Entry>, snapshots_desc: &[SeqNo], bottom: bool) {
@@ -131,10 +147,15 @@ pub(crate) struct Output {
 
 /// Merge the job's inputs and hand each finished output SST to `emit` (which uploads it)
 /// as soon as it reaches `target_sst_bytes`, so memory holds one output at a time.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the job, its bounds and its two callbacks"
+)]
 pub(crate) async fn merge<F, Fut>(
     ctx: ScanCtx,
     job: &Job,
     snapshots_desc: &[SeqNo],
+    now: u64,
     sst: &SstOptions,
     target_sst_bytes: usize,
     mut new_id: impl FnMut() -> String,
@@ -157,6 +178,7 @@ where
         };
         if boundary {
             stats.entries_in += group.len() as u64;
+            stats.expired += expire_versions(&mut group, now);
             retain_versions(&mut group, snapshots_desc, job.bottom);
             let b = builder.get_or_insert_with(|| SstBuilder::new(sst.clone()));
             for e in group.drain(..) {
@@ -207,6 +229,8 @@ pub(crate) struct CompactionStats {
     pub entries_in: u64,
     pub entries_out: u64,
     pub bytes_out: u64,
+    /// Expired puts turned into tombstones (and dropped with them where nothing needs them).
+    pub expired: u64,
 }
 
 #[cfg(test)]
@@ -229,7 +253,12 @@ mod tests {
 
     fn sst(size: u64) -> Arc<SstHandle> {
         let mem = crate::memtable::Memtable::new();
-        mem.insert(Bytes::from_static(b"k"), 1, Some(Bytes::from_static(b"v")));
+        mem.insert(
+            Bytes::from_static(b"k"),
+            1,
+            ValueKind::Put,
+            Bytes::from_static(b"v"),
+        );
         let (data, info) =
             crate::lsm::flush::build_sst(&mem, &SstOptions::default(), "x".into()).unwrap();
         let storage = crate::objstore::Storage::new(
@@ -293,6 +322,40 @@ mod tests {
         let mut v = vec![e(9, true)];
         retain_versions(&mut v, &[1], false);
         assert_eq!(seqs(&v), vec![9]);
+    }
+
+    fn expiring(seq: SeqNo, at: u64) -> Entry {
+        Entry {
+            key: Bytes::from_static(b"k"),
+            seq,
+            kind: ValueKind::PutExpiring,
+            value: Bytes::from(silt_format::encode_expiring(at, b"v")),
+        }
+    }
+
+    #[test]
+    fn expired_puts_become_tombstones_and_drop_at_the_bottom() {
+        // Expires at 100: alive at 99, expired from 100 on.
+        let mut v = vec![expiring(9, 100), e(4, true)];
+        assert_eq!(expire_versions(&mut v, 99), 0);
+        assert_eq!(v[0].kind, ValueKind::PutExpiring);
+        assert_eq!(expire_versions(&mut v, 100), 1);
+        assert_eq!(v[0].kind, ValueKind::Delete);
+        assert!(v[0].value.is_empty());
+        // It hides the older put like a delete: above the bottom the tombstone stays (an
+        // older version may be in a lower run), at the bottom both go.
+        let mut above = v.clone();
+        retain_versions(&mut above, &[], false);
+        assert_eq!(seqs(&above), vec![9]);
+        assert_eq!(above[0].kind, ValueKind::Delete);
+        retain_versions(&mut v, &[], true);
+        assert!(v.is_empty());
+        // One not yet expired is kept whole, with its expiry.
+        let mut v = vec![expiring(9, 100), e(4, true)];
+        expire_versions(&mut v, 50);
+        retain_versions(&mut v, &[], true);
+        assert_eq!(seqs(&v), vec![9]);
+        assert_eq!(v[0].expires_at(), Some(100));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use silt_format::block::BlockIter;
-use silt_format::{cmp_internal, Entry, SeqNo, ValueKind};
+use silt_format::{cmp_internal, Entry, SeqNo};
 
 use super::cache::BlockCache;
 use super::run::RunHandle;
@@ -360,12 +360,15 @@ impl MergeIter {
     }
 }
 
-/// Ordered iterator over live key/value pairs in a range at a snapshot. Deleted keys and
-/// versions newer than the snapshot are hidden.
+/// Ordered iterator over live key/value pairs in a range at a snapshot. Deleted keys,
+/// versions newer than the snapshot, and values whose expiry had come when the iterator
+/// was made are hidden.
 #[derive(Debug)]
 pub struct DbIterator {
     merge: MergeIter,
     seq: SeqNo,
+    /// Unix milliseconds at which expiries are judged.
+    now: u64,
     last_key: Option<Bytes>,
     _pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
@@ -376,11 +379,13 @@ impl DbIterator {
         version: &Version,
         range: KeyRange,
         seq: SeqNo,
+        now: u64,
         pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
         DbIterator {
             merge: MergeIter::over_version(ctx, version, range),
             seq,
+            now,
             last_key: None,
             _pin: pin,
         }
@@ -399,8 +404,8 @@ impl DbIterator {
                 continue;
             }
             self.last_key = Some(e.key.clone());
-            if e.kind == ValueKind::Put {
-                return Ok(Some((e.key, e.value)));
+            if let Some((value, _)) = crate::db::read::live(e.kind, e.value, self.now) {
+                return Ok(Some((e.key, value)));
             }
         }
         Ok(None)

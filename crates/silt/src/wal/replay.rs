@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use silt_format::wal::{decode_segment, encode_segment, WalSegment, WalSegmentHeader};
-use silt_format::{SeqNo, ValueKind};
+use silt_format::SeqNo;
 
 use super::remote::{upload_segment, UploadError, UploadPolicy};
 use std::time::Duration;
@@ -184,11 +184,12 @@ impl Replayed {
                     continue;
                 }
                 // Copies, so the memtable never pins a whole segment buffer.
-                let value = match op.kind {
-                    ValueKind::Put => Some(Bytes::copy_from_slice(&op.value)),
-                    ValueKind::Delete => None,
-                };
-                mem.insert(Bytes::copy_from_slice(&op.key), seq, value);
+                mem.insert(
+                    Bytes::copy_from_slice(&op.key),
+                    seq,
+                    op.kind,
+                    Bytes::copy_from_slice(&op.value),
+                );
                 self.end = seq;
                 self.ops += 1;
             }
