@@ -177,17 +177,26 @@ impl Server {
 
     /// The server's resident set size in KiB (`VmRSS` in `/proc/<pid>/status`).
     pub fn rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmRSS")
+    }
+
+    /// The server's peak resident set size in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmHWM")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let line = status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("no VmRSS line")?;
+            .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+            .with_context(|| format!("no {field} line"))?;
         line.split_whitespace()
             .nth(1)
-            .context("VmRSS has no value")?
+            .with_context(|| format!("{field} has no value"))?
             .parse()
-            .context("VmRSS is not a number")
+            .with_context(|| format!("{field} is not a number"))
     }
 }
 
