@@ -29,6 +29,10 @@ fn redis_cli_output(
     stdin: &[u8],
 ) -> Result<(std::process::ExitStatus, String, String)> {
     let mut child = Command::new("redis-cli")
+        // Nothing from the environment or $HOME: no password, no rc file, no history.
+        .env_remove("REDISCLI_AUTH")
+        .env("REDISCLI_RCFILE", "/dev/null")
+        .env("REDISCLI_HISTFILE", "/dev/null")
         .args(["-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::piped())
