@@ -23,14 +23,15 @@ fn refused() -> Resp {
     Resp::Error(b"ERR max number of clients reached".to_vec())
 }
 
-/// A new connection's answer to PING: `Some(PONG)`, or `None` if it was refused (the
-/// error reply, or a reset because the refused connection was closed under the PING).
-fn try_ping(port: u16) -> Result<Option<Resp>> {
+/// A new connection that answered PING with PONG, or `None` if it was refused (the error
+/// reply, or a reset because the refused connection was closed under the PING).
+fn try_admit(port: u16) -> Result<Option<Client>> {
     let mut c = Client::connect(port)?;
     let _ = c.send(b"PING\r\n");
     match c.read_or_eof() {
+        Ok(Some(r)) if r == pong() => Ok(Some(c)),
         Ok(Some(r)) if r == refused() => Ok(None),
-        Ok(Some(r)) => Ok(Some(r)),
+        Ok(Some(r)) => anyhow::bail!("PING answered {r:?}"),
         Ok(None) | Err(_) => Ok(None),
     }
 }
@@ -61,14 +62,12 @@ fn max_clients_refuses_the_one_too_many_and_admits_once_one_leaves() -> Result<(
     // One leaves: its slot is freed (once the server sees the EOF) and a new client is
     // served.
     drop(a);
-    let r = wait_for(
+    let mut c = wait_for(
         Duration::from_secs(30),
         "a slot after a client left",
-        || try_ping(server.port),
+        || try_admit(server.port),
     )?;
-    ensure!(r == pong(), "{r:?}");
     // The new one holds that slot for as long as it is open: a third is refused again.
-    let mut c = server.connect()?;
     ensure!(c.call(&[b"PING"])? == pong());
     let mut d = server.connect()?;
     ensure!(d.read_or_eof()? == Some(refused()));
