@@ -43,6 +43,9 @@ pub struct ServeArgs {
     pub idle_timeout: Duration,
 }
 
+/// How long a shutdown waits for the connections to finish the commands they have read.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Run the server until SIGINT or SIGTERM; then stop accepting, let every connection finish
 /// the commands it has read, and close the database (making every write durable).
 pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeArgs) -> Result<u8> {
@@ -121,7 +124,20 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
     eprintln!("silt serve: shutting down");
     drop(listener);
     let _ = stop_tx.send(true);
-    while conns.join_next().await.is_some() {}
+    // A connection whose client does not read its replies would never finish writing
+    // them: after a grace period such connections are cut off.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        eprintln!(
+            "silt serve: closing {} connections still busy after {SHUTDOWN_GRACE:?}",
+            conns.len()
+        );
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
     drop(shared);
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("the database is still in use"))?;
     db.close().await.context("closing the database")?;
