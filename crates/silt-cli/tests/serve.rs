@@ -353,3 +353,149 @@ while True:
     );
     Ok(())
 }
+
+/// Start a server on a fresh store and run one redis-py script against it (`ok` expected).
+fn run_script(extra: &[&str], script: &str) -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, extra)?;
+    assert_eq!(server.python(script)?.trim(), "ok");
+    server.stop()
+}
+
+/// MULTI/EXEC/DISCARD and WATCH: replies, errors, EXECABORT, reads of the transaction's
+/// own writes, over RESP2 and RESP3.
+#[test]
+fn multi_exec_discard_and_watch() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.delete("t", "n", "x")
+    p = r.pipeline(transaction=True)
+    p.set("t", "1").incr("n").get("t").append("t", "2").get("t").delete("t").get("t").mget("n", "t")
+    assert p.execute() == [True, 1, b"1", 2, b"12", 1, None, [b"1", None]], proto
+    assert r.get("t") is None and r.get("n") == b"1"
+    # An error inside EXEC is that command's reply; the others still run.
+    r.set("x", "text")
+    p = r.pipeline(transaction=True)
+    p.incr("x").set("y", "1")
+    res = p.execute(raise_on_error=False)
+    assert isinstance(res[0], redis.ResponseError) and res[1] is True, res
+    c = r.connection_pool.get_connection("_")
+    def cmd(*a):
+        c.send_command(*a)
+        return c.read_response()
+    assert cmd("MULTI") in (b"OK", "OK", True)
+    assert cmd("SET", "q", "1") in (b"QUEUED", "QUEUED")
+    err(lambda: cmd("MULTI"), "MULTI calls can not be nested")
+    err(lambda: cmd("WATCH", "q"), "WATCH inside MULTI is not allowed")
+    assert cmd("DISCARD") in (b"OK", "OK")
+    assert r.get("q") is None
+    err(lambda: cmd("EXEC"), "EXEC without MULTI")
+    err(lambda: cmd("DISCARD"), "DISCARD without MULTI")
+    # Wrong arity or an unknown command while queuing: EXEC aborts, nothing is applied.
+    for bad in (("GET",), ("FROB", "x")):
+        cmd("MULTI")
+        cmd("SET", "q", "1")
+        err(lambda: cmd(*bad), "")
+        try:
+            cmd("EXEC")
+            raise SystemExit("EXEC did not abort")
+        except redis.exceptions.ExecAbortError as e:
+            assert str(e) == "Transaction discarded because of previous errors.", str(e)
+        assert r.get("q") is None
+    # An empty transaction.
+    cmd("MULTI")
+    assert cmd("EXEC") == []
+    r.connection_pool.release(c)
+    # WATCH: a change by another client aborts EXEC (redis-py raises WatchError).
+    r.set("w", "0")
+    other = redis.Redis(port=port, protocol=proto)
+    with r.pipeline() as p:
+        p.watch("w")
+        other.set("w", "changed")
+        p.multi()
+        p.set("w", "mine")
+        try:
+            p.execute()
+            raise SystemExit("WATCH did not abort")
+        except redis.WatchError:
+            pass
+    assert r.get("w") == b"changed"
+    with r.pipeline() as p:
+        p.watch("w", "never-set")
+        p.multi()
+        p.set("w", "mine")
+        assert p.execute() == [True]
+    assert r.get("w") == b"mine"
+    # UNWATCH forgets.
+    with r.pipeline() as p:
+        p.watch("w")
+        other.set("w", "again")
+        p.unwatch()
+        p.multi()
+        p.set("w", "mine2")
+        assert p.execute() == [True]
+    assert r.get("w") == b"mine2"
+print("ok")
+"#,
+    )
+}
+
+/// Many clients EXEC `INCR` on one key: the sum is exact; and a transaction's writes are
+/// atomic: a concurrent MGET never sees half of one.
+#[test]
+fn concurrent_execs_are_atomic() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, threading, redis
+port = int(os.environ["PORT"])
+r = redis.Redis(port=port)
+r.mset({"a": 0, "b": 0})
+def work():
+    c = redis.Redis(port=port)
+    for _ in range(100):
+        p = c.pipeline(transaction=True)
+        p.incr("ctr").incr("a")
+        for i in range(20):
+            p.set(f"pad{i}", i)
+        p.incr("b")
+        p.execute()
+seen = []
+stop = threading.Event()
+def read():
+    c = redis.Redis(port=port)
+    while not stop.is_set():
+        a, b = c.mget("a", "b")
+        seen.append((a, b))
+        if a != b:
+            return
+ts = [threading.Thread(target=work) for _ in range(8)]
+rds = [threading.Thread(target=read) for _ in range(2)]
+[t.start() for t in rds + ts]
+[t.join() for t in ts]
+stop.set()
+[t.join() for t in rds]
+assert r.get("ctr") == b"800", r.get("ctr")
+torn = [s for s in seen if s[0] != s[1]]
+assert not torn, (torn[:3], len(seen))
+assert len(seen) > 10, len(seen)
+print("ok")
+"#,
+    )
+}

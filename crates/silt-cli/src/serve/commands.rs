@@ -1,19 +1,85 @@
 //! The commands `silt serve` answers, with Redis's reply types and error texts.
 //!
-//! Every write is applied under one server-wide lock (so a read-modify-write command such
-//! as INCR is atomic against every other write) with `Buffered` durability; the connection
-//! then makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
-//! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N pipelined
-//! writes cost one durability wait.
+//! A command reads and writes through a [`Tx`]: reads see the writes it has staged (an
+//! overlay consulted before the database), and its writes are applied at the end as one
+//! `WriteBatch` with `Buffered` durability. A write command runs in a `Tx` of its own under
+//! the server-wide write lock (`Shared::writes`), so a read-modify-write such as INCR is
+//! atomic against every other write; EXEC runs all its queued commands in one `Tx` under
+//! one hold of the lock, so a transaction is one atomic engine write. The connection then
+//! makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
+//! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N
+//! pipelined writes cost one durability wait.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use silt::{Db, Durability, WriteBatch, WriteOptions};
+use silt::{Db, Durability, Snapshot, WriteBatch, WriteOptions};
 use tokio::sync::Mutex;
 
 use super::resp::Reply;
+
+/// What a command does, for the write lock and MULTI's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Reads the database (several keys: from one snapshot).
+    Read,
+    /// Reads and writes: runs under the write lock.
+    Write,
+    /// Connection state only.
+    Conn,
+}
+
+/// Every command: name, Redis arity (counting the name; negative: at least that many),
+/// kind. The names are also the bounded label set of the metrics.
+const COMMANDS: &[(&str, i32, Kind)] = &[
+    ("ping", -1, Kind::Conn),
+    ("echo", 2, Kind::Conn),
+    ("quit", -1, Kind::Conn),
+    ("select", 2, Kind::Conn),
+    ("auth", -2, Kind::Conn),
+    ("hello", -1, Kind::Conn),
+    ("client", -2, Kind::Conn),
+    ("command", -1, Kind::Conn),
+    ("config", -2, Kind::Conn),
+    ("get", 2, Kind::Read),
+    ("mget", -2, Kind::Read),
+    ("exists", -2, Kind::Read),
+    ("strlen", 2, Kind::Read),
+    ("set", -3, Kind::Write),
+    ("setnx", 3, Kind::Write),
+    ("getset", 3, Kind::Write),
+    ("getdel", 2, Kind::Write),
+    ("mset", -3, Kind::Write),
+    ("msetnx", -3, Kind::Write),
+    ("del", -2, Kind::Write),
+    ("unlink", -2, Kind::Write),
+    ("incr", 2, Kind::Write),
+    ("decr", 2, Kind::Write),
+    ("incrby", 3, Kind::Write),
+    ("decrby", 3, Kind::Write),
+    ("append", 3, Kind::Write),
+    ("multi", 1, Kind::Conn),
+    ("exec", 1, Kind::Conn),
+    ("discard", 1, Kind::Conn),
+    ("watch", -2, Kind::Conn),
+    ("unwatch", 1, Kind::Conn),
+];
+
+fn lookup(name: &str) -> Option<usize> {
+    COMMANDS.iter().position(|c| c.0 == name)
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -37,6 +103,59 @@ impl Shared {
     }
 }
 
+/// The reads and staged writes of one command, or of one EXEC.
+#[derive(Debug, Default)]
+struct Tx {
+    /// Staged writes, the last per key (`None`: delete), consulted before the database.
+    pending: BTreeMap<Bytes, Option<Bytes>>,
+    /// Reads of a read-only command over several keys come from one snapshot.
+    snap: Option<Snapshot>,
+}
+
+impl Tx {
+    async fn get(&self, db: &Db, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        let got = match &self.snap {
+            Some(s) => s.get(key).await,
+            None => db.get(key).await,
+        };
+        got.map_err(|e| Reply::err(format!("read failed: {e}")))
+    }
+
+    fn put(&mut self, key: &[u8], value: impl Into<Bytes>) {
+        self.pending
+            .insert(Bytes::copy_from_slice(key), Some(value.into()));
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.pending.insert(Bytes::copy_from_slice(key), None);
+    }
+
+    fn into_batch(self) -> Option<WriteBatch> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut b = WriteBatch::new();
+        for (k, v) in &self.pending {
+            match v {
+                Some(v) => b.put(k, v),
+                None => b.delete(k),
+            };
+        }
+        Some(b)
+    }
+}
+
+/// A MULTI being queued.
+#[derive(Debug, Default)]
+struct Multi {
+    queued: Vec<Vec<Bytes>>,
+    /// A command was refused while queuing: EXEC aborts.
+    failed: bool,
+}
+
 /// One client connection's state.
 #[derive(Debug)]
 pub struct Conn {
@@ -50,12 +169,28 @@ pub struct Conn {
     replies: Vec<Reply>,
     /// Whether a command since the last `finish` wrote.
     wrote: bool,
+    /// Inside MULTI: the commands queued for EXEC.
+    multi: Option<Multi>,
+    /// The keys WATCH named and their values then.
+    watched: Vec<(Bytes, Option<Bytes>)>,
     /// QUIT was received: answer, then close.
     pub quit: bool,
 }
 
 fn arity(name: &str) -> Reply {
     Reply::err(format!("wrong number of arguments for '{name}' command"))
+}
+
+fn unknown(name: &str, a: &[Bytes]) -> Reply {
+    let shown: Vec<String> = a
+        .iter()
+        .take(8)
+        .map(|s| format!("'{}'", String::from_utf8_lossy(s)))
+        .collect();
+    Reply::err(format!(
+        "unknown command '{name}', with args beginning with: {}",
+        shown.join(" ")
+    ))
 }
 
 fn not_integer() -> Reply {
@@ -91,6 +226,8 @@ impl Conn {
             authed: shared.password.is_none(),
             replies: Vec::new(),
             wrote: false,
+            multi: None,
+            watched: Vec::new(),
             quit: false,
         }
     }
@@ -120,15 +257,11 @@ impl Conn {
         }
     }
 
-    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-        self.shared
-            .db
-            .get(key)
-            .await
-            .map_err(|e| Reply::err(format!("read failed: {e}")))
-    }
-
-    async fn apply(&mut self, batch: WriteBatch) -> Result<(), Reply> {
+    /// Apply a command's (or an EXEC's) staged writes as one batch.
+    async fn commit(&mut self, tx: Tx) -> Result<(), Reply> {
+        let Some(batch) = tx.into_batch() else {
+            return Ok(());
+        };
         let opts = WriteOptions::with_durability(Durability::Buffered);
         self.shared
             .db
@@ -143,15 +276,149 @@ impl Conn {
     pub async fn execute(&mut self, args: &[Bytes]) -> Reply {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let a = &args[1..];
+        let spec = lookup(&name).map(|i| COMMANDS[i]);
         if !self.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+            if let Some(m) = &mut self.multi {
+                m.failed = true;
+            }
             return Reply::Error("NOAUTH Authentication required.".into());
         }
-        match self.dispatch(&name, a).await {
+        if self.multi.is_some() {
+            return self.queue(&name, spec, args).await;
+        }
+        if let Some((_, n, _)) = spec {
+            if !arity_ok(n, args.len()) {
+                return arity(&name);
+            }
+        }
+        match name.as_str() {
+            "multi" => {
+                self.multi = Some(Multi::default());
+                return Reply::ok();
+            }
+            "exec" => return Reply::err("EXEC without MULTI"),
+            "discard" => return Reply::err("DISCARD without MULTI"),
+            "watch" => return self.watch(a).await,
+            "unwatch" => {
+                self.watched.clear();
+                return Reply::ok();
+            }
+            _ => {}
+        }
+        let kind = spec.map_or(Kind::Conn, |s| s.2);
+        let mut tx = Tx::default();
+        let reply = match kind {
+            Kind::Write => {
+                let shared = Arc::clone(&self.shared);
+                let _w = shared.writes.lock().await;
+                let reply = self.dispatch(&mut tx, &name, a).await;
+                match reply {
+                    Ok(r) => match self.commit(tx).await {
+                        Ok(()) => Ok(r),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+            Kind::Read => {
+                if a.len() > 1 {
+                    tx.snap = Some(self.shared.db.snapshot());
+                }
+                self.dispatch(&mut tx, &name, a).await
+            }
+            Kind::Conn => self.dispatch(&mut tx, &name, a).await,
+        };
+        match reply {
             Ok(r) | Err(r) => r,
         }
     }
 
-    async fn dispatch(&mut self, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+    /// A command read inside MULTI: queued (`+QUEUED`) if its name and arity are right,
+    /// else refused, which makes EXEC abort.
+    async fn queue(
+        &mut self,
+        name: &str,
+        spec: Option<(&str, i32, Kind)>,
+        args: &[Bytes],
+    ) -> Reply {
+        match name {
+            "exec" => return self.exec().await,
+            "discard" => {
+                self.multi = None;
+                self.watched.clear();
+                return Reply::ok();
+            }
+            "multi" => return Reply::err("MULTI calls can not be nested"),
+            "watch" => return Reply::err("WATCH inside MULTI is not allowed"),
+            "quit" => {
+                self.quit = true;
+                return Reply::ok();
+            }
+            _ => {}
+        }
+        let refused = match spec {
+            None => Some(unknown(name, &args[1..])),
+            Some((_, n, _)) if !arity_ok(n, args.len()) => Some(arity(name)),
+            Some(_) => None,
+        };
+        let Some(m) = &mut self.multi else {
+            return Reply::err("EXEC without MULTI");
+        };
+        if let Some(r) = refused {
+            m.failed = true;
+            return r;
+        }
+        m.queued.push(args.to_vec());
+        Reply::Simple("QUEUED".into())
+    }
+
+    /// Run the queued commands in one `Tx` under the write lock, and apply their writes
+    /// as one batch; a changed watched key aborts it (a null reply).
+    async fn exec(&mut self) -> Reply {
+        let Multi { queued, failed } = self.multi.take().unwrap_or_default();
+        let watched = std::mem::take(&mut self.watched);
+        if failed {
+            return Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into(),
+            );
+        }
+        let shared = Arc::clone(&self.shared);
+        let _w = shared.writes.lock().await;
+        for (key, then) in &watched {
+            match shared.db.get(key).await {
+                Ok(now) if now == *then => {}
+                Ok(_) => return Reply::NullArray,
+                Err(e) => return Reply::err(format!("read failed: {e}")),
+            }
+        }
+        let mut tx = Tx::default();
+        let mut replies = Vec::with_capacity(queued.len());
+        for cmd in &queued {
+            let name = String::from_utf8_lossy(&cmd[0]).to_ascii_lowercase();
+            match self.dispatch(&mut tx, &name, &cmd[1..]).await {
+                Ok(r) | Err(r) => replies.push(r),
+            }
+        }
+        match self.commit(tx).await {
+            Ok(()) => Reply::Array(replies),
+            Err(e) => e,
+        }
+    }
+
+    /// WATCH: remember the keys' values now; EXEC compares them under the write lock.
+    async fn watch(&mut self, keys: &[Bytes]) -> Reply {
+        for k in keys {
+            match self.shared.db.get(k).await {
+                Ok(v) => self.watched.push((k.clone(), v)),
+                Err(e) => return Reply::err(format!("read failed: {e}")),
+            }
+        }
+        Reply::ok()
+    }
+
+    async fn dispatch(&mut self, tx: &mut Tx, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+        let db = Arc::clone(&self.shared.db);
+        let db = &*db;
         let n = a.len();
         Ok(match name {
             "ping" => match n {
@@ -178,96 +445,79 @@ impl Conn {
                 _ => Reply::Array(Vec::new()),
             },
             "config" if n >= 2 && a[0].eq_ignore_ascii_case(b"get") => Reply::Map(Vec::new()),
-            "get" if n == 1 => opt_bulk(self.get(&a[0]).await?),
+            // Inside EXEC (outside, `execute` answers these).
+            "unwatch" => Reply::ok(),
+            "get" if n == 1 => opt_bulk(tx.get(db, &a[0]).await?),
             "mget" if n >= 1 => {
                 let mut out = Vec::with_capacity(n);
                 for k in a {
-                    out.push(opt_bulk(self.get(k).await?));
+                    out.push(opt_bulk(tx.get(db, k).await?));
                 }
                 Reply::Array(out)
             }
             "exists" if n >= 1 => {
                 let mut count = 0;
                 for k in a {
-                    count += i64::from(self.get(k).await?.is_some());
+                    count += i64::from(tx.get(db, k).await?.is_some());
                 }
                 Reply::Integer(count)
             }
             "strlen" if n == 1 => {
-                Reply::Integer(self.get(&a[0]).await?.map_or(0, |v| v.len() as i64))
+                Reply::Integer(tx.get(db, &a[0]).await?.map_or(0, |v| v.len() as i64))
             }
-            "set" if n >= 2 => return self.set(a).await,
+            "set" if n >= 2 => return set(tx, db, a).await,
             "setnx" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                if self.get(&a[0]).await?.is_some() {
+                if tx.get(db, &a[0]).await?.is_some() {
                     Reply::Integer(0)
                 } else {
-                    self.put(&a[0], &a[1]).await?;
+                    tx.put(&a[0], a[1].clone());
                     Reply::Integer(1)
                 }
             }
             "getset" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let old = self.get(&a[0]).await?;
-                self.put(&a[0], &a[1]).await?;
+                let old = tx.get(db, &a[0]).await?;
+                tx.put(&a[0], a[1].clone());
                 opt_bulk(old)
             }
             "getdel" if n == 1 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let old = self.get(&a[0]).await?;
+                let old = tx.get(db, &a[0]).await?;
                 if old.is_some() {
-                    let mut b = WriteBatch::new();
-                    b.delete(&a[0]);
-                    self.apply(b).await?;
+                    tx.delete(&a[0]);
                 }
                 opt_bulk(old)
             }
             "mset" if n >= 2 && n % 2 == 0 => {
-                let mut b = WriteBatch::new();
                 for kv in a.chunks(2) {
-                    b.put(&kv[0], &kv[1]);
+                    tx.put(&kv[0], kv[1].clone());
                 }
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                self.apply(b).await?;
                 Reply::ok()
             }
             "msetnx" if n >= 2 && n % 2 == 0 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
                 for kv in a.chunks(2) {
-                    if self.get(&kv[0]).await?.is_some() {
+                    if tx.get(db, &kv[0]).await?.is_some() {
                         return Ok(Reply::Integer(0));
                     }
                 }
-                let mut b = WriteBatch::new();
                 for kv in a.chunks(2) {
-                    b.put(&kv[0], &kv[1]);
+                    tx.put(&kv[0], kv[1].clone());
                 }
-                self.apply(b).await?;
                 Reply::Integer(1)
             }
             "del" | "unlink" if n >= 1 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let mut b = WriteBatch::new();
-                let mut count = 0;
+                // Every read first: a failed one leaves nothing staged.
+                let mut gone = Vec::new();
                 for k in a {
-                    if self.get(k).await?.is_some() {
-                        count += 1;
-                        b.delete(k);
+                    if tx.get(db, k).await?.is_some() && !gone.contains(&k) {
+                        gone.push(k);
                     }
                 }
-                if count > 0 {
-                    self.apply(b).await?;
+                for k in &gone {
+                    tx.delete(k);
                 }
-                Reply::Integer(count)
+                Reply::Integer(gone.len() as i64)
             }
-            "incr" if n == 1 => return self.incr_by(&a[0], 1).await,
-            "decr" if n == 1 => return self.incr_by(&a[0], -1).await,
+            "incr" if n == 1 => return incr_by(tx, db, &a[0], 1).await,
+            "decr" if n == 1 => return incr_by(tx, db, &a[0], -1).await,
             "incrby" | "decrby" if n == 2 => {
                 let by = parse_i64(&a[1]).ok_or_else(not_integer)?;
                 let by = if name == "decrby" {
@@ -275,42 +525,22 @@ impl Conn {
                 } else {
                     by
                 };
-                return self.incr_by(&a[0], by).await;
+                return incr_by(tx, db, &a[0], by).await;
             }
             "append" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let mut v = self
-                    .get(&a[0])
+                let mut v = tx
+                    .get(db, &a[0])
                     .await?
                     .map(|b| b.to_vec())
                     .unwrap_or_default();
                 v.extend_from_slice(&a[1]);
                 let len = v.len() as i64;
-                self.put(&a[0], &v).await?;
+                tx.put(&a[0], v);
                 Reply::Integer(len)
             }
-            "echo" | "select" | "auth" | "config" | "get" | "mget" | "exists" | "strlen"
-            | "set" | "setnx" | "getset" | "getdel" | "mset" | "msetnx" | "del" | "unlink"
-            | "incr" | "decr" | "incrby" | "decrby" | "append" => return Err(arity(name)),
-            _ => {
-                let shown: Vec<String> = a
-                    .iter()
-                    .take(8)
-                    .map(|s| format!("'{}'", String::from_utf8_lossy(s)))
-                    .collect();
-                Reply::err(format!(
-                    "unknown command '{name}', with args beginning with: {}",
-                    shown.join(" ")
-                ))
-            }
+            _ if lookup(name).is_some() => return Err(arity(name)),
+            _ => unknown(name, a),
         })
-    }
-
-    async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Reply> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.apply(b).await
     }
 
     fn auth(&mut self, given: &[u8]) -> Reply {
@@ -407,54 +637,50 @@ impl Conn {
             _ => return Err(syntax()),
         })
     }
+}
 
-    async fn set(&mut self, a: &[Bytes]) -> Result<Reply, Reply> {
-        let (key, value) = (&a[0], &a[1]);
-        let (mut nx, mut xx, mut get) = (false, false, false);
-        for opt in &a[2..] {
-            match opt.to_ascii_lowercase().as_slice() {
-                b"nx" if !xx => nx = true,
-                b"xx" if !nx => xx = true,
-                b"get" => get = true,
-                b"ex" | b"px" | b"exat" | b"pxat" | b"keepttl" => {
-                    return Err(Reply::err(
-                        "expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet",
-                    ))
-                }
-                _ => return Err(syntax()),
+async fn set(tx: &mut Tx, db: &Db, a: &[Bytes]) -> Result<Reply, Reply> {
+    let (key, value) = (&a[0], &a[1]);
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    for opt in &a[2..] {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"nx" if !xx => nx = true,
+            b"xx" if !nx => xx = true,
+            b"get" => get = true,
+            b"ex" | b"px" | b"exat" | b"pxat" | b"keepttl" => {
+                return Err(Reply::err(
+                    "expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet",
+                ))
             }
+            _ => return Err(syntax()),
         }
-        let shared = Arc::clone(&self.shared);
-        let _w = shared.writes.lock().await;
-        let old = if nx || xx || get {
-            self.get(key).await?
-        } else {
-            None
-        };
-        let skip = (nx && old.is_some()) || (xx && old.is_none());
-        if !skip {
-            self.put(key, value).await?;
-        }
-        Ok(match (get, skip) {
-            (true, _) => opt_bulk(old),
-            (false, true) => Reply::Null,
-            (false, false) => Reply::ok(),
-        })
     }
+    let old = if nx || xx || get {
+        tx.get(db, key).await?
+    } else {
+        None
+    };
+    let skip = (nx && old.is_some()) || (xx && old.is_none());
+    if !skip {
+        tx.put(key, value.clone());
+    }
+    Ok(match (get, skip) {
+        (true, _) => opt_bulk(old),
+        (false, true) => Reply::Null,
+        (false, false) => Reply::ok(),
+    })
+}
 
-    async fn incr_by(&mut self, key: &[u8], by: i64) -> Result<Reply, Reply> {
-        let shared = Arc::clone(&self.shared);
-        let _w = shared.writes.lock().await;
-        let cur = match self.get(key).await? {
-            Some(v) => parse_i64(&v).ok_or_else(not_integer)?,
-            None => 0,
-        };
-        let next = cur
-            .checked_add(by)
-            .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
-        self.put(key, next.to_string().as_bytes()).await?;
-        Ok(Reply::Integer(next))
-    }
+async fn incr_by(tx: &mut Tx, db: &Db, key: &[u8], by: i64) -> Result<Reply, Reply> {
+    let cur = match tx.get(db, key).await? {
+        Some(v) => parse_i64(&v).ok_or_else(not_integer)?,
+        None => 0,
+    };
+    let next = cur
+        .checked_add(by)
+        .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
+    tx.put(key, next.to_string());
+    Ok(Reply::Integer(next))
 }
 
 fn opt_bulk(v: Option<Bytes>) -> Reply {

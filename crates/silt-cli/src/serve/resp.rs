@@ -189,6 +189,8 @@ pub enum Reply {
     Bulk(Bytes),
     /// RESP3 `_`; RESP2 `$-1`.
     Null,
+    /// RESP3 `_`; RESP2 `*-1` (an aborted EXEC).
+    NullArray,
     /// `*N`.
     Array(Vec<Reply>),
     /// RESP3 `%N`; RESP2 a flat array of key, value, ...
@@ -221,8 +223,9 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
                 Ok(())
             }
-            Reply::Null if v3 => write!(out, "_\r\n"),
+            Reply::Null | Reply::NullArray if v3 => write!(out, "_\r\n"),
             Reply::Null => write!(out, "$-1\r\n"),
+            Reply::NullArray => write!(out, "*-1\r\n"),
             Reply::Array(items) => {
                 let _ = write!(out, "*{}\r\n", items.len());
                 for i in items {
@@ -356,6 +359,10 @@ mod tests {
         let mut b = Vec::new();
         Reply::Bulk(Bytes::from_static(b"x\r\ny")).encode(3, &mut b);
         assert_eq!(b, b"$4\r\nx\r\ny\r\n");
+        let (mut n2, mut n3) = (Vec::new(), Vec::new());
+        Reply::NullArray.encode(2, &mut n2);
+        Reply::NullArray.encode(3, &mut n3);
+        assert_eq!((&n2[..], &n3[..]), (&b"*-1\r\n"[..], &b"_\r\n"[..]));
     }
 
     proptest! {
