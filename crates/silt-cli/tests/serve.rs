@@ -499,3 +499,94 @@ print("ok")
 "#,
     )
 }
+
+/// SCAN (MATCH globs, COUNT, TYPE, cursors), KEYS and DBSIZE, in RESP2 and RESP3, inside
+/// and outside a transaction; and a `scan_iter` while another client writes and deletes
+/// other keys returns every key present throughout exactly once.
+#[test]
+fn scan_keys_and_dbsize() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, threading, redis
+port = int(os.environ["PORT"])
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+r = redis.Redis(port=port)
+names = [b"user:1", b"user:2", b"user:10", b"usr:x", b"u*er", b"hello", b"hallo", b"hxllo", b"h-llo"]
+r.mset({k: b"v" for k in names})
+for proto in (2, 3):
+    c = redis.Redis(port=port, protocol=proto)
+    assert c.dbsize() == len(names)
+    assert sorted(c.keys()) == sorted(names)
+    assert sorted(c.keys("user:*")) == [b"user:1", b"user:10", b"user:2"]
+    assert sorted(c.keys("user:?")) == [b"user:1", b"user:2"]
+    assert sorted(c.keys("h[ae]llo")) == [b"hallo", b"hello"]
+    assert sorted(c.keys("h[^e]llo")) == [b"h-llo", b"hallo", b"hxllo"]
+    assert sorted(c.keys("h[a-f]llo")) == [b"hallo", b"hello"]
+    assert c.keys("u\\*er") == [b"u*er"]
+    assert c.keys("nothing*") == []
+    # COUNT 2: several calls, every key once, cursor 0 at the end.
+    cur, seen, calls = 0, [], 0
+    while True:
+        cur, keys = c.scan(cur, count=2)
+        seen += keys
+        calls += 1
+        assert len(keys) <= 2
+        if cur == 0:
+            break
+    assert sorted(seen) == sorted(names) and calls >= 5, (seen, calls)
+    assert sorted(c.scan_iter(match="user:*", count=1)) == [b"user:1", b"user:10", b"user:2"]
+    assert sorted(c.scan_iter(_type="string")) == sorted(names)
+    assert list(c.scan_iter(_type="hash")) == []
+    assert c.scan(0, count=1000) == (0, sorted(names))
+    err(lambda: c.scan(123456789012), "invalid cursor")
+    err(lambda: c.execute_command("SCAN", "x"), "invalid cursor")
+    err(lambda: c.execute_command("SCAN", "0", "COUNT", "0"), "syntax error")
+    err(lambda: c.execute_command("SCAN", "0", "COUNT", "x"), "not an integer")
+    err(lambda: c.execute_command("SCAN", "0", "MATCH"), "syntax error")
+    err(lambda: c.execute_command("SCAN", "0", "FROB", "1"), "syntax error")
+    err(lambda: c.execute_command("KEYS"), "wrong number of arguments")
+    err(lambda: c.execute_command("DBSIZE", "x"), "wrong number of arguments")
+    # A finished cursor is gone.
+    cur, _ = c.scan(0, count=1)
+    c.scan(cur, count=1000)
+    err(lambda: c.scan(cur), "invalid cursor")
+    # Inside a transaction, KEYS, SCAN and DBSIZE see its own writes.
+    p = c.pipeline(transaction=True)
+    p.set("user:3", "v").delete("user:1").keys("user:*").dbsize().scan(0, match="user:*", count=100)
+    res = p.execute()
+    assert sorted(res[2]) == [b"user:10", b"user:2", b"user:3"], res
+    assert res[3] == len(names), res
+    assert sorted(res[4][1]) == [b"user:10", b"user:2", b"user:3"], res
+    c.delete("user:3")
+    c.set("user:1", "v")
+# Concurrent writes: keys present throughout are each returned exactly once.
+stable = [f"s:{i:05}".encode() for i in range(2000)]
+for i in range(0, len(stable), 500):
+    r.mset({k: b"v" for k in stable[i:i+500]})
+stop = threading.Event()
+def churn():
+    w = redis.Redis(port=port)
+    i = 0
+    while not stop.is_set():
+        w.set(f"s:{(i * 7919) % 2000:05}x", "new")
+        w.delete(f"s:{(i * 104729) % 2000:05}x")
+        i += 1
+t = threading.Thread(target=churn)
+t.start()
+got = list(r.scan_iter(match="s:*", count=37))
+stop.set()
+t.join()
+stable_got = [k for k in got if not k.endswith(b"x")]
+assert sorted(stable_got) == stable, (len(stable_got), len(set(stable_got)))
+assert len(got) == len(set(got)), "a key returned twice"
+print("ok")
+"#,
+    )
+}

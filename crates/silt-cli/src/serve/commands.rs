@@ -10,14 +10,16 @@
 //! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N
 //! pipelined writes cost one durability wait.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use bytes::Bytes;
 use silt::{Db, Durability, Snapshot, WriteBatch, WriteOptions};
 use tokio::sync::Mutex;
 
+use super::glob::Glob;
 use super::resp::Reply;
 
 /// What a command does, for the write lock and MULTI's checks.
@@ -65,6 +67,9 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("discard", 1, Kind::Conn),
     ("watch", -2, Kind::Conn),
     ("unwatch", 1, Kind::Conn),
+    ("scan", -2, Kind::Read),
+    ("keys", 2, Kind::Read),
+    ("dbsize", 1, Kind::Read),
 ];
 
 fn lookup(name: &str) -> Option<usize> {
@@ -89,6 +94,55 @@ pub struct Shared {
     password: Option<String>,
     writes: Mutex<()>,
     next_id: AtomicU64,
+    cursors: std::sync::Mutex<Cursors>,
+}
+
+/// Most SCAN cursors alive at once; starting one more forgets the oldest.
+pub const MAX_CURSORS: usize = 65_536;
+
+/// SCANs in progress: cursor id -> the last key examined. Keys come in order, so going on
+/// after that key returns every key present during the whole iteration, none twice.
+#[derive(Debug)]
+struct Cursors {
+    next: u64,
+    live: HashMap<u64, Bytes>,
+    /// Ids in the order they were given (some already taken), for eviction.
+    order: VecDeque<u64>,
+}
+
+impl Cursors {
+    fn new() -> Self {
+        Cursors {
+            // Not from 1: a cursor of a previous run of the server is unlikely to be valid.
+            next: u64::from(rand::random::<u32>()) + 1,
+            live: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, last: Bytes) -> u64 {
+        while self.live.len() >= MAX_CURSORS {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.live.remove(&old);
+                }
+                None => break,
+            }
+        }
+        let id = self.next;
+        self.next = self.next.checked_add(1).unwrap_or(1);
+        self.live.insert(id, last);
+        self.order.push_back(id);
+        if self.order.len() > 2 * MAX_CURSORS {
+            let live = &self.live;
+            self.order.retain(|id| live.contains_key(id));
+        }
+        id
+    }
+
+    fn take(&mut self, id: u64) -> Option<Bytes> {
+        self.live.remove(&id)
+    }
 }
 
 impl Shared {
@@ -99,6 +153,7 @@ impl Shared {
             password,
             writes: Mutex::new(()),
             next_id: AtomicU64::new(1),
+            cursors: std::sync::Mutex::new(Cursors::new()),
         }
     }
 }
@@ -121,7 +176,62 @@ impl Tx {
             Some(s) => s.get(key).await,
             None => db.get(key).await,
         };
-        got.map_err(|e| Reply::err(format!("read failed: {e}")))
+        got.map_err(read_failed)
+    }
+
+    /// Visit in order the live keys starting with `prefix` (after `after`, if given), the
+    /// staged writes merged in, until `visit` returns false. Whether it stopped early.
+    async fn walk(
+        &self,
+        db: &Db,
+        prefix: &[u8],
+        after: Option<&Bytes>,
+        mut visit: impl FnMut(&Bytes) -> bool,
+    ) -> Result<bool, Reply> {
+        let lower = match after {
+            Some(a) if a.as_ref() >= prefix => Bound::Excluded(a.clone()),
+            _ if prefix.is_empty() => Bound::Unbounded,
+            _ => Bound::Included(Bytes::copy_from_slice(prefix)),
+        };
+        let upper = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let (Bound::Included(lo) | Bound::Excluded(lo), Bound::Excluded(hi)) = (&lower, &upper) {
+            if lo >= hi {
+                return Ok(false);
+            }
+        }
+        let range = (lower, upper);
+        let mut it = match &self.snap {
+            Some(s) => s.scan(range.clone()),
+            None => db.scan(range.clone()),
+        }
+        .map_err(read_failed)?;
+        let mut staged = self.pending.range(range).peekable();
+        let mut stored = it.next().await.map_err(read_failed)?;
+        loop {
+            let key = match (stored.take(), staged.peek()) {
+                (None, None) => return Ok(false),
+                (Some((k, _)), s) if s.is_none_or(|(sk, _)| k < **sk) => {
+                    stored = it.next().await.map_err(read_failed)?;
+                    k
+                }
+                (d, _) => {
+                    let Some((k, v)) = staged.next() else {
+                        return Ok(false);
+                    };
+                    stored = match d {
+                        Some((dk, _)) if dk == k => it.next().await.map_err(read_failed)?,
+                        other => other,
+                    };
+                    if v.is_none() {
+                        continue;
+                    }
+                    k.clone()
+                }
+            };
+            if !visit(&key) {
+                return Ok(true);
+            }
+        }
     }
 
     fn put(&mut self, key: &[u8], value: impl Into<Bytes>) {
@@ -388,7 +498,7 @@ impl Conn {
             match shared.db.get(key).await {
                 Ok(now) if now == *then => {}
                 Ok(_) => return Reply::NullArray,
-                Err(e) => return Reply::err(format!("read failed: {e}")),
+                Err(e) => return read_failed(e),
             }
         }
         let mut tx = Tx::default();
@@ -414,6 +524,72 @@ impl Conn {
             }
         }
         Reply::ok()
+    }
+
+    /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: COUNT keys examined per call.
+    async fn scan(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
+        let invalid = || Reply::err("invalid cursor");
+        let cursor: u64 = std::str::from_utf8(&a[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(invalid)?;
+        let (mut glob, mut count, mut strings) = (None, 10_usize, true);
+        let mut opts = a[1..].chunks(2);
+        for opt in &mut opts {
+            let [name, value] = opt else {
+                return Err(syntax());
+            };
+            match name.to_ascii_lowercase().as_slice() {
+                b"match" => glob = Some(Glob::new(value)),
+                b"count" => {
+                    count = parse_i64(value).ok_or_else(not_integer).and_then(|c| {
+                        usize::try_from(c)
+                            .ok()
+                            .filter(|c| *c >= 1)
+                            .ok_or_else(syntax)
+                    })?;
+                }
+                b"type" => strings = value.eq_ignore_ascii_case(b"string"),
+                _ => return Err(syntax()),
+            }
+        }
+        let cursors = &self.shared.cursors;
+        let after = if cursor == 0 {
+            None
+        } else {
+            let last = cursors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(cursor);
+            Some(last.ok_or_else(invalid)?)
+        };
+        let prefix = glob.as_ref().map(Glob::prefix).unwrap_or_default();
+        let glob = glob.filter(|g| !g.is_all());
+        let (mut examined, mut last, mut keys) = (0, None, Vec::new());
+        let more = tx
+            .walk(&self.shared.db, &prefix, after.as_ref(), |k| {
+                if examined == count {
+                    return false;
+                }
+                examined += 1;
+                last = Some(k.clone());
+                if strings && glob.as_ref().is_none_or(|g| g.matches(k)) {
+                    keys.push(Reply::Bulk(k.clone()));
+                }
+                true
+            })
+            .await?;
+        let next = match (more, last) {
+            (true, Some(last)) => cursors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(last),
+            _ => 0,
+        };
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(keys),
+        ]))
     }
 
     async fn dispatch(&mut self, tx: &mut Tx, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
@@ -537,6 +713,28 @@ impl Conn {
                 let len = v.len() as i64;
                 tx.put(&a[0], v);
                 Reply::Integer(len)
+            }
+            "scan" if n >= 1 => return self.scan(tx, a).await,
+            "keys" if n == 1 => {
+                let glob = Glob::new(&a[0]);
+                let mut keys = Vec::new();
+                tx.walk(db, &glob.prefix(), None, |k| {
+                    if glob.matches(k) {
+                        keys.push(Reply::Bulk(k.clone()));
+                    }
+                    true
+                })
+                .await?;
+                Reply::Array(keys)
+            }
+            "dbsize" if n == 0 => {
+                let mut count = 0;
+                tx.walk(db, b"", None, |_| {
+                    count += 1;
+                    true
+                })
+                .await?;
+                Reply::Integer(count)
             }
             _ if lookup(name).is_some() => return Err(arity(name)),
             _ => unknown(name, a),
@@ -681,6 +879,25 @@ async fn incr_by(tx: &mut Tx, db: &Db, key: &[u8], by: i64) -> Result<Reply, Rep
         .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
     tx.put(key, next.to_string());
     Ok(Reply::Integer(next))
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as `map_err(read_failed)`"
+)]
+fn read_failed(e: silt::Error) -> Reply {
+    Reply::err(format!("read failed: {e}"))
+}
+
+/// The smallest key above every key starting with `prefix` (`None`: no bound).
+fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
+    let mut end = prefix.to_vec();
+    while end.last() == Some(&0xff) {
+        end.pop();
+    }
+    let last = end.last_mut()?;
+    *last += 1;
+    Some(end.into())
 }
 
 fn opt_bulk(v: Option<Bytes>) -> Reply {

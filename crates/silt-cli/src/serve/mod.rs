@@ -4,6 +4,7 @@
 //! a listener, one task per connection, and a graceful shutdown on SIGINT/SIGTERM.
 
 mod commands;
+mod glob;
 pub mod resp;
 
 use std::net::SocketAddr;
