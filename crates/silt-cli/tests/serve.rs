@@ -590,3 +590,257 @@ print("ok")
 "#,
     )
 }
+
+/// WAITAOF under Remote without a local log, under Local with one, and under Buffered:
+/// the `[local, remote]` figures, the errors, and its refusal inside MULTI.
+#[test]
+fn waitaof_reports_local_and_remote_durability() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let script = |durability: &str| {
+        format!(
+            r#"
+import os, redis
+port = int(os.environ["PORT"])
+durability = "{durability}"
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {{want}}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    w = lambda *a: r.execute_command("WAITAOF", *a)
+    r.set("k", "v")
+    if durability == "local":
+        assert w(1, 0, 0) == [1, 1] or w(1, 0, 0)[0] == 1
+        assert w(1, 1, 0) == [1, 1], w(1, 1, 0)
+    else:
+        err(lambda: w(1, 0, 0), "WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+        assert w(0, 1, 0) == [0, 1], w(0, 1, 0)
+        assert w(0, 1, 5000) == [0, 1]
+    # Remote durability: writes are durable in the store once answered.
+    if durability == "remote":
+        assert w(0, 0, 0) == [0, 1]
+    err(lambda: w(0, 0, -1), "timeout is negative")
+    err(lambda: w(0, 0, "x"), "timeout is not an integer")
+    err(lambda: w("x", 0, 0), "not an integer")
+    err(lambda: w(0, 0), "wrong number of arguments")
+    c = r.connection_pool.get_connection("_")
+    def cmd(*a):
+        c.send_command(*a)
+        return c.read_response()
+    cmd("MULTI")
+    err(lambda: cmd("WAITAOF", 0, 0, 0), "not allowed inside a transaction")
+    try:
+        cmd("EXEC")
+        raise SystemExit("EXEC did not abort")
+    except redis.exceptions.ExecAbortError:
+        pass
+    r.connection_pool.release(c)
+print("ok")
+"#
+        )
+    };
+    for durability in ["remote", "local", "buffered"] {
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let store = format!("file://{}", dir.path().join("db").display());
+        let local_log = dir.path().join("local-log");
+        let env: Vec<(&str, &str)> = if durability == "local" {
+            vec![("SILT_LOCAL_LOG__DIR", local_log.to_str().context("path")?)]
+        } else {
+            Vec::new()
+        };
+        let server = Server::start_with_env(&store, &["--durability", durability], &env)?;
+        let out = server
+            .python(&script(durability))
+            .with_context(|| format!("--durability {durability}"))?;
+        assert_eq!(out.trim(), "ok");
+        server.stop()?;
+    }
+    Ok(())
+}
+
+/// INFO: Redis's text format as redis-py parses it, sections, RESP2 and RESP3.
+#[test]
+fn info_sections() -> Result<()> {
+    run_script(
+        &["--max-clients", "77"],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.mset({"a": 1, "b": 2, "c": 3})
+    i = r.info()
+    assert i["tcp_port"] == port and i["redis_mode"] == "standalone", i
+    assert "silt_version" in i and i["redis_version"].startswith("7."), i
+    assert i["connected_clients"] >= 1 and i["maxclients"] == 77, i
+    assert i["used_memory"] > 0 and i["uptime_in_seconds"] >= 0, i
+    assert i["db0"] == {"keys": 3, "expires": 0, "avg_ttl": 0}, i["db0"]
+    assert i["aof_enabled"] == 0 and "silt_wal_put_requests" in i, i
+    assert i["total_connections_received"] >= 1
+    before = i["total_commands_processed"]
+    r.ping()
+    assert r.info("stats")["total_commands_processed"] >= before + 2
+    s = r.info("server")
+    assert "tcp_port" in s and "connected_clients" not in s and "db0" not in s, s
+    two = r.info("clients", "keyspace")
+    assert "connected_clients" in two and "db0" in two and "tcp_port" not in two, two
+    for sec in ("all", "everything", "default"):
+        assert "db0" in r.info(sec) and "used_memory" in r.info(sec)
+    assert r.info("nosuchsection") == {}
+    c = r.connection_pool.get_connection("_")
+    c.send_command("INFO", "server")
+    raw = c.read_response()
+    r.connection_pool.release(c)
+    assert raw.startswith(b'# Server\r\nredis_version:'), raw
+    r.delete("a", "b", "c")
+    assert "db0" not in r.info("keyspace")
+print("ok")
+"#,
+    )
+}
+
+/// RESET: back to RESP2, no name, out of MULTI, WATCH forgotten, unauthenticated.
+#[test]
+fn reset_returns_a_connection_to_its_initial_state() -> Result<()> {
+    run_script(
+        &["--requirepass", "pw"],
+        r#"
+import os, socket
+port = int(os.environ["PORT"])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def cmd(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in (x.encode() for x in a)))
+    return f.readline()
+def skip(line):
+    # The rest of an aggregate reply whose first line is `line`.
+    n = int(line[1:])
+    for _ in range(n * (2 if line[:1] == b"%" else 1)):
+        l = f.readline()
+        if l[:1] == b"$":
+            f.readline()
+        elif l[:1] in b"*%":
+            skip(l)
+line = cmd("HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me")
+assert line.startswith(b"%"), line
+skip(line)
+assert cmd("WATCH", "k") == b"+OK\r\n"
+assert cmd("MULTI") == b"+OK\r\n"
+assert cmd("SET", "k", "1") == b"+QUEUED\r\n"
+assert cmd("RESET") == b"+RESET\r\n"
+assert cmd("GET", "k").startswith(b"-NOAUTH"), "still authenticated"
+assert cmd("AUTH", "pw") == b"+OK\r\n"
+assert cmd("GET", "k") == b"$-1\r\n", "not back to RESP2, or the MULTI ran"
+line = cmd("HELLO")
+assert line.startswith(b"*14"), line
+skip(line)
+assert cmd("CLIENT", "GETNAME") == b"$-1\r\n"
+assert cmd("EXEC") == b"-ERR EXEC without MULTI\r\n"
+assert cmd("RESET", "x").startswith(b"-ERR wrong number of arguments")
+print("ok")
+"#,
+    )
+}
+
+/// A reply over `--max-reply-bytes` is an error (MGET, KEYS, SCAN, GET, EXEC; an EXEC's
+/// writes are then not applied), and the connection goes on.
+#[test]
+fn replies_over_the_limit_are_errors() -> Result<()> {
+    run_script(
+        &["--max-reply-bytes", "100000"],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+def err(f, want="reply too large"):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.set("v", "x" * 60000)
+    assert len(r.get("v")) == 60000
+    err(lambda: r.mget("v", "v"))
+    r.set("huge", "x" * 150000)
+    err(lambda: r.get("huge"))
+    r.delete("huge")
+    for i in range(0, 3000, 500):
+        r.mset({f"key:{j:040}": "1" for j in range(i, i + 500)})
+    err(lambda: r.keys("key:*"))
+    err(lambda: r.scan(0, match="key:*", count=5000))
+    assert len(r.scan(0, match="key:*", count=100)[1]) == 100
+    p = r.pipeline(transaction=True)
+    p.set("t", "1").get("v").get("v")
+    err(lambda: p.execute())
+    assert r.get("t") is None
+    assert r.ping()
+print("ok")
+"#,
+    )
+}
+
+fn vm_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("{field} in /proc/{pid}/status"))?;
+    line.split_whitespace()
+        .nth(1)
+        .context("the figure")?
+        .parse()
+        .context("a number")
+}
+
+/// A client that pipelines 1,000 GETs of a 256 KiB value (256 MiB of replies) without
+/// reading: the server stops running them once 1 MiB of replies waits, so its peak RSS
+/// (`VmHWM`) grows by far less than the replies' total.
+#[test]
+fn a_client_that_does_not_read_cannot_grow_the_servers_memory() -> Result<()> {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipping: no /proc");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &["--durability", "buffered"])?;
+    let value = vec![b'v'; 256 * 1024];
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).as_bytes())
+        .context("write")?;
+    s.write_all(&value).context("write")?;
+    s.write_all(b"\r\n").context("write")?;
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).context("read +OK")?;
+    assert_eq!(&ok, b"+OK\r\n");
+    let pid = server.child.id();
+    let before = vm_kib(pid, "VmHWM:")?;
+    let n = 1000;
+    let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(n);
+    s.write_all(&get).context("pipelining GETs")?;
+    // Read them all: the server could only go on as the replies were taken.
+    let reply_len = format!("${}\r\n", value.len()).len() + value.len() + 2;
+    let mut reader = BufReader::with_capacity(1 << 20, s);
+    let mut chunk = vec![0u8; reply_len];
+    for i in 0..n {
+        reader
+            .read_exact(&mut chunk)
+            .with_context(|| format!("reply {i}"))?;
+        assert!(chunk.starts_with(b"$262144\r\n"), "reply {i}");
+    }
+    let grew_mib = vm_kib(pid, "VmHWM:")?.saturating_sub(before) / 1024;
+    eprintln!("peak RSS grew by {grew_mib} MiB");
+    assert!(
+        grew_mib < 64,
+        "the server's peak RSS grew by {grew_mib} MiB for 256 MiB of replies"
+    );
+    server.stop()
+}

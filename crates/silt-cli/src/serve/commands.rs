@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use silt::{Db, Durability, Snapshot, WriteBatch, WriteOptions};
@@ -21,6 +22,7 @@ use tokio::sync::Mutex;
 
 use super::glob::Glob;
 use super::resp::Reply;
+use super::stats::Stats;
 
 /// What a command does, for the write lock and MULTI's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,9 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("scan", -2, Kind::Read),
     ("keys", 2, Kind::Read),
     ("dbsize", 1, Kind::Read),
+    ("waitaof", 4, Kind::Conn),
+    ("info", -1, Kind::Read),
+    ("reset", 1, Kind::Conn),
 ];
 
 fn lookup(name: &str) -> Option<usize> {
@@ -86,16 +91,34 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
+/// The server's settings the commands need.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub durability: Durability,
+    pub password: Option<String>,
+    /// The port listened on (INFO).
+    pub port: u16,
+    /// `--max-clients` (INFO).
+    pub max_clients: usize,
+    /// Largest reply: a bigger one is an error instead.
+    pub max_reply_bytes: usize,
+}
+
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
     db: Arc<Db>,
-    durability: Durability,
-    password: Option<String>,
+    opts: Options,
     writes: Mutex<()>,
     next_id: AtomicU64,
     cursors: std::sync::Mutex<Cursors>,
+    started: Instant,
+    /// Connections and command figures (INFO, `--metrics-listen`).
+    pub stats: Stats,
 }
+
+/// The Redis version INFO reports (`redis_version`), for clients that gate features on it.
+const REDIS_VERSION: &str = "7.2.0";
 
 /// Most SCAN cursors alive at once; starting one more forgets the oldest.
 pub const MAX_CURSORS: usize = 65_536;
@@ -146,14 +169,15 @@ impl Cursors {
 }
 
 impl Shared {
-    pub fn new(db: Arc<Db>, durability: Durability, password: Option<String>) -> Self {
+    pub fn new(db: Arc<Db>, opts: Options) -> Self {
         Shared {
             db,
-            durability,
-            password,
+            opts,
             writes: Mutex::new(()),
             next_id: AtomicU64::new(1),
             cursors: std::sync::Mutex::new(Cursors::new()),
+            started: Instant::now(),
+            stats: Stats::new(COMMANDS.iter().map(|c| c.0).collect()),
         }
     }
 }
@@ -283,6 +307,8 @@ pub struct Conn {
     multi: Option<Multi>,
     /// The keys WATCH named and their values then.
     watched: Vec<(Bytes, Option<Bytes>)>,
+    /// `encoded_len` of `replies`.
+    pending_bytes: usize,
     /// QUIT was received: answer, then close.
     pub quit: bool,
 }
@@ -326,31 +352,49 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Conn {
     pub fn new(shared: &Arc<Shared>) -> Self {
+        shared.stats.connected.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
         Conn {
             shared: Arc::clone(shared),
             id: shared.next_id.fetch_add(1, Ordering::Relaxed),
             name: None,
             resp: 2,
-            authed: shared.password.is_none(),
+            authed: shared.opts.password.is_none(),
             replies: Vec::new(),
             wrote: false,
             multi: None,
             watched: Vec::new(),
+            pending_bytes: 0,
             quit: false,
         }
     }
 
     pub fn push_reply(&mut self, r: Reply) {
+        self.pending_bytes += r.encoded_len();
         self.replies.push(r);
+    }
+
+    /// About how many bytes the replies not yet encoded by `finish` take.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// Make this pipeline's writes durable (one wait), then encode every reply into `out`.
     /// If that fails, every write's reply becomes the error: none of them is acknowledged.
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
         if std::mem::take(&mut self.wrote) {
-            let durable = match self.shared.durability {
+            let durable = match self.shared.opts.durability {
                 Durability::Remote => self.shared.db.wait_remote().await,
                 Durability::Local => self.shared.db.flush_local().await,
                 _ => Ok(()),
@@ -365,6 +409,7 @@ impl Conn {
         for r in self.replies.drain(..) {
             r.encode(self.resp, out);
         }
+        self.pending_bytes = 0;
     }
 
     /// Apply a command's (or an EXEC's) staged writes as one batch.
@@ -384,9 +429,46 @@ impl Conn {
 
     /// Run one command (`args[0]` is its name).
     pub async fn execute(&mut self, args: &[Bytes]) -> Reply {
+        let started = Instant::now();
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let index = lookup(&name);
+        let reply = self.execute_named(&name, index, args).await;
+        let reply = match reply.encoded_len() {
+            len if len > self.shared.opts.max_reply_bytes => self.too_large(),
+            _ => reply,
+        };
+        self.shared.stats.record(index, started.elapsed());
+        reply
+    }
+
+    fn too_large(&self) -> Reply {
+        Reply::err(format!(
+            "reply too large: over the {}-byte limit (--max-reply-bytes)",
+            self.shared.opts.max_reply_bytes
+        ))
+    }
+
+    /// Count `more` bytes towards a reply being built; an error past the limit.
+    fn charge(&self, used: &mut usize, more: usize) -> Result<(), Reply> {
+        *used = used.saturating_add(more);
+        if *used > self.shared.opts.max_reply_bytes {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    async fn execute_named(&mut self, name: &str, index: Option<usize>, args: &[Bytes]) -> Reply {
         let a = &args[1..];
-        let spec = lookup(&name).map(|i| COMMANDS[i]);
+        let spec = index.map(|i| COMMANDS[i]);
+        if spec.is_some_and(|s| s.0 == "reset") && a.is_empty() {
+            self.resp = 2;
+            self.name = None;
+            self.multi = None;
+            self.watched.clear();
+            self.authed = self.shared.opts.password.is_none();
+            return Reply::Simple("RESET".into());
+        }
+        let name = name.to_owned();
         if !self.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
             if let Some(m) = &mut self.multi {
                 m.failed = true;
@@ -460,6 +542,12 @@ impl Conn {
             }
             "multi" => return Reply::err("MULTI calls can not be nested"),
             "watch" => return Reply::err("WATCH inside MULTI is not allowed"),
+            "waitaof" => {
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                return Reply::err("WAITAOF is not allowed inside a transaction");
+            }
             "quit" => {
                 self.quit = true;
                 return Reply::ok();
@@ -503,11 +591,17 @@ impl Conn {
         }
         let mut tx = Tx::default();
         let mut replies = Vec::with_capacity(queued.len());
+        let mut used = 0;
         for cmd in &queued {
             let name = String::from_utf8_lossy(&cmd[0]).to_ascii_lowercase();
-            match self.dispatch(&mut tx, &name, &cmd[1..]).await {
-                Ok(r) | Err(r) => replies.push(r),
+            let r = match self.dispatch(&mut tx, &name, &cmd[1..]).await {
+                Ok(r) | Err(r) => r,
+            };
+            // Too large a reply: nothing of the transaction is applied.
+            if let Err(e) = self.charge(&mut used, r.encoded_len()) {
+                return e;
             }
+            replies.push(r);
         }
         match self.commit(tx).await {
             Ok(()) => Reply::Array(replies),
@@ -566,19 +660,28 @@ impl Conn {
         let prefix = glob.as_ref().map(Glob::prefix).unwrap_or_default();
         let glob = glob.filter(|g| !g.is_all());
         let (mut examined, mut last, mut keys) = (0, None, Vec::new());
+        let (mut used, mut over) = (0, None);
         let more = tx
             .walk(&self.shared.db, &prefix, after.as_ref(), |k| {
                 if examined == count {
                     return false;
                 }
+                if strings && glob.as_ref().is_none_or(|g| g.matches(k)) {
+                    let key = Reply::Bulk(k.clone());
+                    if let Err(e) = self.charge(&mut used, key.encoded_len()) {
+                        over = Some(e);
+                        return false;
+                    }
+                    keys.push(key);
+                }
                 examined += 1;
                 last = Some(k.clone());
-                if strings && glob.as_ref().is_none_or(|g| g.matches(k)) {
-                    keys.push(Reply::Bulk(k.clone()));
-                }
                 true
             })
             .await?;
+        if let Some(e) = over {
+            return Err(e);
+        }
         let next = match (more, last) {
             (true, Some(last)) => cursors
                 .lock()
@@ -590,6 +693,168 @@ impl Conn {
             Reply::Bulk(Bytes::from(next.to_string())),
             Reply::Array(keys),
         ]))
+    }
+
+    /// WAITAOF numlocal numreplicas timeout: `[local, remote]`, 1 where the writes so
+    /// far are durable in the local log / the object store (the store counts as the one
+    /// replica).
+    async fn waitaof(&self, a: &[Bytes]) -> Result<Reply, Reply> {
+        let count = |b: &Bytes| parse_i64(b).filter(|v| *v >= 0).ok_or_else(not_integer);
+        let (numlocal, numreplicas) = (count(&a[0])?, count(&a[1])?);
+        let timeout = parse_i64(&a[2])
+            .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+        let timeout = u64::try_from(timeout).map_err(|_| Reply::err("timeout is negative"))?;
+        let db = &*self.shared.db;
+        let has_local = db.settings().local_log.is_some();
+        if numlocal > 0 && !has_local {
+            return Err(Reply::err(
+                "WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+            ));
+        }
+        let durability = self.shared.opts.durability;
+        let limit = (timeout > 0).then(|| Duration::from_millis(timeout));
+        let local = async {
+            if !has_local || (numlocal == 0 && durability != Durability::Local) {
+                return Ok(0);
+            }
+            match within(limit, db.flush_local()).await {
+                Some(Ok(())) => Ok(1),
+                Some(Err(e)) => Err(Reply::err(format!("local log flush failed: {e}"))),
+                None => Ok(0),
+            }
+        };
+        let remote = async {
+            if numreplicas == 0 {
+                return Ok(i64::from(db.durable_seq() >= db.visible_seq()));
+            }
+            match within(limit, db.wait_remote()).await {
+                Some(Ok(())) => Ok(1),
+                Some(Err(e)) => Err(Reply::err(format!("remote flush failed: {e}"))),
+                None => Ok(0),
+            }
+        };
+        let (local, remote) = tokio::join!(local, remote);
+        Ok(Reply::Array(vec![
+            Reply::Integer(local?),
+            Reply::Integer(remote?),
+        ]))
+    }
+
+    /// INFO [section ...]: Redis's text format.
+    async fn info(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
+        use std::fmt::Write as _;
+        const DEFAULT: [&str; 6] = [
+            "server",
+            "clients",
+            "memory",
+            "persistence",
+            "stats",
+            "keyspace",
+        ];
+        let mut want: Vec<String> = a
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .collect();
+        if want.is_empty()
+            || want
+                .iter()
+                .any(|w| matches!(w.as_str(), "all" | "default" | "everything"))
+        {
+            want = DEFAULT.iter().map(|s| (*s).to_owned()).collect();
+        }
+        let shared = &*self.shared;
+        let db = &*shared.db;
+        let stats = &shared.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for section in DEFAULT.iter().filter(|s| want.iter().any(|w| w == *s)) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            // `# Title` lines are headers, the others `name:value`.
+            let mut line = |k: &str, v: &dyn std::fmt::Display| {
+                let _ = if k.starts_with('#') {
+                    write!(out, "{k}\r\n")
+                } else {
+                    write!(out, "{k}:{v}\r\n")
+                };
+            };
+            match *section {
+                "server" => {
+                    let up = shared.started.elapsed().as_secs();
+                    line("# Server", &"");
+                    line("redis_version", &REDIS_VERSION);
+                    line("silt_version", &env!("CARGO_PKG_VERSION"));
+                    line("redis_mode", &"standalone");
+                    line("arch_bits", &(usize::BITS));
+                    line("process_id", &std::process::id());
+                    line("tcp_port", &shared.opts.port);
+                    line("uptime_in_seconds", &up);
+                    line("uptime_in_days", &(up / 86_400));
+                }
+                "clients" => {
+                    line("# Clients", &"");
+                    line("connected_clients", &load(&stats.connected));
+                    line("maxclients", &shared.opts.max_clients);
+                }
+                "memory" => {
+                    let rss = db.metrics().process_resident_bytes.unwrap_or(0);
+                    line("# Memory", &"");
+                    line("used_memory", &rss);
+                    line(
+                        "used_memory_human",
+                        &format!("{:.2}M", rss as f64 / 1_048_576.0),
+                    );
+                    line("used_memory_rss", &rss);
+                    line("maxmemory", &0);
+                }
+                "persistence" => {
+                    let m = db.metrics();
+                    line("# Persistence", &"");
+                    line("loading", &0);
+                    line(
+                        "silt_durability",
+                        &format!("{:?}", shared.opts.durability).to_ascii_lowercase(),
+                    );
+                    line("aof_enabled", &u8::from(m.local_log.is_some()));
+                    line("silt_visible_seq", &m.stats.visible_seq);
+                    line("silt_durable_seq", &db.durable_seq());
+                    if let Some(w) = &m.wal {
+                        line("silt_wal_segments_uploaded", &w.segments_uploaded);
+                        line("silt_wal_bytes_uploaded", &w.bytes_uploaded);
+                        line("silt_wal_put_requests", &w.put_requests);
+                        line("silt_wal_records_appended", &w.records_appended);
+                    }
+                    if let Some(l) = &m.local_log {
+                        line("silt_local_log_commits", &l.commits);
+                        line("silt_local_log_syncs", &l.syncs);
+                        line("silt_local_log_bytes_written", &l.bytes_written);
+                        line("silt_local_log_pending_bytes", &l.pending_bytes);
+                    }
+                }
+                "stats" => {
+                    line("# Stats", &"");
+                    line(
+                        "total_connections_received",
+                        &load(&stats.connections_total),
+                    );
+                    line("total_commands_processed", &load(&stats.commands_total));
+                }
+                _ => {
+                    let mut keys = 0_u64;
+                    tx.walk(db, b"", None, |_| {
+                        keys += 1;
+                        true
+                    })
+                    .await?;
+                    let _ = write!(out, "# Keyspace\r\n");
+                    if keys > 0 {
+                        let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                    }
+                }
+            }
+        }
+        Ok(Reply::Bulk(Bytes::from(out)))
     }
 
     async fn dispatch(&mut self, tx: &mut Tx, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
@@ -626,8 +891,11 @@ impl Conn {
             "get" if n == 1 => opt_bulk(tx.get(db, &a[0]).await?),
             "mget" if n >= 1 => {
                 let mut out = Vec::with_capacity(n);
+                let mut used = 0;
                 for k in a {
-                    out.push(opt_bulk(tx.get(db, k).await?));
+                    let v = opt_bulk(tx.get(db, k).await?);
+                    self.charge(&mut used, v.encoded_len())?;
+                    out.push(v);
                 }
                 Reply::Array(out)
             }
@@ -717,14 +985,22 @@ impl Conn {
             "scan" if n >= 1 => return self.scan(tx, a).await,
             "keys" if n == 1 => {
                 let glob = Glob::new(&a[0]);
-                let mut keys = Vec::new();
+                let (mut keys, mut used, mut over) = (Vec::new(), 0, None);
                 tx.walk(db, &glob.prefix(), None, |k| {
                     if glob.matches(k) {
-                        keys.push(Reply::Bulk(k.clone()));
+                        let key = Reply::Bulk(k.clone());
+                        if let Err(e) = self.charge(&mut used, key.encoded_len()) {
+                            over = Some(e);
+                            return false;
+                        }
+                        keys.push(key);
                     }
                     true
                 })
                 .await?;
+                if let Some(e) = over {
+                    return Err(e);
+                }
                 Reply::Array(keys)
             }
             "dbsize" if n == 0 => {
@@ -736,13 +1012,15 @@ impl Conn {
                 .await?;
                 Reply::Integer(count)
             }
+            "waitaof" if n == 3 => return self.waitaof(a).await,
+            "info" => return self.info(tx, a).await,
             _ if lookup(name).is_some() => return Err(arity(name)),
             _ => unknown(name, a),
         })
     }
 
     fn auth(&mut self, given: &[u8]) -> Reply {
-        match &self.shared.password {
+        match &self.shared.opts.password {
             None => Reply::err(
                 "AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",
@@ -879,6 +1157,14 @@ async fn incr_by(tx: &mut Tx, db: &Db, key: &[u8], by: i64) -> Result<Reply, Rep
         .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
     tx.put(key, next.to_string());
     Ok(Reply::Integer(next))
+}
+
+/// `fut`'s output, unless `limit` passes first.
+async fn within<F: std::future::Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        None => Some(fut.await),
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+    }
 }
 
 #[expect(

@@ -6,6 +6,7 @@
 mod commands;
 mod glob;
 pub mod resp;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use self::commands::{Conn, Shared};
+use self::commands::{Conn, Options, Shared};
 use self::resp::{parse_request, Limits, Reply};
 use crate::exit::UsageError;
 use crate::shared::{LoadDurability, StoreStack};
@@ -42,7 +43,14 @@ pub struct ServeArgs {
     /// Close a client idle this long (0: never).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "D")]
     pub idle_timeout: Duration,
+    /// Largest reply (MGET, KEYS, SCAN, EXEC...): a bigger one is an error instead.
+    #[arg(long, default_value_t = 512 * 1024 * 1024, value_name = "BYTES")]
+    pub max_reply_bytes: usize,
 }
+
+/// Replies encoded but not yet written, past which a connection stops running the
+/// commands it has read until the client has taken them.
+const OUTPUT_SOFT_BYTES: usize = 1024 * 1024;
 
 /// Run the server until SIGINT or SIGTERM; then stop accepting, let every connection finish
 /// the commands it has read, and close the database (making every write durable).
@@ -82,8 +90,13 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
     );
     let shared = Arc::new(Shared::new(
         Arc::clone(&db),
-        durability,
-        args.requirepass.clone(),
+        Options {
+            durability,
+            password: args.requirepass.clone(),
+            port: local.port(),
+            max_clients: args.max_clients,
+            max_reply_bytes: args.max_reply_bytes,
+        },
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(args.max_clients));
@@ -159,8 +172,9 @@ async fn refuse(mut stream: TcpStream, msg: &str) {
 
 /// Read what the client sent, run every whole command in it in order, make the writes
 /// among them durable once (the pipeline shares one durability wait), then answer them in
-/// order. Until the stop signal: then the commands already read are finished and the
-/// connection is closed.
+/// order. Past `OUTPUT_SOFT_BYTES` of replies it answers those first (waiting for the
+/// client to read them) before it runs the rest. Until the stop signal: then the
+/// commands already read are finished and the connection is closed.
 async fn serve_conn(
     mut stream: TcpStream,
     shared: Arc<Shared>,
@@ -173,23 +187,28 @@ async fn serve_conn(
     let mut conn = Conn::new(&shared);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = Vec::with_capacity(16 * 1024);
+    // Whole commands may be left in `buf` (the replies' soft limit was reached).
+    let mut more = false;
     loop {
-        let read = async {
-            if idle.is_zero() {
-                Ok(stream.read_buf(&mut buf).await)
-            } else {
-                tokio::time::timeout(idle, stream.read_buf(&mut buf)).await
+        // Unless commands are left over in `buf`, read more.
+        if !std::mem::take(&mut more) {
+            let read = async {
+                if idle.is_zero() {
+                    Ok(stream.read_buf(&mut buf).await)
+                } else {
+                    tokio::time::timeout(idle, stream.read_buf(&mut buf)).await
+                }
+            };
+            let n = tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                r = read => match r {
+                    Ok(r) => r.context("reading from the client")?,
+                    Err(_) => return Ok(()), // idle timeout
+                },
+            };
+            if n == 0 {
+                return Ok(());
             }
-        };
-        let n = tokio::select! {
-            _ = stop.changed() => return Ok(()),
-            r = read => match r {
-                Ok(r) => r.context("reading from the client")?,
-                Err(_) => return Ok(()), // idle timeout
-            },
-        };
-        if n == 0 {
-            return Ok(());
         }
         let mut close = false;
         loop {
@@ -201,6 +220,10 @@ async fn serve_conn(
                         close = true;
                         break;
                     }
+                    if conn.pending_bytes() >= OUTPUT_SOFT_BYTES {
+                        more = true;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -210,7 +233,7 @@ async fn serve_conn(
                 }
             }
         }
-        if !close && buf.len() > max_query {
+        if !close && !more && buf.len() > max_query {
             conn.push_reply(Reply::err("Protocol error: query buffer too big"));
             close = true;
         }
@@ -221,6 +244,10 @@ async fn serve_conn(
             .await
             .context("writing to the client")?;
         out.clear();
+        if out.capacity() > 2 * OUTPUT_SOFT_BYTES {
+            // Do not keep a big reply's buffer for the life of the connection.
+            out = Vec::with_capacity(16 * 1024);
+        }
         if close {
             let _ = stream.shutdown().await;
             return Ok(());

@@ -208,6 +208,23 @@ impl Reply {
         Reply::Error(format!("ERR {msg}"))
     }
 
+    /// An upper bound of the encoding's length in bytes (either protocol version).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.len() + 3,
+            Reply::Integer(_) => 23,
+            Reply::Bulk(b) => b.len() + 25,
+            Reply::Null | Reply::NullArray => 5,
+            Reply::Array(items) => items
+                .iter()
+                .fold(23, |n, i| n.saturating_add(i.encoded_len())),
+            Reply::Map(pairs) => pairs.iter().fold(23, |n, (k, v)| {
+                n.saturating_add(k.encoded_len())
+                    .saturating_add(v.encoded_len())
+            }),
+        }
+    }
+
     /// Append the encoding of `self` for protocol version `resp` (2 or 3) to `out`.
     pub fn encode(&self, resp: u8, out: &mut Vec<u8>) {
         use std::io::Write as _;
@@ -362,6 +379,9 @@ mod tests {
         let (mut n2, mut n3) = (Vec::new(), Vec::new());
         Reply::NullArray.encode(2, &mut n2);
         Reply::NullArray.encode(3, &mut n3);
+        for (r, v) in [(&r, &v2), (&r, &v3), (&Reply::NullArray, &n2)] {
+            assert!(r.encoded_len() >= v.len());
+        }
         assert_eq!((&n2[..], &n3[..]), (&b"*-1\r\n"[..], &b"_\r\n"[..]));
     }
 
