@@ -844,3 +844,83 @@ fn a_client_that_does_not_read_cannot_grow_the_servers_memory() -> Result<()> {
     );
     server.stop()
 }
+
+/// One HTTP/1.1 GET over a plain socket: (status code, body).
+fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .context("read timeout")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .context("write")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).context("read the response")?;
+    let (head, body) = raw.split_once("\r\n\r\n").context("no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()
+        .context("status code")?;
+    Ok((status, body.to_owned()))
+}
+
+/// `--metrics-listen`: `/metrics` has the engine's figures and the server's (connections,
+/// commands by name with unknown ones as `unknown`, latency histograms); `/healthz` is
+/// 200 `ok`; anything else 404.
+#[test]
+fn metrics_and_healthz_over_http() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let mport = free_port()?;
+    let maddr = format!("127.0.0.1:{mport}");
+    let server = Server::start(&store, &["--metrics-listen", &maddr])?;
+    let out = server.python(
+        r#"
+import os, redis
+r = redis.Redis(port=int(os.environ["PORT"]))
+r.set("a", "1")
+for _ in range(3):
+    r.get("a")
+for name in ("FROB", "ZAP", "x" * 200):
+    try:
+        r.execute_command(name)
+    except redis.ResponseError:
+        pass
+print("ok")
+"#,
+    )?;
+    assert_eq!(out.trim(), "ok");
+    let (status, body) = http_get(mport, "/metrics")?;
+    assert_eq!(status, 200, "{body}");
+    for want in [
+        "silt_serve_commands_total{command=\"get\"} 3\n",
+        "silt_serve_commands_total{command=\"set\"} 1\n",
+        "silt_serve_commands_total{command=\"unknown\"} 3\n",
+        "# TYPE silt_serve_command_duration_seconds histogram\n",
+        "silt_serve_command_duration_seconds_bucket{command=\"get\",le=\"+Inf\"} 3\n",
+        "silt_serve_command_duration_seconds_count{command=\"get\"} 3\n",
+        "# TYPE silt_serve_connections gauge\n",
+        "# TYPE silt_serve_connections_total counter\n",
+        "silt_stats_visible_seq ",
+        "silt_wal_records_appended ",
+    ] {
+        assert!(body.contains(want), "{want:?} missing from:\n{body}");
+    }
+    assert!(!body.contains("frob") && !body.contains("xxx"), "{body}");
+    let total: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("silt_serve_connections_total "))
+        .context("connections_total")?
+        .parse()
+        .context("a number")?;
+    assert!(total >= 1, "{body}");
+    assert_eq!(http_get(mport, "/healthz")?, (200, "ok\n".into()));
+    assert_eq!(http_get(mport, "/nope")?.0, 404);
+    server.stop()
+}

@@ -180,6 +180,10 @@ impl Shared {
             stats: Stats::new(COMMANDS.iter().map(|c| c.0).collect()),
         }
     }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
 }
 
 /// The reads and staged writes of one command, or of one EXEC.

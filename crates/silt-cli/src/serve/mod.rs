@@ -5,6 +5,7 @@
 
 mod commands;
 mod glob;
+mod http;
 pub mod resp;
 mod stats;
 
@@ -46,6 +47,9 @@ pub struct ServeArgs {
     /// Largest reply (MGET, KEYS, SCAN, EXEC...): a bigger one is an error instead.
     #[arg(long, default_value_t = 512 * 1024 * 1024, value_name = "BYTES")]
     pub max_reply_bytes: usize,
+    /// Also serve HTTP `GET /metrics` (Prometheus) and `GET /healthz` here.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Replies encoded but not yet written, past which a connection stops running the
@@ -84,6 +88,14 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("the listener's address")?;
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     eprintln!(
         "silt serve: listening on {local} ({:?} writes)",
         args.durability
@@ -99,6 +111,19 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         },
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = match metrics {
+        Some(l) => {
+            if let Ok(addr) = l.local_addr() {
+                eprintln!("silt serve: metrics on http://{addr}/metrics");
+            }
+            Some(tokio::spawn(http::serve(
+                l,
+                Arc::clone(&shared),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let slots = Arc::new(Semaphore::new(args.max_clients));
     let mut conns = tokio::task::JoinSet::new();
     let shutdown = shutdown_signal();
@@ -136,6 +161,9 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
     drop(listener);
     let _ = stop_tx.send(true);
     while conns.join_next().await.is_some() {}
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     drop(shared);
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("the database is still in use"))?;
     db.close().await.context("closing the database")?;

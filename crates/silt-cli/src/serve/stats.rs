@@ -63,7 +63,6 @@ impl Stats {
         );
     }
 
-    #[allow(dead_code, reason = "--metrics-listen comes next")]
     /// The Prometheus text of these figures (commands never called are left out).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
