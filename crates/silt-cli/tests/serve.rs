@@ -389,6 +389,10 @@ for proto in (2, 3):
     p.set("t", "1").incr("n").get("t").append("t", "2").get("t").delete("t").get("t").mget("n", "t")
     assert p.execute() == [True, 1, b"1", 2, b"12", 1, None, [b"1", None]], proto
     assert r.get("t") is None and r.get("n") == b"1"
+    # DEL counts a key named twice once, and sees the transaction's own SET.
+    p = r.pipeline(transaction=True)
+    p.set("d", "1").delete("d", "d", "nope").exists("d")
+    assert p.execute() == [True, 1, 0]
     # An error inside EXEC is that command's reply; the others still run.
     r.set("x", "text")
     p = r.pipeline(transaction=True)
@@ -771,12 +775,20 @@ for proto in (2, 3):
     err(lambda: r.mget("v", "v"))
     r.set("huge", "x" * 150000)
     err(lambda: r.get("huge"))
+    # A write whose reply would be too large is not applied.
+    err(lambda: r.getset("huge", "small"))
+    assert r.strlen("huge") == 150000
     r.delete("huge")
     for i in range(0, 3000, 500):
         r.mset({f"key:{j:040}": "1" for j in range(i, i + 500)})
     err(lambda: r.keys("key:*"))
     err(lambda: r.scan(0, match="key:*", count=5000))
     assert len(r.scan(0, match="key:*", count=100)[1]) == 100
+    # A SCAN that fails keeps its cursor: the client can go on with a smaller COUNT.
+    cur, first = r.scan(0, match="key:*", count=10)
+    err(lambda: r.scan(cur, match="key:*", count=5000))
+    cur2, second = r.scan(cur, match="key:*", count=100)
+    assert cur2 != 0 and len(second) == 100 and second[0] > first[-1], (first, second)
     p = r.pipeline(transaction=True)
     p.set("t", "1").get("v").get("v")
     err(lambda: p.execute())

@@ -163,6 +163,13 @@ impl Cursors {
         id
     }
 
+    /// Put back a cursor `take` gave (its SCAN failed).
+    fn restore(&mut self, id: u64, last: Bytes) {
+        if self.live.insert(id, last).is_none() {
+            self.order.push_back(id);
+        }
+    }
+
     fn take(&mut self, id: u64) -> Option<Bytes> {
         self.live.remove(&id)
     }
@@ -507,12 +514,12 @@ impl Conn {
             Kind::Write => {
                 let shared = Arc::clone(&self.shared);
                 let _w = shared.writes.lock().await;
-                let reply = self.dispatch(&mut tx, &name, a).await;
-                match reply {
-                    Ok(r) => match self.commit(tx).await {
-                        Ok(()) => Ok(r),
-                        Err(e) => Err(e),
-                    },
+                match self.dispatch(&mut tx, &name, a).await {
+                    // Too large a reply (GETSET of a big value): the write is not applied.
+                    Ok(r) if r.encoded_len() > self.shared.opts.max_reply_bytes => {
+                        Err(self.too_large())
+                    }
+                    Ok(r) => self.commit(tx).await.map(|()| r),
                     Err(e) => Err(e),
                 }
             }
@@ -665,7 +672,7 @@ impl Conn {
         let glob = glob.filter(|g| !g.is_all());
         let (mut examined, mut last, mut keys) = (0, None, Vec::new());
         let (mut used, mut over) = (0, None);
-        let more = tx
+        let walked = tx
             .walk(&self.shared.db, &prefix, after.as_ref(), |k| {
                 if examined == count {
                     return false;
@@ -682,10 +689,20 @@ impl Conn {
                 last = Some(k.clone());
                 true
             })
-            .await?;
-        if let Some(e) = over {
-            return Err(e);
-        }
+            .await;
+        let more = match (walked, over) {
+            (Ok(more), None) => more,
+            (Err(e), _) | (Ok(_), Some(e)) => {
+                // The client may try the same cursor again.
+                if let Some(after) = after {
+                    cursors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .restore(cursor, after);
+                }
+                return Err(e);
+            }
+        };
         let next = match (more, last) {
             (true, Some(last)) => cursors
                 .lock()
@@ -953,10 +970,10 @@ impl Conn {
             }
             "del" | "unlink" if n >= 1 => {
                 // Every read first: a failed one leaves nothing staged.
-                let mut gone = Vec::new();
+                let mut gone = std::collections::BTreeSet::new();
                 for k in a {
-                    if tx.get(db, k).await?.is_some() && !gone.contains(&k) {
-                        gone.push(k);
+                    if !gone.contains(k) && tx.get(db, k).await?.is_some() {
+                        gone.insert(k);
                     }
                 }
                 for k in &gone {
