@@ -1210,3 +1210,48 @@ fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
 fn opt_bulk(v: Option<Bytes>) -> Reply {
     v.map_or(Reply::Null, Reply::Bulk)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_bounded_and_evict_the_oldest() {
+        let mut c = Cursors::new();
+        let first = c.insert(Bytes::from_static(b"a"));
+        let second = c.insert(Bytes::from_static(b"b"));
+        assert_ne!(first, 0);
+        assert_eq!(c.take(second), Some(Bytes::from_static(b"b")));
+        assert_eq!(c.take(second), None);
+        c.restore(second, Bytes::from_static(b"b"));
+        assert_eq!(c.take(second), Some(Bytes::from_static(b"b")));
+        for i in 0..MAX_CURSORS * 3 {
+            c.insert(Bytes::from(i.to_string()));
+            if i % 2 == 0 {
+                // Taken ones leave stale ids in `order`, which must not grow without bound.
+                let id = c.insert(Bytes::from_static(b"x"));
+                c.take(id);
+            }
+        }
+        assert_eq!(c.live.len(), MAX_CURSORS);
+        assert!(c.order.len() <= 2 * MAX_CURSORS + 1, "{}", c.order.len());
+        assert_eq!(c.take(first), None, "the oldest was not evicted");
+    }
+
+    #[test]
+    fn prefix_end_is_the_least_upper_bound() {
+        assert_eq!(prefix_end(b"ab"), Some(Bytes::from_static(b"ac")));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(Bytes::from_static(b"b")));
+        assert_eq!(prefix_end(b"\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn arity() {
+        assert!(arity_ok(2, 2) && !arity_ok(2, 3));
+        assert!(arity_ok(-2, 2) && arity_ok(-2, 9) && !arity_ok(-2, 1));
+        for (name, _, _) in COMMANDS {
+            assert_eq!(lookup(name).map(|i| COMMANDS[i].0), Some(*name));
+        }
+    }
+}
