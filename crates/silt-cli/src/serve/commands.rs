@@ -102,6 +102,8 @@ pub struct Options {
     pub max_clients: usize,
     /// Largest reply: a bigger one is an error instead.
     pub max_reply_bytes: usize,
+    /// Most bytes one MULTI may queue (`MAX_QUEUED_BYTES`).
+    pub max_queued_bytes: usize,
 }
 
 /// What every connection shares.
@@ -297,9 +299,15 @@ impl Tx {
 #[derive(Debug, Default)]
 struct Multi {
     queued: Vec<Vec<Bytes>>,
+    /// About how much memory `queued` holds.
+    bytes: usize,
     /// A command was refused while queuing: EXEC aborts.
     failed: bool,
 }
+
+/// Most bytes of commands one MULTI may queue (arguments plus 32 bytes each); past it
+/// the command is refused and EXEC aborts.
+pub const MAX_QUEUED_BYTES: usize = 512 * 1024 * 1024;
 
 /// One client connection's state.
 #[derive(Debug)]
@@ -573,10 +581,17 @@ impl Conn {
         let Some(m) = &mut self.multi else {
             return Reply::err("EXEC without MULTI");
         };
+        let size = args.iter().map(|a| a.len() + 32).sum::<usize>();
+        let refused = refused.or_else(|| {
+            let max = self.shared.opts.max_queued_bytes;
+            (m.bytes.saturating_add(size) > max)
+                .then(|| Reply::err(format!("transaction too large: over {max} bytes queued")))
+        });
         if let Some(r) = refused {
             m.failed = true;
             return r;
         }
+        m.bytes += size;
         m.queued.push(args.to_vec());
         Reply::Simple("QUEUED".into())
     }
@@ -584,7 +599,7 @@ impl Conn {
     /// Run the queued commands in one `Tx` under the write lock, and apply their writes
     /// as one batch; a changed watched key aborts it (a null reply).
     async fn exec(&mut self) -> Reply {
-        let Multi { queued, failed } = self.multi.take().unwrap_or_default();
+        let Multi { queued, failed, .. } = self.multi.take().unwrap_or_default();
         let watched = std::mem::take(&mut self.watched);
         if failed {
             return Reply::Error(
@@ -1214,6 +1229,73 @@ fn opt_bulk(v: Option<Bytes>) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cmd(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    async fn conn(max_queued_bytes: usize) -> Conn {
+        let db = Db::open("memory://", silt::Settings::default())
+            .await
+            .expect("open");
+        let shared = Arc::new(Shared::new(
+            Arc::new(db),
+            Options {
+                durability: Durability::Buffered,
+                password: None,
+                port: 0,
+                max_clients: 1,
+                max_reply_bytes: 1 << 20,
+                max_queued_bytes,
+            },
+        ));
+        Conn::new(&shared)
+    }
+
+    #[tokio::test]
+    async fn a_multi_over_its_byte_limit_aborts() {
+        let mut c = conn(200).await;
+        assert_eq!(c.execute(&cmd("MULTI")).await, Reply::ok());
+        let queued = Reply::Simple("QUEUED".into());
+        assert_eq!(c.execute(&cmd("SET a 1")).await, queued);
+        let big = format!("SET b {}", "x".repeat(150));
+        let Reply::Error(e) = c.execute(&cmd(&big)).await else {
+            panic!("queued past the limit");
+        };
+        assert!(e.contains("transaction too large"), "{e}");
+        let Reply::Error(e) = c.execute(&cmd("EXEC")).await else {
+            panic!("EXEC ran");
+        };
+        assert!(e.starts_with("EXECABORT"), "{e}");
+        assert_eq!(c.execute(&cmd("GET a")).await, Reply::Null);
+    }
+
+    #[tokio::test]
+    async fn scans_merge_staged_writes_in_order() {
+        let mut c = conn(1 << 20).await;
+        c.execute(&cmd("MSET k1 v k3 v k5 v j v")).await;
+        c.execute(&cmd("MULTI")).await;
+        for w in [
+            "SET k2 v", "DEL k3", "SET k6 v", "SET k1 w", "KEYS k*", "DBSIZE",
+        ] {
+            c.execute(&cmd(w)).await;
+        }
+        let Reply::Array(r) = c.execute(&cmd("EXEC")).await else {
+            panic!("EXEC failed");
+        };
+        let keys = |ks: &[&str]| {
+            Reply::Array(
+                ks.iter()
+                    .map(|k| Reply::Bulk(Bytes::copy_from_slice(k.as_bytes())))
+                    .collect(),
+            )
+        };
+        assert_eq!(r[4], keys(&["k1", "k2", "k5", "k6"]));
+        assert_eq!(r[5], Reply::Integer(5));
+    }
 
     #[test]
     fn cursors_are_bounded_and_evict_the_oldest() {

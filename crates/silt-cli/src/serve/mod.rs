@@ -108,6 +108,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
             port: local.port(),
             max_clients: args.max_clients,
             max_reply_bytes: args.max_reply_bytes,
+            max_queued_bytes: commands::MAX_QUEUED_BYTES,
         },
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
