@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{header, Method, Request, Response, StatusCode};
+use hyper::{header, Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,7 +39,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Rece
                 conns.spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(respond(&shared, &req)) }
+                        async move {
+                            Ok::<_, Infallible>(respond(&shared, req.method(), req.uri().path()))
+                        }
                     });
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);
@@ -69,9 +70,9 @@ fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<B
     r
 }
 
-fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(shared: &Shared, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let plain = "text/plain; charset=utf-8";
-    match (req.method(), req.uri().path()) {
+    match (method, path) {
         (&Method::GET, "/metrics") => {
             let mut body = shared.db().metrics().to_prometheus();
             body.push_str(&shared.stats.to_prometheus());
@@ -98,5 +99,47 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             text(StatusCode::METHOD_NOT_ALLOWED, plain, "GET only\n".into())
         }
         _ => text(StatusCode::NOT_FOUND, plain, "not found\n".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::commands::Options;
+
+    #[tokio::test]
+    async fn healthz_is_503_once_the_database_is_closed() {
+        let db = silt::Db::open("memory://", silt::Settings::default())
+            .await
+            .expect("open");
+        let shared = Shared::new(
+            Arc::new(db),
+            Options {
+                durability: silt::Durability::Buffered,
+                password: None,
+                port: 0,
+                max_clients: 1,
+                max_reply_bytes: 1 << 20,
+                max_queued_bytes: 1 << 20,
+            },
+        );
+        assert_eq!(
+            respond(&shared, &Method::GET, "/healthz").status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            respond(&shared, &Method::POST, "/healthz").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        shared.db().close().await.expect("close");
+        assert_eq!(
+            respond(&shared, &Method::GET, "/healthz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // The figures are still there.
+        assert_eq!(
+            respond(&shared, &Method::GET, "/metrics").status(),
+            StatusCode::OK
+        );
     }
 }
