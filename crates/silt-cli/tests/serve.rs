@@ -937,3 +937,35 @@ print("ok")
     assert_eq!(http_get(mport, "/nope")?.0, 404);
     server.stop()
 }
+
+/// SIGTERM while a client has 250 MiB of replies pending and does not read: the server
+/// still shuts down (after a grace period for that client) and exits 0.
+#[test]
+fn shutdown_is_not_held_up_by_a_client_that_does_not_read() -> Result<()> {
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &["--durability", "buffered"])?;
+    let value = vec![b'v'; 256 * 1024];
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).as_bytes())
+        .context("write")?;
+    s.write_all(&value).context("write")?;
+    s.write_all(b"\r\n").context("write")?;
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).context("read +OK")?;
+    s.write_all(&b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(1000))
+        .context("pipelining GETs")?;
+    // The server is answering them (and will block: they do not fit in socket buffers).
+    let mut first = [0u8; 9];
+    s.read_exact(&mut first).context("the first reply")?;
+    assert_eq!(&first, b"$262144\r\n");
+    let started = std::time::Instant::now();
+    server.stop()?;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(s);
+    Ok(())
+}

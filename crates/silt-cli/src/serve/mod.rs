@@ -56,6 +56,10 @@ pub struct ServeArgs {
 /// commands it has read until the client has taken them.
 const OUTPUT_SOFT_BYTES: usize = 1024 * 1024;
 
+/// At shutdown, how long a client that is not reading gets to take its replies before its
+/// connection is closed without them (the writes are applied and durable either way).
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
+
 /// Run the server until SIGINT or SIGTERM; then stop accepting, let every connection finish
 /// the commands it has read, and close the database (making every write durable).
 pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeArgs) -> Result<u8> {
@@ -193,6 +197,15 @@ async fn shutdown_signal() {
     }
 }
 
+/// Sleep `d`, or forever if it is zero.
+async fn sleep_or_forever(d: Duration) {
+    if d.is_zero() {
+        std::future::pending::<()>().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
 async fn refuse(mut stream: TcpStream, msg: &str) {
     let mut out = Vec::new();
     Reply::Error(msg.into()).encode(2, &mut out);
@@ -218,9 +231,14 @@ async fn serve_conn(
     let mut out = Vec::with_capacity(16 * 1024);
     // Whole commands may be left in `buf` (the replies' soft limit was reached).
     let mut more = false;
+    // The stop signal came while writing: finish what was read, then close.
+    let mut stopping = false;
     loop {
         // Unless commands are left over in `buf`, read more.
         if !std::mem::take(&mut more) {
+            if stopping {
+                return Ok(());
+            }
             let read = async {
                 if idle.is_zero() {
                     Ok(stream.read_buf(&mut buf).await)
@@ -268,10 +286,28 @@ async fn serve_conn(
         }
         // The pipeline's writes become durable together, then everything is answered.
         conn.finish(&mut out).await;
-        stream
-            .write_all(&out)
-            .await
-            .context("writing to the client")?;
+        // A client that does not read blocks this write: the idle timeout and the shutdown
+        // (after a grace period) still end it.
+        let write = stream.write_all(&out);
+        tokio::pin!(write);
+        let written = if stopping {
+            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, &mut write)
+                .await
+                .ok()
+        } else {
+            tokio::select! {
+                w = &mut write => Some(w),
+                () = sleep_or_forever(idle) => None,
+                _ = stop.changed() => {
+                    stopping = true;
+                    tokio::time::timeout(SHUTDOWN_WRITE_GRACE, &mut write).await.ok()
+                }
+            }
+        };
+        match written {
+            Some(w) => w.context("writing to the client")?,
+            None => return Ok(()),
+        }
         out.clear();
         if out.capacity() > 2 * OUTPUT_SOFT_BYTES {
             // Do not keep a big reply's buffer for the life of the connection.
