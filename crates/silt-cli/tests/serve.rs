@@ -353,3 +353,619 @@ while True:
     );
     Ok(())
 }
+
+/// Start a server on a fresh store and run one redis-py script against it (`ok` expected).
+fn run_script(extra: &[&str], script: &str) -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, extra)?;
+    assert_eq!(server.python(script)?.trim(), "ok");
+    server.stop()
+}
+
+/// MULTI/EXEC/DISCARD and WATCH: replies, errors, EXECABORT, reads of the transaction's
+/// own writes, over RESP2 and RESP3.
+#[test]
+fn multi_exec_discard_and_watch() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.delete("t", "n", "x")
+    p = r.pipeline(transaction=True)
+    p.set("t", "1").incr("n").get("t").append("t", "2").get("t").delete("t").get("t").mget("n", "t")
+    assert p.execute() == [True, 1, b"1", 2, b"12", 1, None, [b"1", None]], proto
+    assert r.get("t") is None and r.get("n") == b"1"
+    # DEL counts a key named twice once, and sees the transaction's own SET.
+    p = r.pipeline(transaction=True)
+    p.set("d", "1").delete("d", "d", "nope").exists("d")
+    assert p.execute() == [True, 1, 0]
+    # An error inside EXEC is that command's reply; the others still run.
+    r.set("x", "text")
+    p = r.pipeline(transaction=True)
+    p.incr("x").set("y", "1")
+    res = p.execute(raise_on_error=False)
+    assert isinstance(res[0], redis.ResponseError) and res[1] is True, res
+    c = r.connection_pool.get_connection("_")
+    def cmd(*a):
+        c.send_command(*a)
+        return c.read_response()
+    assert cmd("MULTI") in (b"OK", "OK", True)
+    assert cmd("SET", "q", "1") in (b"QUEUED", "QUEUED")
+    err(lambda: cmd("MULTI"), "MULTI calls can not be nested")
+    err(lambda: cmd("WATCH", "q"), "WATCH inside MULTI is not allowed")
+    assert cmd("DISCARD") in (b"OK", "OK")
+    assert r.get("q") is None
+    err(lambda: cmd("EXEC"), "EXEC without MULTI")
+    err(lambda: cmd("DISCARD"), "DISCARD without MULTI")
+    # Wrong arity or an unknown command while queuing: EXEC aborts, nothing is applied.
+    for bad in (("GET",), ("FROB", "x")):
+        cmd("MULTI")
+        cmd("SET", "q", "1")
+        err(lambda: cmd(*bad), "")
+        try:
+            cmd("EXEC")
+            raise SystemExit("EXEC did not abort")
+        except redis.exceptions.ExecAbortError as e:
+            assert str(e) == "Transaction discarded because of previous errors.", str(e)
+        assert r.get("q") is None
+    # An empty transaction.
+    cmd("MULTI")
+    assert cmd("EXEC") == []
+    r.connection_pool.release(c)
+    # WATCH: a change by another client aborts EXEC (redis-py raises WatchError).
+    r.set("w", "0")
+    other = redis.Redis(port=port, protocol=proto)
+    with r.pipeline() as p:
+        p.watch("w")
+        other.set("w", "changed")
+        p.multi()
+        p.set("w", "mine")
+        try:
+            p.execute()
+            raise SystemExit("WATCH did not abort")
+        except redis.WatchError:
+            pass
+    assert r.get("w") == b"changed"
+    with r.pipeline() as p:
+        p.watch("w", "never-set")
+        p.multi()
+        p.set("w", "mine")
+        assert p.execute() == [True]
+    assert r.get("w") == b"mine"
+    # UNWATCH forgets.
+    with r.pipeline() as p:
+        p.watch("w")
+        other.set("w", "again")
+        p.unwatch()
+        p.multi()
+        p.set("w", "mine2")
+        assert p.execute() == [True]
+    assert r.get("w") == b"mine2"
+print("ok")
+"#,
+    )
+}
+
+/// Many clients EXEC `INCR` on one key: the sum is exact; and a transaction's writes are
+/// atomic: a concurrent MGET never sees half of one.
+#[test]
+fn concurrent_execs_are_atomic() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, threading, redis
+port = int(os.environ["PORT"])
+r = redis.Redis(port=port)
+r.mset({"a": 0, "b": 0})
+def work():
+    c = redis.Redis(port=port)
+    for _ in range(100):
+        p = c.pipeline(transaction=True)
+        p.incr("ctr").incr("a")
+        for i in range(20):
+            p.set(f"pad{i}", i)
+        p.incr("b")
+        p.execute()
+seen = []
+stop = threading.Event()
+def read():
+    c = redis.Redis(port=port)
+    while not stop.is_set():
+        a, b = c.mget("a", "b")
+        seen.append((a, b))
+        if a != b:
+            return
+ts = [threading.Thread(target=work) for _ in range(8)]
+rds = [threading.Thread(target=read) for _ in range(2)]
+[t.start() for t in rds + ts]
+[t.join() for t in ts]
+stop.set()
+[t.join() for t in rds]
+assert r.get("ctr") == b"800", r.get("ctr")
+torn = [s for s in seen if s[0] != s[1]]
+assert not torn, (torn[:3], len(seen))
+assert len(seen) > 10, len(seen)
+print("ok")
+"#,
+    )
+}
+
+/// SCAN (MATCH globs, COUNT, TYPE, cursors), KEYS and DBSIZE, in RESP2 and RESP3, inside
+/// and outside a transaction; and a `scan_iter` while another client writes and deletes
+/// other keys returns every key present throughout exactly once.
+#[test]
+fn scan_keys_and_dbsize() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, threading, redis
+port = int(os.environ["PORT"])
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+r = redis.Redis(port=port)
+names = [b"user:1", b"user:2", b"user:10", b"usr:x", b"u*er", b"hello", b"hallo", b"hxllo", b"h-llo"]
+r.mset({k: b"v" for k in names})
+for proto in (2, 3):
+    c = redis.Redis(port=port, protocol=proto)
+    assert c.dbsize() == len(names)
+    assert sorted(c.keys()) == sorted(names)
+    assert sorted(c.keys("user:*")) == [b"user:1", b"user:10", b"user:2"]
+    assert sorted(c.keys("user:?")) == [b"user:1", b"user:2"]
+    assert sorted(c.keys("h[ae]llo")) == [b"hallo", b"hello"]
+    assert sorted(c.keys("h[^e]llo")) == [b"h-llo", b"hallo", b"hxllo"]
+    assert sorted(c.keys("h[a-f]llo")) == [b"hallo", b"hello"]
+    assert c.keys("u\\*er") == [b"u*er"]
+    assert c.keys("nothing*") == []
+    # COUNT 2: several calls, every key once, cursor 0 at the end.
+    cur, seen, calls = 0, [], 0
+    while True:
+        cur, keys = c.scan(cur, count=2)
+        seen += keys
+        calls += 1
+        assert len(keys) <= 2
+        if cur == 0:
+            break
+    assert sorted(seen) == sorted(names) and calls >= 5, (seen, calls)
+    assert sorted(c.scan_iter(match="user:*", count=1)) == [b"user:1", b"user:10", b"user:2"]
+    assert sorted(c.scan_iter(_type="string")) == sorted(names)
+    assert list(c.scan_iter(_type="hash")) == []
+    assert c.scan(0, count=1000) == (0, sorted(names))
+    err(lambda: c.scan(123456789012), "invalid cursor")
+    err(lambda: c.execute_command("SCAN", "x"), "invalid cursor")
+    err(lambda: c.execute_command("SCAN", "0", "COUNT", "0"), "syntax error")
+    err(lambda: c.execute_command("SCAN", "0", "COUNT", "x"), "not an integer")
+    err(lambda: c.execute_command("SCAN", "0", "MATCH"), "syntax error")
+    err(lambda: c.execute_command("SCAN", "0", "FROB", "1"), "syntax error")
+    err(lambda: c.execute_command("KEYS"), "wrong number of arguments")
+    err(lambda: c.execute_command("DBSIZE", "x"), "wrong number of arguments")
+    # A finished cursor is gone.
+    cur, _ = c.scan(0, count=1)
+    c.scan(cur, count=1000)
+    err(lambda: c.scan(cur), "invalid cursor")
+    # Inside a transaction, KEYS, SCAN and DBSIZE see its own writes.
+    p = c.pipeline(transaction=True)
+    p.set("user:3", "v").delete("user:1").keys("user:*").dbsize().scan(0, match="user:*", count=100)
+    res = p.execute()
+    assert sorted(res[2]) == [b"user:10", b"user:2", b"user:3"], res
+    assert res[3] == len(names), res
+    assert sorted(res[4][1]) == [b"user:10", b"user:2", b"user:3"], res
+    c.delete("user:3")
+    c.set("user:1", "v")
+# Concurrent writes: keys present throughout are each returned exactly once.
+stable = [f"s:{i:05}".encode() for i in range(2000)]
+for i in range(0, len(stable), 500):
+    r.mset({k: b"v" for k in stable[i:i+500]})
+stop = threading.Event()
+def churn():
+    w = redis.Redis(port=port)
+    i = 0
+    while not stop.is_set():
+        w.set(f"s:{(i * 7919) % 2000:05}x", "new")
+        w.delete(f"s:{(i * 104729) % 2000:05}x")
+        i += 1
+t = threading.Thread(target=churn)
+t.start()
+got = list(r.scan_iter(match="s:*", count=37))
+stop.set()
+t.join()
+stable_got = [k for k in got if not k.endswith(b"x")]
+assert sorted(stable_got) == stable, (len(stable_got), len(set(stable_got)))
+assert len(got) == len(set(got)), "a key returned twice"
+print("ok")
+"#,
+    )
+}
+
+/// WAITAOF under Remote without a local log, under Local with one, and under Buffered:
+/// the `[local, remote]` figures, the errors, and its refusal inside MULTI.
+#[test]
+fn waitaof_reports_local_and_remote_durability() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let script = |durability: &str| {
+        format!(
+            r#"
+import os, redis
+port = int(os.environ["PORT"])
+durability = "{durability}"
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {{want}}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    w = lambda *a: r.execute_command("WAITAOF", *a)
+    r.set("k", "v")
+    if durability == "local":
+        # The store may or may not have the write yet: only `local` is certain.
+        assert w(1, 0, 0)[0] == 1
+        assert w(1, 1, 0) == [1, 1], w(1, 1, 0)
+    else:
+        err(lambda: w(1, 0, 0), "WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+        assert w(0, 1, 0) == [0, 1], w(0, 1, 0)
+        assert w(0, 1, 5000) == [0, 1]
+    # Remote durability: writes are durable in the store once answered.
+    if durability == "remote":
+        assert w(0, 0, 0) == [0, 1]
+    err(lambda: w(0, 0, -1), "timeout is negative")
+    err(lambda: w(0, 0, "x"), "timeout is not an integer")
+    err(lambda: w("x", 0, 0), "not an integer")
+    err(lambda: w(0, 0), "wrong number of arguments")
+    c = r.connection_pool.get_connection("_")
+    def cmd(*a):
+        c.send_command(*a)
+        return c.read_response()
+    cmd("MULTI")
+    err(lambda: cmd("WAITAOF", 0, 0, 0), "not allowed inside a transaction")
+    try:
+        cmd("EXEC")
+        raise SystemExit("EXEC did not abort")
+    except redis.exceptions.ExecAbortError:
+        pass
+    r.connection_pool.release(c)
+print("ok")
+"#
+        )
+    };
+    for durability in ["remote", "local", "buffered"] {
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let store = format!("file://{}", dir.path().join("db").display());
+        let local_log = dir.path().join("local-log");
+        let env: Vec<(&str, &str)> = if durability == "local" {
+            vec![("SILT_LOCAL_LOG__DIR", local_log.to_str().context("path")?)]
+        } else {
+            Vec::new()
+        };
+        let server = Server::start_with_env(&store, &["--durability", durability], &env)?;
+        let out = server
+            .python(&script(durability))
+            .with_context(|| format!("--durability {durability}"))?;
+        assert_eq!(out.trim(), "ok");
+        server.stop()?;
+    }
+    Ok(())
+}
+
+/// INFO: Redis's text format as redis-py parses it, sections, RESP2 and RESP3.
+#[test]
+fn info_sections() -> Result<()> {
+    run_script(
+        &["--max-clients", "77"],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.mset({"a": 1, "b": 2, "c": 3})
+    i = r.info()
+    assert i["tcp_port"] == port and i["redis_mode"] == "standalone", i
+    assert "silt_version" in i and i["redis_version"].startswith("7."), i
+    assert i["connected_clients"] >= 1 and i["maxclients"] == 77, i
+    assert i["used_memory"] > 0 and i["uptime_in_seconds"] >= 0, i
+    assert i["db0"] == {"keys": 3, "expires": 0, "avg_ttl": 0}, i["db0"]
+    assert i["aof_enabled"] == 0 and "silt_wal_put_requests" in i, i
+    assert i["total_connections_received"] >= 1
+    before = i["total_commands_processed"]
+    r.ping()
+    assert r.info("stats")["total_commands_processed"] >= before + 2
+    s = r.info("server")
+    assert "tcp_port" in s and "connected_clients" not in s and "db0" not in s, s
+    two = r.info("clients", "keyspace")
+    assert "connected_clients" in two and "db0" in two and "tcp_port" not in two, two
+    for sec in ("all", "everything", "default"):
+        assert "db0" in r.info(sec) and "used_memory" in r.info(sec)
+    assert r.info("nosuchsection") == {}
+    c = r.connection_pool.get_connection("_")
+    c.send_command("INFO", "server")
+    raw = c.read_response()
+    r.connection_pool.release(c)
+    assert raw.startswith(b'# Server\r\nredis_version:'), raw
+    r.delete("a", "b", "c")
+    assert "db0" not in r.info("keyspace")
+print("ok")
+"#,
+    )
+}
+
+/// RESET: back to RESP2, no name, out of MULTI, WATCH forgotten, unauthenticated.
+#[test]
+fn reset_returns_a_connection_to_its_initial_state() -> Result<()> {
+    run_script(
+        &["--requirepass", "pw"],
+        r#"
+import os, socket
+port = int(os.environ["PORT"])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def cmd(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in (x.encode() for x in a)))
+    return f.readline()
+def skip(line):
+    # The rest of an aggregate reply whose first line is `line`.
+    n = int(line[1:])
+    for _ in range(n * (2 if line[:1] == b"%" else 1)):
+        l = f.readline()
+        if l[:1] == b"$":
+            f.readline()
+        elif l[:1] in b"*%":
+            skip(l)
+line = cmd("HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me")
+assert line.startswith(b"%"), line
+skip(line)
+assert cmd("WATCH", "k") == b"+OK\r\n"
+assert cmd("MULTI") == b"+OK\r\n"
+assert cmd("SET", "k", "1") == b"+QUEUED\r\n"
+assert cmd("RESET") == b"+RESET\r\n"
+assert cmd("GET", "k").startswith(b"-NOAUTH"), "still authenticated"
+assert cmd("AUTH", "pw") == b"+OK\r\n"
+assert cmd("GET", "k") == b"$-1\r\n", "not back to RESP2, or the MULTI ran"
+line = cmd("HELLO")
+assert line.startswith(b"*14"), line
+skip(line)
+assert cmd("CLIENT", "GETNAME") == b"$-1\r\n"
+assert cmd("EXEC") == b"-ERR EXEC without MULTI\r\n"
+assert cmd("RESET", "x").startswith(b"-ERR wrong number of arguments")
+print("ok")
+"#,
+    )
+}
+
+/// A reply over `--max-reply-bytes` is an error (MGET, KEYS, SCAN, GET, EXEC; an EXEC's
+/// writes are then not applied), and the connection goes on.
+#[test]
+fn replies_over_the_limit_are_errors() -> Result<()> {
+    run_script(
+        &["--max-reply-bytes", "100000"],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+def err(f, want="reply too large"):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    r.set("v", "x" * 60000)
+    assert len(r.get("v")) == 60000
+    err(lambda: r.mget("v", "v"))
+    r.set("huge", "x" * 150000)
+    err(lambda: r.get("huge"))
+    # A write whose reply would be too large is not applied.
+    err(lambda: r.getset("huge", "small"))
+    assert r.strlen("huge") == 150000
+    r.delete("huge")
+    for i in range(0, 3000, 500):
+        r.mset({f"key:{j:040}": "1" for j in range(i, i + 500)})
+    err(lambda: r.keys("key:*"))
+    err(lambda: r.scan(0, match="key:*", count=5000))
+    assert len(r.scan(0, match="key:*", count=100)[1]) == 100
+    # A SCAN that fails keeps its cursor: the client can go on with a smaller COUNT.
+    cur, first = r.scan(0, match="key:*", count=10)
+    err(lambda: r.scan(cur, match="key:*", count=5000))
+    cur2, second = r.scan(cur, match="key:*", count=100)
+    assert cur2 != 0 and len(second) == 100 and second[0] > first[-1], (first, second)
+    p = r.pipeline(transaction=True)
+    p.set("t", "1").get("v").get("v")
+    err(lambda: p.execute())
+    assert r.get("t") is None
+    assert r.ping()
+print("ok")
+"#,
+    )
+}
+
+fn vm_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("{field} in /proc/{pid}/status"))?;
+    line.split_whitespace()
+        .nth(1)
+        .context("the figure")?
+        .parse()
+        .context("a number")
+}
+
+/// A client that pipelines 1,000 GETs of a 256 KiB value (256 MiB of replies) without
+/// reading: the server stops running them once 1 MiB of replies waits, so its peak RSS
+/// (`VmHWM`) grows by far less than the replies' total.
+#[test]
+fn a_client_that_does_not_read_cannot_grow_the_servers_memory() -> Result<()> {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipping: no /proc");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &["--durability", "buffered"])?;
+    let value = vec![b'v'; 256 * 1024];
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).as_bytes())
+        .context("write")?;
+    s.write_all(&value).context("write")?;
+    s.write_all(b"\r\n").context("write")?;
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).context("read +OK")?;
+    assert_eq!(&ok, b"+OK\r\n");
+    let pid = server.child.id();
+    let before = vm_kib(pid, "VmHWM:")?;
+    let n = 1000;
+    let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(n);
+    s.write_all(&get).context("pipelining GETs")?;
+    // Read them all: the server could only go on as the replies were taken.
+    let reply_len = format!("${}\r\n", value.len()).len() + value.len() + 2;
+    let mut reader = BufReader::with_capacity(1 << 20, s);
+    let mut chunk = vec![0u8; reply_len];
+    for i in 0..n {
+        reader
+            .read_exact(&mut chunk)
+            .with_context(|| format!("reply {i}"))?;
+        assert!(chunk.starts_with(b"$262144\r\n"), "reply {i}");
+    }
+    let grew_mib = vm_kib(pid, "VmHWM:")?.saturating_sub(before) / 1024;
+    eprintln!("peak RSS grew by {grew_mib} MiB");
+    assert!(
+        grew_mib < 64,
+        "the server's peak RSS grew by {grew_mib} MiB for 256 MiB of replies"
+    );
+    server.stop()
+}
+
+/// One HTTP/1.1 GET over a plain socket: (status code, body).
+fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .context("read timeout")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .context("write")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).context("read the response")?;
+    let (head, body) = raw.split_once("\r\n\r\n").context("no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()
+        .context("status code")?;
+    Ok((status, body.to_owned()))
+}
+
+/// `--metrics-listen`: `/metrics` has the engine's figures and the server's (connections,
+/// commands by name with unknown ones as `unknown`, latency histograms); `/healthz` is
+/// 200 `ok`; anything else 404.
+#[test]
+fn metrics_and_healthz_over_http() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let mport = free_port()?;
+    let maddr = format!("127.0.0.1:{mport}");
+    let server = Server::start(&store, &["--metrics-listen", &maddr])?;
+    let out = server.python(
+        r#"
+import os, redis
+r = redis.Redis(port=int(os.environ["PORT"]))
+r.set("a", "1")
+for _ in range(3):
+    r.get("a")
+for name in ("FROB", "ZAP", "x" * 200):
+    try:
+        r.execute_command(name)
+    except redis.ResponseError:
+        pass
+print("ok")
+"#,
+    )?;
+    assert_eq!(out.trim(), "ok");
+    let (status, body) = http_get(mport, "/metrics")?;
+    assert_eq!(status, 200, "{body}");
+    for want in [
+        "silt_serve_commands_total{command=\"get\"} 3\n",
+        "silt_serve_commands_total{command=\"set\"} 1\n",
+        "silt_serve_commands_total{command=\"unknown\"} 3\n",
+        "# TYPE silt_serve_command_duration_seconds histogram\n",
+        "silt_serve_command_duration_seconds_bucket{command=\"get\",le=\"+Inf\"} 3\n",
+        "silt_serve_command_duration_seconds_count{command=\"get\"} 3\n",
+        "# TYPE silt_serve_connections gauge\n",
+        "# TYPE silt_serve_connections_total counter\n",
+        "silt_stats_visible_seq ",
+        "silt_wal_records_appended ",
+    ] {
+        assert!(body.contains(want), "{want:?} missing from:\n{body}");
+    }
+    assert!(!body.contains("frob") && !body.contains("xxx"), "{body}");
+    let total: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("silt_serve_connections_total "))
+        .context("connections_total")?
+        .parse()
+        .context("a number")?;
+    assert!(total >= 1, "{body}");
+    assert_eq!(http_get(mport, "/healthz")?, (200, "ok\n".into()));
+    assert_eq!(http_get(mport, "/nope")?.0, 404);
+    server.stop()
+}
+
+/// SIGTERM while a client has 250 MiB of replies pending and does not read: the server
+/// still shuts down (after a grace period for that client) and exits 0.
+#[test]
+fn shutdown_is_not_held_up_by_a_client_that_does_not_read() -> Result<()> {
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &["--durability", "buffered"])?;
+    let value = vec![b'v'; 256 * 1024];
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).context("connect")?;
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).as_bytes())
+        .context("write")?;
+    s.write_all(&value).context("write")?;
+    s.write_all(b"\r\n").context("write")?;
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).context("read +OK")?;
+    s.write_all(&b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(1000))
+        .context("pipelining GETs")?;
+    // The server is answering them (and will block: they do not fit in socket buffers).
+    let mut first = [0u8; 9];
+    s.read_exact(&mut first).context("the first reply")?;
+    assert_eq!(&first, b"$262144\r\n");
+    let started = std::time::Instant::now();
+    server.stop()?;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(s);
+    Ok(())
+}

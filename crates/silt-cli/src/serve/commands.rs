@@ -1,41 +1,313 @@
 //! The commands `silt serve` answers, with Redis's reply types and error texts.
 //!
-//! Every write is applied under one server-wide lock (so a read-modify-write command such
-//! as INCR is atomic against every other write) with `Buffered` durability; the connection
-//! then makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
-//! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N pipelined
-//! writes cost one durability wait.
+//! A command reads and writes through a [`Tx`]: reads see the writes it has staged (an
+//! overlay consulted before the database), and its writes are applied at the end as one
+//! `WriteBatch` with `Buffered` durability. A write command runs in a `Tx` of its own under
+//! the server-wide write lock (`Shared::writes`), so a read-modify-write such as INCR is
+//! atomic against every other write; EXEC runs all its queued commands in one `Tx` under
+//! one hold of the lock, so a transaction is one atomic engine write. The connection then
+//! makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
+//! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N
+//! pipelined writes cost one durability wait.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use silt::{Db, Durability, WriteBatch, WriteOptions};
+use silt::{Db, Durability, Snapshot, WriteBatch, WriteOptions};
 use tokio::sync::Mutex;
 
+use super::glob::Glob;
 use super::resp::Reply;
+use super::stats::Stats;
+
+/// What a command does, for the write lock and MULTI's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Reads the database (several keys: from one snapshot).
+    Read,
+    /// Reads and writes: runs under the write lock.
+    Write,
+    /// Connection state only.
+    Conn,
+}
+
+/// Every command: name, Redis arity (counting the name; negative: at least that many),
+/// kind. The names are also the bounded label set of the metrics.
+const COMMANDS: &[(&str, i32, Kind)] = &[
+    ("ping", -1, Kind::Conn),
+    ("echo", 2, Kind::Conn),
+    ("quit", -1, Kind::Conn),
+    ("select", 2, Kind::Conn),
+    ("auth", -2, Kind::Conn),
+    ("hello", -1, Kind::Conn),
+    ("client", -2, Kind::Conn),
+    ("command", -1, Kind::Conn),
+    ("config", -2, Kind::Conn),
+    ("get", 2, Kind::Read),
+    ("mget", -2, Kind::Read),
+    ("exists", -2, Kind::Read),
+    ("strlen", 2, Kind::Read),
+    ("set", -3, Kind::Write),
+    ("setnx", 3, Kind::Write),
+    ("getset", 3, Kind::Write),
+    ("getdel", 2, Kind::Write),
+    ("mset", -3, Kind::Write),
+    ("msetnx", -3, Kind::Write),
+    ("del", -2, Kind::Write),
+    ("unlink", -2, Kind::Write),
+    ("incr", 2, Kind::Write),
+    ("decr", 2, Kind::Write),
+    ("incrby", 3, Kind::Write),
+    ("decrby", 3, Kind::Write),
+    ("append", 3, Kind::Write),
+    ("multi", 1, Kind::Conn),
+    ("exec", 1, Kind::Conn),
+    ("discard", 1, Kind::Conn),
+    ("watch", -2, Kind::Conn),
+    ("unwatch", 1, Kind::Conn),
+    ("scan", -2, Kind::Read),
+    ("keys", 2, Kind::Read),
+    ("dbsize", 1, Kind::Read),
+    ("waitaof", 4, Kind::Conn),
+    ("info", -1, Kind::Read),
+    ("reset", 1, Kind::Conn),
+];
+
+fn lookup(name: &str) -> Option<usize> {
+    COMMANDS.iter().position(|c| c.0 == name)
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// The server's settings the commands need.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub durability: Durability,
+    pub password: Option<String>,
+    /// The port listened on (INFO).
+    pub port: u16,
+    /// `--max-clients` (INFO).
+    pub max_clients: usize,
+    /// Largest reply: a bigger one is an error instead.
+    pub max_reply_bytes: usize,
+    /// Most bytes one MULTI may queue (`MAX_QUEUED_BYTES`).
+    pub max_queued_bytes: usize,
+}
 
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
     db: Arc<Db>,
-    durability: Durability,
-    password: Option<String>,
+    opts: Options,
     writes: Mutex<()>,
     next_id: AtomicU64,
+    cursors: std::sync::Mutex<Cursors>,
+    started: Instant,
+    /// Connections and command figures (INFO, `--metrics-listen`).
+    pub stats: Stats,
+}
+
+/// The Redis version INFO reports (`redis_version`), for clients that gate features on it.
+const REDIS_VERSION: &str = "7.2.0";
+
+/// Most SCAN cursors alive at once; starting one more forgets the oldest.
+pub const MAX_CURSORS: usize = 65_536;
+
+/// SCANs in progress: cursor id -> the last key examined. Keys come in order, so going on
+/// after that key returns every key present during the whole iteration, none twice.
+#[derive(Debug)]
+struct Cursors {
+    next: u64,
+    live: HashMap<u64, Bytes>,
+    /// Ids in the order they were given (some already taken), for eviction.
+    order: VecDeque<u64>,
+}
+
+impl Cursors {
+    fn new() -> Self {
+        Cursors {
+            // Not from 1: a cursor of a previous run of the server is unlikely to be valid.
+            next: u64::from(rand::random::<u32>()) + 1,
+            live: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, last: Bytes) -> u64 {
+        while self.live.len() >= MAX_CURSORS {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.live.remove(&old);
+                }
+                None => break,
+            }
+        }
+        let id = self.next;
+        self.next = self.next.checked_add(1).unwrap_or(1);
+        self.live.insert(id, last);
+        self.order.push_back(id);
+        if self.order.len() > 2 * MAX_CURSORS {
+            let live = &self.live;
+            self.order.retain(|id| live.contains_key(id));
+        }
+        id
+    }
+
+    /// Put back a cursor `take` gave (its SCAN failed).
+    fn restore(&mut self, id: u64, last: Bytes) {
+        if self.live.insert(id, last).is_none() {
+            self.order.push_back(id);
+        }
+    }
+
+    fn take(&mut self, id: u64) -> Option<Bytes> {
+        self.live.remove(&id)
+    }
 }
 
 impl Shared {
-    pub fn new(db: Arc<Db>, durability: Durability, password: Option<String>) -> Self {
+    pub fn new(db: Arc<Db>, opts: Options) -> Self {
         Shared {
             db,
-            durability,
-            password,
+            opts,
             writes: Mutex::new(()),
             next_id: AtomicU64::new(1),
+            cursors: std::sync::Mutex::new(Cursors::new()),
+            started: Instant::now(),
+            stats: Stats::new(COMMANDS.iter().map(|c| c.0).collect()),
         }
     }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
 }
+
+/// The reads and staged writes of one command, or of one EXEC.
+#[derive(Debug, Default)]
+struct Tx {
+    /// Staged writes, the last per key (`None`: delete), consulted before the database.
+    pending: BTreeMap<Bytes, Option<Bytes>>,
+    /// Reads of a read-only command over several keys come from one snapshot.
+    snap: Option<Snapshot>,
+}
+
+impl Tx {
+    async fn get(&self, db: &Db, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        let got = match &self.snap {
+            Some(s) => s.get(key).await,
+            None => db.get(key).await,
+        };
+        got.map_err(read_failed)
+    }
+
+    /// Visit in order the live keys starting with `prefix` (after `after`, if given), the
+    /// staged writes merged in, until `visit` returns false. Whether it stopped early.
+    async fn walk(
+        &self,
+        db: &Db,
+        prefix: &[u8],
+        after: Option<&Bytes>,
+        mut visit: impl FnMut(&Bytes) -> bool,
+    ) -> Result<bool, Reply> {
+        let lower = match after {
+            Some(a) if a.as_ref() >= prefix => Bound::Excluded(a.clone()),
+            _ if prefix.is_empty() => Bound::Unbounded,
+            _ => Bound::Included(Bytes::copy_from_slice(prefix)),
+        };
+        let upper = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let (Bound::Included(lo) | Bound::Excluded(lo), Bound::Excluded(hi)) = (&lower, &upper) {
+            if lo >= hi {
+                return Ok(false);
+            }
+        }
+        let range = (lower, upper);
+        let mut it = match &self.snap {
+            Some(s) => s.scan(range.clone()),
+            None => db.scan(range.clone()),
+        }
+        .map_err(read_failed)?;
+        let mut staged = self.pending.range(range).peekable();
+        let mut stored = it.next().await.map_err(read_failed)?;
+        loop {
+            let key = match (stored.take(), staged.peek()) {
+                (None, None) => return Ok(false),
+                (Some((k, _)), s) if s.is_none_or(|(sk, _)| k < **sk) => {
+                    stored = it.next().await.map_err(read_failed)?;
+                    k
+                }
+                (d, _) => {
+                    let Some((k, v)) = staged.next() else {
+                        return Ok(false);
+                    };
+                    stored = match d {
+                        Some((dk, _)) if dk == k => it.next().await.map_err(read_failed)?,
+                        other => other,
+                    };
+                    if v.is_none() {
+                        continue;
+                    }
+                    k.clone()
+                }
+            };
+            if !visit(&key) {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn put(&mut self, key: &[u8], value: impl Into<Bytes>) {
+        self.pending
+            .insert(Bytes::copy_from_slice(key), Some(value.into()));
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.pending.insert(Bytes::copy_from_slice(key), None);
+    }
+
+    fn into_batch(self) -> Option<WriteBatch> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut b = WriteBatch::new();
+        for (k, v) in &self.pending {
+            match v {
+                Some(v) => b.put(k, v),
+                None => b.delete(k),
+            };
+        }
+        Some(b)
+    }
+}
+
+/// A MULTI being queued.
+#[derive(Debug, Default)]
+struct Multi {
+    queued: Vec<Vec<Bytes>>,
+    /// About how much memory `queued` holds.
+    bytes: usize,
+    /// A command was refused while queuing: EXEC aborts.
+    failed: bool,
+}
+
+/// Most bytes of commands one MULTI may queue (arguments plus 32 bytes each); past it
+/// the command is refused and EXEC aborts.
+pub const MAX_QUEUED_BYTES: usize = 512 * 1024 * 1024;
 
 /// One client connection's state.
 #[derive(Debug)]
@@ -50,12 +322,30 @@ pub struct Conn {
     replies: Vec<Reply>,
     /// Whether a command since the last `finish` wrote.
     wrote: bool,
+    /// Inside MULTI: the commands queued for EXEC.
+    multi: Option<Multi>,
+    /// The keys WATCH named and their values then.
+    watched: Vec<(Bytes, Option<Bytes>)>,
+    /// `encoded_len` of `replies`.
+    pending_bytes: usize,
     /// QUIT was received: answer, then close.
     pub quit: bool,
 }
 
 fn arity(name: &str) -> Reply {
     Reply::err(format!("wrong number of arguments for '{name}' command"))
+}
+
+fn unknown(name: &str, a: &[Bytes]) -> Reply {
+    let shown: Vec<String> = a
+        .iter()
+        .take(8)
+        .map(|s| format!("'{}'", String::from_utf8_lossy(s)))
+        .collect();
+    Reply::err(format!(
+        "unknown command '{name}', with args beginning with: {}",
+        shown.join(" ")
+    ))
 }
 
 fn not_integer() -> Reply {
@@ -81,29 +371,49 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Conn {
     pub fn new(shared: &Arc<Shared>) -> Self {
+        shared.stats.connected.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
         Conn {
             shared: Arc::clone(shared),
             id: shared.next_id.fetch_add(1, Ordering::Relaxed),
             name: None,
             resp: 2,
-            authed: shared.password.is_none(),
+            authed: shared.opts.password.is_none(),
             replies: Vec::new(),
             wrote: false,
+            multi: None,
+            watched: Vec::new(),
+            pending_bytes: 0,
             quit: false,
         }
     }
 
     pub fn push_reply(&mut self, r: Reply) {
+        self.pending_bytes += r.encoded_len();
         self.replies.push(r);
+    }
+
+    /// About how many bytes the replies not yet encoded by `finish` take.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// Make this pipeline's writes durable (one wait), then encode every reply into `out`.
     /// If that fails, every write's reply becomes the error: none of them is acknowledged.
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
         if std::mem::take(&mut self.wrote) {
-            let durable = match self.shared.durability {
+            let durable = match self.shared.opts.durability {
                 Durability::Remote => self.shared.db.wait_remote().await,
                 Durability::Local => self.shared.db.flush_local().await,
                 _ => Ok(()),
@@ -118,17 +428,14 @@ impl Conn {
         for r in self.replies.drain(..) {
             r.encode(self.resp, out);
         }
+        self.pending_bytes = 0;
     }
 
-    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-        self.shared
-            .db
-            .get(key)
-            .await
-            .map_err(|e| Reply::err(format!("read failed: {e}")))
-    }
-
-    async fn apply(&mut self, batch: WriteBatch) -> Result<(), Reply> {
+    /// Apply a command's (or an EXEC's) staged writes as one batch.
+    async fn commit(&mut self, tx: Tx) -> Result<(), Reply> {
+        let Some(batch) = tx.into_batch() else {
+            return Ok(());
+        };
         let opts = WriteOptions::with_durability(Durability::Buffered);
         self.shared
             .db
@@ -141,17 +448,454 @@ impl Conn {
 
     /// Run one command (`args[0]` is its name).
     pub async fn execute(&mut self, args: &[Bytes]) -> Reply {
+        let started = Instant::now();
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let index = lookup(&name);
+        let reply = self.execute_named(&name, index, args).await;
+        let reply = match reply.encoded_len() {
+            len if len > self.shared.opts.max_reply_bytes => self.too_large(),
+            _ => reply,
+        };
+        self.shared.stats.record(index, started.elapsed());
+        reply
+    }
+
+    fn too_large(&self) -> Reply {
+        Reply::err(format!(
+            "reply too large: over the {}-byte limit (--max-reply-bytes)",
+            self.shared.opts.max_reply_bytes
+        ))
+    }
+
+    /// Count `more` bytes towards a reply being built; an error past the limit.
+    fn charge(&self, used: &mut usize, more: usize) -> Result<(), Reply> {
+        *used = used.saturating_add(more);
+        if *used > self.shared.opts.max_reply_bytes {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    async fn execute_named(&mut self, name: &str, index: Option<usize>, args: &[Bytes]) -> Reply {
         let a = &args[1..];
+        let spec = index.map(|i| COMMANDS[i]);
+        if spec.is_some_and(|s| s.0 == "reset") && a.is_empty() {
+            self.resp = 2;
+            self.name = None;
+            self.multi = None;
+            self.watched.clear();
+            self.authed = self.shared.opts.password.is_none();
+            return Reply::Simple("RESET".into());
+        }
+        let name = name.to_owned();
         if !self.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+            if let Some(m) = &mut self.multi {
+                m.failed = true;
+            }
             return Reply::Error("NOAUTH Authentication required.".into());
         }
-        match self.dispatch(&name, a).await {
+        if self.multi.is_some() {
+            return self.queue(&name, spec, args).await;
+        }
+        if let Some((_, n, _)) = spec {
+            if !arity_ok(n, args.len()) {
+                return arity(&name);
+            }
+        }
+        match name.as_str() {
+            "multi" => {
+                self.multi = Some(Multi::default());
+                return Reply::ok();
+            }
+            "exec" => return Reply::err("EXEC without MULTI"),
+            "discard" => return Reply::err("DISCARD without MULTI"),
+            "watch" => return self.watch(a).await,
+            "unwatch" => {
+                self.watched.clear();
+                return Reply::ok();
+            }
+            _ => {}
+        }
+        let kind = spec.map_or(Kind::Conn, |s| s.2);
+        let mut tx = Tx::default();
+        let reply = match kind {
+            Kind::Write => {
+                let shared = Arc::clone(&self.shared);
+                let _w = shared.writes.lock().await;
+                match self.dispatch(&mut tx, &name, a).await {
+                    // Too large a reply (GETSET of a big value): the write is not applied.
+                    Ok(r) if r.encoded_len() > self.shared.opts.max_reply_bytes => {
+                        Err(self.too_large())
+                    }
+                    Ok(r) => self.commit(tx).await.map(|()| r),
+                    Err(e) => Err(e),
+                }
+            }
+            Kind::Read => {
+                if a.len() > 1 {
+                    tx.snap = Some(self.shared.db.snapshot());
+                }
+                self.dispatch(&mut tx, &name, a).await
+            }
+            Kind::Conn => self.dispatch(&mut tx, &name, a).await,
+        };
+        match reply {
             Ok(r) | Err(r) => r,
         }
     }
 
-    async fn dispatch(&mut self, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+    /// A command read inside MULTI: queued (`+QUEUED`) if its name and arity are right,
+    /// else refused, which makes EXEC abort.
+    async fn queue(
+        &mut self,
+        name: &str,
+        spec: Option<(&str, i32, Kind)>,
+        args: &[Bytes],
+    ) -> Reply {
+        match name {
+            "exec" => return self.exec().await,
+            "discard" => {
+                self.multi = None;
+                self.watched.clear();
+                return Reply::ok();
+            }
+            "multi" => return Reply::err("MULTI calls can not be nested"),
+            "watch" => return Reply::err("WATCH inside MULTI is not allowed"),
+            "waitaof" => {
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                return Reply::err("WAITAOF is not allowed inside a transaction");
+            }
+            "quit" => {
+                self.quit = true;
+                return Reply::ok();
+            }
+            _ => {}
+        }
+        let refused = match spec {
+            None => Some(unknown(name, &args[1..])),
+            Some((_, n, _)) if !arity_ok(n, args.len()) => Some(arity(name)),
+            Some(_) => None,
+        };
+        let Some(m) = &mut self.multi else {
+            return Reply::err("EXEC without MULTI");
+        };
+        let size = args.iter().map(|a| a.len() + 32).sum::<usize>();
+        let refused = refused.or_else(|| {
+            let max = self.shared.opts.max_queued_bytes;
+            (m.bytes.saturating_add(size) > max)
+                .then(|| Reply::err(format!("transaction too large: over {max} bytes queued")))
+        });
+        if let Some(r) = refused {
+            m.failed = true;
+            return r;
+        }
+        m.bytes += size;
+        m.queued.push(args.to_vec());
+        Reply::Simple("QUEUED".into())
+    }
+
+    /// Run the queued commands in one `Tx` under the write lock, and apply their writes
+    /// as one batch; a changed watched key aborts it (a null reply).
+    async fn exec(&mut self) -> Reply {
+        let Multi { queued, failed, .. } = self.multi.take().unwrap_or_default();
+        let watched = std::mem::take(&mut self.watched);
+        if failed {
+            return Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into(),
+            );
+        }
+        let shared = Arc::clone(&self.shared);
+        let _w = shared.writes.lock().await;
+        for (key, then) in &watched {
+            match shared.db.get(key).await {
+                Ok(now) if now == *then => {}
+                Ok(_) => return Reply::NullArray,
+                Err(e) => return read_failed(e),
+            }
+        }
+        let mut tx = Tx::default();
+        let mut replies = Vec::with_capacity(queued.len());
+        let mut used = 0;
+        for cmd in &queued {
+            let name = String::from_utf8_lossy(&cmd[0]).to_ascii_lowercase();
+            let r = match self.dispatch(&mut tx, &name, &cmd[1..]).await {
+                Ok(r) | Err(r) => r,
+            };
+            // Too large a reply: nothing of the transaction is applied.
+            if let Err(e) = self.charge(&mut used, r.encoded_len()) {
+                return e;
+            }
+            replies.push(r);
+        }
+        match self.commit(tx).await {
+            Ok(()) => Reply::Array(replies),
+            Err(e) => e,
+        }
+    }
+
+    /// WATCH: remember the keys' values now; EXEC compares them under the write lock.
+    async fn watch(&mut self, keys: &[Bytes]) -> Reply {
+        for k in keys {
+            match self.shared.db.get(k).await {
+                Ok(v) => self.watched.push((k.clone(), v)),
+                Err(e) => return Reply::err(format!("read failed: {e}")),
+            }
+        }
+        Reply::ok()
+    }
+
+    /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: COUNT keys examined per call.
+    async fn scan(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
+        let invalid = || Reply::err("invalid cursor");
+        let cursor: u64 = std::str::from_utf8(&a[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(invalid)?;
+        let (mut glob, mut count, mut strings) = (None, 10_usize, true);
+        let mut opts = a[1..].chunks(2);
+        for opt in &mut opts {
+            let [name, value] = opt else {
+                return Err(syntax());
+            };
+            match name.to_ascii_lowercase().as_slice() {
+                b"match" => glob = Some(Glob::new(value)),
+                b"count" => {
+                    count = parse_i64(value).ok_or_else(not_integer).and_then(|c| {
+                        usize::try_from(c)
+                            .ok()
+                            .filter(|c| *c >= 1)
+                            .ok_or_else(syntax)
+                    })?;
+                }
+                b"type" => strings = value.eq_ignore_ascii_case(b"string"),
+                _ => return Err(syntax()),
+            }
+        }
+        let cursors = &self.shared.cursors;
+        let after = if cursor == 0 {
+            None
+        } else {
+            let last = cursors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(cursor);
+            Some(last.ok_or_else(invalid)?)
+        };
+        let prefix = glob.as_ref().map(Glob::prefix).unwrap_or_default();
+        let glob = glob.filter(|g| !g.is_all());
+        let (mut examined, mut last, mut keys) = (0, None, Vec::new());
+        let (mut used, mut over) = (0, None);
+        let walked = tx
+            .walk(&self.shared.db, &prefix, after.as_ref(), |k| {
+                if examined == count {
+                    return false;
+                }
+                if strings && glob.as_ref().is_none_or(|g| g.matches(k)) {
+                    let key = Reply::Bulk(k.clone());
+                    if let Err(e) = self.charge(&mut used, key.encoded_len()) {
+                        over = Some(e);
+                        return false;
+                    }
+                    keys.push(key);
+                }
+                examined += 1;
+                last = Some(k.clone());
+                true
+            })
+            .await;
+        let more = match (walked, over) {
+            (Ok(more), None) => more,
+            (Err(e), _) | (Ok(_), Some(e)) => {
+                // The client may try the same cursor again.
+                if let Some(after) = after {
+                    cursors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .restore(cursor, after);
+                }
+                return Err(e);
+            }
+        };
+        let next = match (more, last) {
+            (true, Some(last)) => cursors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(last),
+            _ => 0,
+        };
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(keys),
+        ]))
+    }
+
+    /// WAITAOF numlocal numreplicas timeout: `[local, remote]`, 1 where the writes so
+    /// far are durable in the local log / the object store (the store counts as the one
+    /// replica).
+    async fn waitaof(&self, a: &[Bytes]) -> Result<Reply, Reply> {
+        let count = |b: &Bytes| parse_i64(b).filter(|v| *v >= 0).ok_or_else(not_integer);
+        let (numlocal, numreplicas) = (count(&a[0])?, count(&a[1])?);
+        let timeout = parse_i64(&a[2])
+            .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+        let timeout = u64::try_from(timeout).map_err(|_| Reply::err("timeout is negative"))?;
+        let db = &*self.shared.db;
+        let has_local = db.settings().local_log.is_some();
+        if numlocal > 0 && !has_local {
+            return Err(Reply::err(
+                "WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+            ));
+        }
+        let durability = self.shared.opts.durability;
+        let limit = (timeout > 0).then(|| Duration::from_millis(timeout));
+        let local = async {
+            if !has_local || (numlocal == 0 && durability != Durability::Local) {
+                return Ok(0);
+            }
+            match within(limit, db.flush_local()).await {
+                Some(Ok(())) => Ok(1),
+                Some(Err(e)) => Err(Reply::err(format!("local log flush failed: {e}"))),
+                None => Ok(0),
+            }
+        };
+        let remote = async {
+            if numreplicas == 0 {
+                return Ok(i64::from(db.durable_seq() >= db.visible_seq()));
+            }
+            match within(limit, db.wait_remote()).await {
+                Some(Ok(())) => Ok(1),
+                Some(Err(e)) => Err(Reply::err(format!("remote flush failed: {e}"))),
+                None => Ok(0),
+            }
+        };
+        let (local, remote) = tokio::join!(local, remote);
+        Ok(Reply::Array(vec![
+            Reply::Integer(local?),
+            Reply::Integer(remote?),
+        ]))
+    }
+
+    /// INFO [section ...]: Redis's text format.
+    async fn info(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
+        use std::fmt::Write as _;
+        const DEFAULT: [&str; 6] = [
+            "server",
+            "clients",
+            "memory",
+            "persistence",
+            "stats",
+            "keyspace",
+        ];
+        let mut want: Vec<String> = a
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .collect();
+        if want.is_empty()
+            || want
+                .iter()
+                .any(|w| matches!(w.as_str(), "all" | "default" | "everything"))
+        {
+            want = DEFAULT.iter().map(|s| (*s).to_owned()).collect();
+        }
+        let shared = &*self.shared;
+        let db = &*shared.db;
+        let stats = &shared.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for section in DEFAULT.iter().filter(|s| want.iter().any(|w| w == *s)) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            // `# Title` lines are headers, the others `name:value`.
+            let mut line = |k: &str, v: &dyn std::fmt::Display| {
+                let _ = if k.starts_with('#') {
+                    write!(out, "{k}\r\n")
+                } else {
+                    write!(out, "{k}:{v}\r\n")
+                };
+            };
+            match *section {
+                "server" => {
+                    let up = shared.started.elapsed().as_secs();
+                    line("# Server", &"");
+                    line("redis_version", &REDIS_VERSION);
+                    line("silt_version", &env!("CARGO_PKG_VERSION"));
+                    line("redis_mode", &"standalone");
+                    line("arch_bits", &(usize::BITS));
+                    line("process_id", &std::process::id());
+                    line("tcp_port", &shared.opts.port);
+                    line("uptime_in_seconds", &up);
+                    line("uptime_in_days", &(up / 86_400));
+                }
+                "clients" => {
+                    line("# Clients", &"");
+                    line("connected_clients", &load(&stats.connected));
+                    line("maxclients", &shared.opts.max_clients);
+                }
+                "memory" => {
+                    let rss = db.metrics().process_resident_bytes.unwrap_or(0);
+                    line("# Memory", &"");
+                    line("used_memory", &rss);
+                    line(
+                        "used_memory_human",
+                        &format!("{:.2}M", rss as f64 / 1_048_576.0),
+                    );
+                    line("used_memory_rss", &rss);
+                    line("maxmemory", &0);
+                }
+                "persistence" => {
+                    let m = db.metrics();
+                    line("# Persistence", &"");
+                    line("loading", &0);
+                    line(
+                        "silt_durability",
+                        &format!("{:?}", shared.opts.durability).to_ascii_lowercase(),
+                    );
+                    line("aof_enabled", &u8::from(m.local_log.is_some()));
+                    line("silt_visible_seq", &m.stats.visible_seq);
+                    line("silt_durable_seq", &db.durable_seq());
+                    if let Some(w) = &m.wal {
+                        line("silt_wal_segments_uploaded", &w.segments_uploaded);
+                        line("silt_wal_bytes_uploaded", &w.bytes_uploaded);
+                        line("silt_wal_put_requests", &w.put_requests);
+                        line("silt_wal_records_appended", &w.records_appended);
+                    }
+                    if let Some(l) = &m.local_log {
+                        line("silt_local_log_commits", &l.commits);
+                        line("silt_local_log_syncs", &l.syncs);
+                        line("silt_local_log_bytes_written", &l.bytes_written);
+                        line("silt_local_log_pending_bytes", &l.pending_bytes);
+                    }
+                }
+                "stats" => {
+                    line("# Stats", &"");
+                    line(
+                        "total_connections_received",
+                        &load(&stats.connections_total),
+                    );
+                    line("total_commands_processed", &load(&stats.commands_total));
+                }
+                _ => {
+                    let mut keys = 0_u64;
+                    tx.walk(db, b"", None, |_| {
+                        keys += 1;
+                        true
+                    })
+                    .await?;
+                    let _ = write!(out, "# Keyspace\r\n");
+                    if keys > 0 {
+                        let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                    }
+                }
+            }
+        }
+        Ok(Reply::Bulk(Bytes::from(out)))
+    }
+
+    async fn dispatch(&mut self, tx: &mut Tx, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+        let db = Arc::clone(&self.shared.db);
+        let db = &*db;
         let n = a.len();
         Ok(match name {
             "ping" => match n {
@@ -178,96 +922,82 @@ impl Conn {
                 _ => Reply::Array(Vec::new()),
             },
             "config" if n >= 2 && a[0].eq_ignore_ascii_case(b"get") => Reply::Map(Vec::new()),
-            "get" if n == 1 => opt_bulk(self.get(&a[0]).await?),
+            // Inside EXEC (outside, `execute` answers these).
+            "unwatch" => Reply::ok(),
+            "get" if n == 1 => opt_bulk(tx.get(db, &a[0]).await?),
             "mget" if n >= 1 => {
                 let mut out = Vec::with_capacity(n);
+                let mut used = 0;
                 for k in a {
-                    out.push(opt_bulk(self.get(k).await?));
+                    let v = opt_bulk(tx.get(db, k).await?);
+                    self.charge(&mut used, v.encoded_len())?;
+                    out.push(v);
                 }
                 Reply::Array(out)
             }
             "exists" if n >= 1 => {
                 let mut count = 0;
                 for k in a {
-                    count += i64::from(self.get(k).await?.is_some());
+                    count += i64::from(tx.get(db, k).await?.is_some());
                 }
                 Reply::Integer(count)
             }
             "strlen" if n == 1 => {
-                Reply::Integer(self.get(&a[0]).await?.map_or(0, |v| v.len() as i64))
+                Reply::Integer(tx.get(db, &a[0]).await?.map_or(0, |v| v.len() as i64))
             }
-            "set" if n >= 2 => return self.set(a).await,
+            "set" if n >= 2 => return set(tx, db, a).await,
             "setnx" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                if self.get(&a[0]).await?.is_some() {
+                if tx.get(db, &a[0]).await?.is_some() {
                     Reply::Integer(0)
                 } else {
-                    self.put(&a[0], &a[1]).await?;
+                    tx.put(&a[0], a[1].clone());
                     Reply::Integer(1)
                 }
             }
             "getset" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let old = self.get(&a[0]).await?;
-                self.put(&a[0], &a[1]).await?;
+                let old = tx.get(db, &a[0]).await?;
+                tx.put(&a[0], a[1].clone());
                 opt_bulk(old)
             }
             "getdel" if n == 1 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let old = self.get(&a[0]).await?;
+                let old = tx.get(db, &a[0]).await?;
                 if old.is_some() {
-                    let mut b = WriteBatch::new();
-                    b.delete(&a[0]);
-                    self.apply(b).await?;
+                    tx.delete(&a[0]);
                 }
                 opt_bulk(old)
             }
             "mset" if n >= 2 && n % 2 == 0 => {
-                let mut b = WriteBatch::new();
                 for kv in a.chunks(2) {
-                    b.put(&kv[0], &kv[1]);
+                    tx.put(&kv[0], kv[1].clone());
                 }
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                self.apply(b).await?;
                 Reply::ok()
             }
             "msetnx" if n >= 2 && n % 2 == 0 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
                 for kv in a.chunks(2) {
-                    if self.get(&kv[0]).await?.is_some() {
+                    if tx.get(db, &kv[0]).await?.is_some() {
                         return Ok(Reply::Integer(0));
                     }
                 }
-                let mut b = WriteBatch::new();
                 for kv in a.chunks(2) {
-                    b.put(&kv[0], &kv[1]);
+                    tx.put(&kv[0], kv[1].clone());
                 }
-                self.apply(b).await?;
                 Reply::Integer(1)
             }
             "del" | "unlink" if n >= 1 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let mut b = WriteBatch::new();
-                let mut count = 0;
+                // Every read first: a failed one leaves nothing staged.
+                let mut gone = std::collections::BTreeSet::new();
                 for k in a {
-                    if self.get(k).await?.is_some() {
-                        count += 1;
-                        b.delete(k);
+                    if !gone.contains(k) && tx.get(db, k).await?.is_some() {
+                        gone.insert(k);
                     }
                 }
-                if count > 0 {
-                    self.apply(b).await?;
+                for k in &gone {
+                    tx.delete(k);
                 }
-                Reply::Integer(count)
+                Reply::Integer(gone.len() as i64)
             }
-            "incr" if n == 1 => return self.incr_by(&a[0], 1).await,
-            "decr" if n == 1 => return self.incr_by(&a[0], -1).await,
+            "incr" if n == 1 => return incr_by(tx, db, &a[0], 1).await,
+            "decr" if n == 1 => return incr_by(tx, db, &a[0], -1).await,
             "incrby" | "decrby" if n == 2 => {
                 let by = parse_i64(&a[1]).ok_or_else(not_integer)?;
                 let by = if name == "decrby" {
@@ -275,46 +1005,58 @@ impl Conn {
                 } else {
                     by
                 };
-                return self.incr_by(&a[0], by).await;
+                return incr_by(tx, db, &a[0], by).await;
             }
             "append" if n == 2 => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                let mut v = self
-                    .get(&a[0])
+                let mut v = tx
+                    .get(db, &a[0])
                     .await?
                     .map(|b| b.to_vec())
                     .unwrap_or_default();
                 v.extend_from_slice(&a[1]);
                 let len = v.len() as i64;
-                self.put(&a[0], &v).await?;
+                tx.put(&a[0], v);
                 Reply::Integer(len)
             }
-            "echo" | "select" | "auth" | "config" | "get" | "mget" | "exists" | "strlen"
-            | "set" | "setnx" | "getset" | "getdel" | "mset" | "msetnx" | "del" | "unlink"
-            | "incr" | "decr" | "incrby" | "decrby" | "append" => return Err(arity(name)),
-            _ => {
-                let shown: Vec<String> = a
-                    .iter()
-                    .take(8)
-                    .map(|s| format!("'{}'", String::from_utf8_lossy(s)))
-                    .collect();
-                Reply::err(format!(
-                    "unknown command '{name}', with args beginning with: {}",
-                    shown.join(" ")
-                ))
+            "scan" if n >= 1 => return self.scan(tx, a).await,
+            "keys" if n == 1 => {
+                let glob = Glob::new(&a[0]);
+                let (mut keys, mut used, mut over) = (Vec::new(), 0, None);
+                tx.walk(db, &glob.prefix(), None, |k| {
+                    if glob.matches(k) {
+                        let key = Reply::Bulk(k.clone());
+                        if let Err(e) = self.charge(&mut used, key.encoded_len()) {
+                            over = Some(e);
+                            return false;
+                        }
+                        keys.push(key);
+                    }
+                    true
+                })
+                .await?;
+                if let Some(e) = over {
+                    return Err(e);
+                }
+                Reply::Array(keys)
             }
+            "dbsize" if n == 0 => {
+                let mut count = 0;
+                tx.walk(db, b"", None, |_| {
+                    count += 1;
+                    true
+                })
+                .await?;
+                Reply::Integer(count)
+            }
+            "waitaof" if n == 3 => return self.waitaof(a).await,
+            "info" => return self.info(tx, a).await,
+            _ if lookup(name).is_some() => return Err(arity(name)),
+            _ => unknown(name, a),
         })
     }
 
-    async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Reply> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.apply(b).await
-    }
-
     fn auth(&mut self, given: &[u8]) -> Reply {
-        match &self.shared.password {
+        match &self.shared.opts.password {
             None => Reply::err(
                 "AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",
@@ -407,56 +1149,191 @@ impl Conn {
             _ => return Err(syntax()),
         })
     }
+}
 
-    async fn set(&mut self, a: &[Bytes]) -> Result<Reply, Reply> {
-        let (key, value) = (&a[0], &a[1]);
-        let (mut nx, mut xx, mut get) = (false, false, false);
-        for opt in &a[2..] {
-            match opt.to_ascii_lowercase().as_slice() {
-                b"nx" if !xx => nx = true,
-                b"xx" if !nx => xx = true,
-                b"get" => get = true,
-                b"ex" | b"px" | b"exat" | b"pxat" | b"keepttl" => {
-                    return Err(Reply::err(
-                        "expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet",
-                    ))
-                }
-                _ => return Err(syntax()),
+async fn set(tx: &mut Tx, db: &Db, a: &[Bytes]) -> Result<Reply, Reply> {
+    let (key, value) = (&a[0], &a[1]);
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    for opt in &a[2..] {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"nx" if !xx => nx = true,
+            b"xx" if !nx => xx = true,
+            b"get" => get = true,
+            b"ex" | b"px" | b"exat" | b"pxat" | b"keepttl" => {
+                return Err(Reply::err(
+                    "expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet",
+                ))
             }
+            _ => return Err(syntax()),
         }
-        let shared = Arc::clone(&self.shared);
-        let _w = shared.writes.lock().await;
-        let old = if nx || xx || get {
-            self.get(key).await?
-        } else {
-            None
-        };
-        let skip = (nx && old.is_some()) || (xx && old.is_none());
-        if !skip {
-            self.put(key, value).await?;
-        }
-        Ok(match (get, skip) {
-            (true, _) => opt_bulk(old),
-            (false, true) => Reply::Null,
-            (false, false) => Reply::ok(),
-        })
     }
+    let old = if nx || xx || get {
+        tx.get(db, key).await?
+    } else {
+        None
+    };
+    let skip = (nx && old.is_some()) || (xx && old.is_none());
+    if !skip {
+        tx.put(key, value.clone());
+    }
+    Ok(match (get, skip) {
+        (true, _) => opt_bulk(old),
+        (false, true) => Reply::Null,
+        (false, false) => Reply::ok(),
+    })
+}
 
-    async fn incr_by(&mut self, key: &[u8], by: i64) -> Result<Reply, Reply> {
-        let shared = Arc::clone(&self.shared);
-        let _w = shared.writes.lock().await;
-        let cur = match self.get(key).await? {
-            Some(v) => parse_i64(&v).ok_or_else(not_integer)?,
-            None => 0,
-        };
-        let next = cur
-            .checked_add(by)
-            .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
-        self.put(key, next.to_string().as_bytes()).await?;
-        Ok(Reply::Integer(next))
+async fn incr_by(tx: &mut Tx, db: &Db, key: &[u8], by: i64) -> Result<Reply, Reply> {
+    let cur = match tx.get(db, key).await? {
+        Some(v) => parse_i64(&v).ok_or_else(not_integer)?,
+        None => 0,
+    };
+    let next = cur
+        .checked_add(by)
+        .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
+    tx.put(key, next.to_string());
+    Ok(Reply::Integer(next))
+}
+
+/// `fut`'s output, unless `limit` passes first.
+async fn within<F: std::future::Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        None => Some(fut.await),
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
     }
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as `map_err(read_failed)`"
+)]
+fn read_failed(e: silt::Error) -> Reply {
+    Reply::err(format!("read failed: {e}"))
+}
+
+/// The smallest key above every key starting with `prefix` (`None`: no bound).
+fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
+    let mut end = prefix.to_vec();
+    while end.last() == Some(&0xff) {
+        end.pop();
+    }
+    let last = end.last_mut()?;
+    *last += 1;
+    Some(end.into())
 }
 
 fn opt_bulk(v: Option<Bytes>) -> Reply {
     v.map_or(Reply::Null, Reply::Bulk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    async fn conn(max_queued_bytes: usize) -> Conn {
+        let db = Db::open("memory://", silt::Settings::default())
+            .await
+            .expect("open");
+        let shared = Arc::new(Shared::new(
+            Arc::new(db),
+            Options {
+                durability: Durability::Buffered,
+                password: None,
+                port: 0,
+                max_clients: 1,
+                max_reply_bytes: 1 << 20,
+                max_queued_bytes,
+            },
+        ));
+        Conn::new(&shared)
+    }
+
+    #[tokio::test]
+    async fn a_multi_over_its_byte_limit_aborts() {
+        let mut c = conn(200).await;
+        assert_eq!(c.execute(&cmd("MULTI")).await, Reply::ok());
+        let queued = Reply::Simple("QUEUED".into());
+        assert_eq!(c.execute(&cmd("SET a 1")).await, queued);
+        let big = format!("SET b {}", "x".repeat(150));
+        let Reply::Error(e) = c.execute(&cmd(&big)).await else {
+            panic!("queued past the limit");
+        };
+        assert!(e.contains("transaction too large"), "{e}");
+        let Reply::Error(e) = c.execute(&cmd("EXEC")).await else {
+            panic!("EXEC ran");
+        };
+        assert!(e.starts_with("EXECABORT"), "{e}");
+        assert_eq!(c.execute(&cmd("GET a")).await, Reply::Null);
+    }
+
+    #[tokio::test]
+    async fn scans_merge_staged_writes_in_order() {
+        let mut c = conn(1 << 20).await;
+        c.execute(&cmd("MSET k1 v k3 v k5 v j v")).await;
+        c.execute(&cmd("MULTI")).await;
+        for w in [
+            "SET k2 v", "DEL k3", "SET k6 v", "SET k1 w", "KEYS k*", "DBSIZE",
+        ] {
+            c.execute(&cmd(w)).await;
+        }
+        let Reply::Array(r) = c.execute(&cmd("EXEC")).await else {
+            panic!("EXEC failed");
+        };
+        let keys = |ks: &[&str]| {
+            Reply::Array(
+                ks.iter()
+                    .map(|k| Reply::Bulk(Bytes::copy_from_slice(k.as_bytes())))
+                    .collect(),
+            )
+        };
+        assert_eq!(r[4], keys(&["k1", "k2", "k5", "k6"]));
+        assert_eq!(r[5], Reply::Integer(5));
+    }
+
+    #[test]
+    fn cursors_are_bounded_and_evict_the_oldest() {
+        let mut c = Cursors::new();
+        let first = c.insert(Bytes::from_static(b"a"));
+        let second = c.insert(Bytes::from_static(b"b"));
+        assert_ne!(first, 0);
+        assert_eq!(c.take(second), Some(Bytes::from_static(b"b")));
+        assert_eq!(c.take(second), None);
+        c.restore(second, Bytes::from_static(b"b"));
+        assert_eq!(c.take(second), Some(Bytes::from_static(b"b")));
+        for i in 0..MAX_CURSORS * 3 {
+            c.insert(Bytes::from(i.to_string()));
+            if i % 2 == 0 {
+                // Taken ones leave stale ids in `order`, which must not grow without bound.
+                let id = c.insert(Bytes::from_static(b"x"));
+                c.take(id);
+            }
+        }
+        assert_eq!(c.live.len(), MAX_CURSORS);
+        assert!(c.order.len() <= 2 * MAX_CURSORS + 1, "{}", c.order.len());
+        assert_eq!(c.take(first), None, "the oldest was not evicted");
+    }
+
+    #[test]
+    fn prefix_end_is_the_least_upper_bound() {
+        assert_eq!(prefix_end(b"ab"), Some(Bytes::from_static(b"ac")));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(Bytes::from_static(b"b")));
+        assert_eq!(prefix_end(b"\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn arity() {
+        assert!(arity_ok(2, 2) && !arity_ok(2, 3));
+        assert!(arity_ok(-2, 2) && arity_ok(-2, 9) && !arity_ok(-2, 1));
+        for (name, _, _) in COMMANDS {
+            assert_eq!(lookup(name).map(|i| COMMANDS[i].0), Some(*name));
+        }
+    }
 }

@@ -4,7 +4,10 @@
 //! a listener, one task per connection, and a graceful shutdown on SIGINT/SIGTERM.
 
 mod commands;
+mod glob;
+mod http;
 pub mod resp;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use self::commands::{Conn, Shared};
+use self::commands::{Conn, Options, Shared};
 use self::resp::{parse_request, Limits, Reply};
 use crate::exit::UsageError;
 use crate::shared::{LoadDurability, StoreStack};
@@ -41,10 +44,25 @@ pub struct ServeArgs {
     /// Close a client idle this long (0: never).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "D")]
     pub idle_timeout: Duration,
+    /// Largest reply (MGET, KEYS, SCAN, EXEC...): a bigger one is an error instead.
+    #[arg(long, default_value_t = 512 * 1024 * 1024, value_name = "BYTES")]
+    pub max_reply_bytes: usize,
+    /// Also serve HTTP `GET /metrics` (Prometheus) and `GET /healthz` here.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
-/// How long a shutdown waits for the connections to finish the commands they have read.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Replies encoded but not yet written, past which a connection stops running the
+/// commands it has read until the client has taken them.
+const OUTPUT_SOFT_BYTES: usize = 1024 * 1024;
+
+/// At shutdown, how long a client that is not reading gets to take its replies before its
+/// connection is closed without them (the writes are applied and durable either way).
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a shutdown waits for all connections to end (a backstop behind
+/// `SHUTDOWN_WRITE_GRACE`) before it aborts those left and closes the database.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Run the server until SIGINT or SIGTERM; then stop accepting, let every connection finish
 /// the commands it has read, and close the database (making every write durable).
@@ -78,16 +96,43 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("the listener's address")?;
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     eprintln!(
         "silt serve: listening on {local} ({:?} writes)",
         args.durability
     );
     let shared = Arc::new(Shared::new(
         Arc::clone(&db),
-        durability,
-        args.requirepass.clone(),
+        Options {
+            durability,
+            password: args.requirepass.clone(),
+            port: local.port(),
+            max_clients: args.max_clients,
+            max_reply_bytes: args.max_reply_bytes,
+            max_queued_bytes: commands::MAX_QUEUED_BYTES,
+        },
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = match metrics {
+        Some(l) => {
+            if let Ok(addr) = l.local_addr() {
+                eprintln!("silt serve: metrics on http://{addr}/metrics");
+            }
+            Some(tokio::spawn(http::serve(
+                l,
+                Arc::clone(&shared),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let slots = Arc::new(Semaphore::new(args.max_clients));
     let mut conns = tokio::task::JoinSet::new();
     let shutdown = shutdown_signal();
@@ -138,6 +183,9 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         conns.abort_all();
         while conns.join_next().await.is_some() {}
     }
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     drop(shared);
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("the database is still in use"))?;
     db.close().await.context("closing the database")?;
@@ -166,6 +214,15 @@ async fn shutdown_signal() {
     }
 }
 
+/// Sleep `d`, or forever if it is zero.
+async fn sleep_or_forever(d: Duration) {
+    if d.is_zero() {
+        std::future::pending::<()>().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
 async fn refuse(mut stream: TcpStream, msg: &str) {
     let mut out = Vec::new();
     Reply::Error(msg.into()).encode(2, &mut out);
@@ -174,8 +231,9 @@ async fn refuse(mut stream: TcpStream, msg: &str) {
 
 /// Read what the client sent, run every whole command in it in order, make the writes
 /// among them durable once (the pipeline shares one durability wait), then answer them in
-/// order. Until the stop signal: then the commands already read are finished and the
-/// connection is closed.
+/// order. Past `OUTPUT_SOFT_BYTES` of replies it answers those first (waiting for the
+/// client to read them) before it runs the rest. Until the stop signal: then the
+/// commands already read are finished and the connection is closed.
 async fn serve_conn(
     mut stream: TcpStream,
     shared: Arc<Shared>,
@@ -188,23 +246,33 @@ async fn serve_conn(
     let mut conn = Conn::new(&shared);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = Vec::with_capacity(16 * 1024);
+    // Whole commands may be left in `buf` (the replies' soft limit was reached).
+    let mut more = false;
+    // The stop signal came while writing: finish what was read, then close.
+    let mut stopping = false;
     loop {
-        let read = async {
-            if idle.is_zero() {
-                Ok(stream.read_buf(&mut buf).await)
-            } else {
-                tokio::time::timeout(idle, stream.read_buf(&mut buf)).await
+        // Unless commands are left over in `buf`, read more.
+        if !std::mem::take(&mut more) {
+            if stopping {
+                return Ok(());
             }
-        };
-        let n = tokio::select! {
-            _ = stop.changed() => return Ok(()),
-            r = read => match r {
-                Ok(r) => r.context("reading from the client")?,
-                Err(_) => return Ok(()), // idle timeout
-            },
-        };
-        if n == 0 {
-            return Ok(());
+            let read = async {
+                if idle.is_zero() {
+                    Ok(stream.read_buf(&mut buf).await)
+                } else {
+                    tokio::time::timeout(idle, stream.read_buf(&mut buf)).await
+                }
+            };
+            let n = tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                r = read => match r {
+                    Ok(r) => r.context("reading from the client")?,
+                    Err(_) => return Ok(()), // idle timeout
+                },
+            };
+            if n == 0 {
+                return Ok(());
+            }
         }
         let mut close = false;
         loop {
@@ -216,6 +284,10 @@ async fn serve_conn(
                         close = true;
                         break;
                     }
+                    if conn.pending_bytes() >= OUTPUT_SOFT_BYTES {
+                        more = true;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -225,17 +297,39 @@ async fn serve_conn(
                 }
             }
         }
-        if !close && buf.len() > max_query {
+        if !close && !more && buf.len() > max_query {
             conn.push_reply(Reply::err("Protocol error: query buffer too big"));
             close = true;
         }
         // The pipeline's writes become durable together, then everything is answered.
         conn.finish(&mut out).await;
-        stream
-            .write_all(&out)
-            .await
-            .context("writing to the client")?;
+        // A client that does not read blocks this write: the idle timeout and the shutdown
+        // (after a grace period) still end it.
+        let write = stream.write_all(&out);
+        tokio::pin!(write);
+        let written = if stopping {
+            tokio::time::timeout(SHUTDOWN_WRITE_GRACE, &mut write)
+                .await
+                .ok()
+        } else {
+            tokio::select! {
+                w = &mut write => Some(w),
+                () = sleep_or_forever(idle) => None,
+                _ = stop.changed() => {
+                    stopping = true;
+                    tokio::time::timeout(SHUTDOWN_WRITE_GRACE, &mut write).await.ok()
+                }
+            }
+        };
+        match written {
+            Some(w) => w.context("writing to the client")?,
+            None => return Ok(()),
+        }
         out.clear();
+        if out.capacity() > 2 * OUTPUT_SOFT_BYTES {
+            // Do not keep a big reply's buffer for the life of the connection.
+            out = Vec::with_capacity(16 * 1024);
+        }
         if close {
             let _ = stream.shutdown().await;
             return Ok(());

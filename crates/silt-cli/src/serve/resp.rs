@@ -189,6 +189,8 @@ pub enum Reply {
     Bulk(Bytes),
     /// RESP3 `_`; RESP2 `$-1`.
     Null,
+    /// RESP3 `_`; RESP2 `*-1` (an aborted EXEC).
+    NullArray,
     /// `*N`.
     Array(Vec<Reply>),
     /// RESP3 `%N`; RESP2 a flat array of key, value, ...
@@ -206,6 +208,23 @@ impl Reply {
         Reply::Error(format!("ERR {msg}"))
     }
 
+    /// An upper bound of the encoding's length in bytes (either protocol version).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.len() + 3,
+            Reply::Integer(_) => 23,
+            Reply::Bulk(b) => b.len() + 25,
+            Reply::Null | Reply::NullArray => 5,
+            Reply::Array(items) => items
+                .iter()
+                .fold(23, |n, i| n.saturating_add(i.encoded_len())),
+            Reply::Map(pairs) => pairs.iter().fold(23, |n, (k, v)| {
+                n.saturating_add(k.encoded_len())
+                    .saturating_add(v.encoded_len())
+            }),
+        }
+    }
+
     /// Append the encoding of `self` for protocol version `resp` (2 or 3) to `out`.
     pub fn encode(&self, resp: u8, out: &mut Vec<u8>) {
         use std::io::Write as _;
@@ -221,8 +240,9 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
                 Ok(())
             }
-            Reply::Null if v3 => write!(out, "_\r\n"),
+            Reply::Null | Reply::NullArray if v3 => write!(out, "_\r\n"),
             Reply::Null => write!(out, "$-1\r\n"),
+            Reply::NullArray => write!(out, "*-1\r\n"),
             Reply::Array(items) => {
                 let _ = write!(out, "*{}\r\n", items.len());
                 for i in items {
@@ -356,6 +376,13 @@ mod tests {
         let mut b = Vec::new();
         Reply::Bulk(Bytes::from_static(b"x\r\ny")).encode(3, &mut b);
         assert_eq!(b, b"$4\r\nx\r\ny\r\n");
+        let (mut n2, mut n3) = (Vec::new(), Vec::new());
+        Reply::NullArray.encode(2, &mut n2);
+        Reply::NullArray.encode(3, &mut n3);
+        for (r, v) in [(&r, &v2), (&r, &v3), (&Reply::NullArray, &n2)] {
+            assert!(r.encoded_len() >= v.len());
+        }
+        assert_eq!((&n2[..], &n3[..]), (&b"*-1\r\n"[..], &b"_\r\n"[..]));
     }
 
     proptest! {
