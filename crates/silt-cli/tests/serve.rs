@@ -969,3 +969,140 @@ fn shutdown_is_not_held_up_by_a_client_that_does_not_read() -> Result<()> {
     drop(s);
     Ok(())
 }
+
+#[test]
+fn expiry_commands_and_values_that_expire() -> Result<()> {
+    run_script(
+        &[],
+        r#"
+import os, time, redis
+port = int(os.environ["PORT"])
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+def gone_within(c, key, seconds):
+    # Polls until the key has expired (a deadline, not a fixed sleep).
+    deadline = time.monotonic() + seconds
+    while c.exists(key):
+        assert time.monotonic() < deadline, f"{key} did not expire"
+        time.sleep(0.02)
+for proto in (2, 3):
+    c = redis.Redis(port=port, protocol=proto)
+    now = int(time.time())
+    # SET's expiry options, TTL and PTTL.
+    assert c.set("a", "1", ex=100)
+    assert 99 <= c.ttl("a") <= 100 and 99_000 <= c.pttl("a") <= 100_000
+    assert c.set("b", "1", px=100_000) and 99 <= c.ttl("b") <= 100
+    assert c.set("c", "1", exat=now + 200) and 198 <= c.ttl("c") <= 200
+    assert c.expiretime("c") == now + 200 and c.pexpiretime("c") == (now + 200) * 1000
+    assert c.set("d", "1", pxat=(now + 300) * 1000) and 298 <= c.ttl("d") <= 300
+    assert c.ttl("nosuch") == -2 and c.pttl("nosuch") == -2 and c.expiretime("nosuch") == -2
+    assert c.set("e", "1") and c.ttl("e") == -1 and c.expiretime("e") == -1
+    # KEEPTTL keeps it; a plain SET, GETSET and MSET clear it; INCR and APPEND keep it.
+    assert c.set("a", "2", keepttl=True) and c.ttl("a") >= 99 and c.get("a") == b"2"
+    c.set("a", "3")
+    assert c.ttl("a") == -1
+    c.set("n", "1", ex=100)
+    assert c.incr("n") == 2 and c.ttl("n") >= 99
+    assert c.append("n", "0") == 2 and c.get("n") == b"20" and c.ttl("n") >= 99
+    assert c.getset("n", "5") == b"20" and c.ttl("n") == -1
+    c.set("m", "1", ex=100)
+    c.mset({"m": "2"})
+    assert c.ttl("m") == -1
+    # Options and their errors, as Redis words them.
+    assert c.set("x", "1", nx=True, ex=100) and c.set("x", "2", nx=True, ex=100) is None
+    assert c.set("x", "3", xx=True, px=50_000, get=True) == b"1" and c.ttl("x") <= 50
+    err(lambda: c.execute_command("SET", "x", "1", "EX", "0"), "invalid expire time in 'set' command")
+    err(lambda: c.execute_command("SET", "x", "1", "PX", "-5"), "invalid expire time in 'set' command")
+    err(lambda: c.execute_command("SET", "x", "1", "EX", "ten"), "not an integer")
+    err(lambda: c.execute_command("SET", "x", "1", "EX", "10", "PX", "10"), "syntax error")
+    err(lambda: c.execute_command("SET", "x", "1", "EX", "10", "KEEPTTL"), "syntax error")
+    err(lambda: c.execute_command("SET", "x", "1", "EX"), "syntax error")
+    err(lambda: c.execute_command("SET", "x", "1", "EX", "9223372036854775807"), "invalid expire time")
+    # SETEX, PSETEX, GETEX.
+    assert c.setex("s", 100, "v") and 99 <= c.ttl("s") <= 100
+    assert c.psetex("s", 50_000, "v") and c.ttl("s") <= 50
+    err(lambda: c.setex("s", 0, "v"), "invalid expire time in 'setex' command")
+    assert c.getex("s", persist=True) == b"v" and c.ttl("s") == -1
+    assert c.getex("s", ex=100) == b"v" and c.ttl("s") >= 99
+    assert c.getex("s") == b"v" and c.ttl("s") >= 99
+    assert c.getex("nosuch", ex=1) is None
+    # EXPIRE and friends, with NX, XX, GT and LT.
+    c.set("k", "v")
+    assert c.expire("nosuch", 10) == 0
+    assert c.expire("k", 100, xx=True) == 0 and c.ttl("k") == -1
+    assert c.expire("k", 100, nx=True) == 1 and c.ttl("k") >= 99
+    assert c.expire("k", 200, nx=True) == 0
+    assert c.expire("k", 50, gt=True) == 0 and c.expire("k", 200, gt=True) == 1 and c.ttl("k") >= 199
+    assert c.expire("k", 300, lt=True) == 0 and c.expire("k", 150, lt=True) == 1 and c.ttl("k") <= 150
+    assert c.pexpire("k", 80_000) == 1 and c.ttl("k") <= 80
+    assert c.expireat("k", now + 400) == 1 and c.expiretime("k") == now + 400
+    assert c.pexpireat("k", (now + 500) * 1000) == 1 and c.pexpiretime("k") == (now + 500) * 1000
+    assert c.persist("k") == 1 and c.ttl("k") == -1 and c.persist("k") == 0 and c.persist("nosuch") == 0
+    c.set("k", "v")
+    assert c.expire("k", 100, lt=True) == 1, "no expiry counts as infinite for LT"
+    c.persist("k")
+    assert c.expire("k", 100, gt=True) == 0, "no expiry counts as infinite for GT"
+    err(lambda: c.execute_command("EXPIRE", "k", "10", "NX", "XX"), "NX and XX, GT or LT options at the same time are not compatible")
+    err(lambda: c.execute_command("EXPIRE", "k", "10", "GT", "LT"), "GT and LT options at the same time are not compatible")
+    err(lambda: c.execute_command("EXPIRE", "k", "10", "FOO"), "Unsupported option FOO")
+    err(lambda: c.execute_command("EXPIRE", "k", "ten"), "not an integer")
+    # An expiry in the past deletes the key at once.
+    c.set("p", "v")
+    assert c.expire("p", 0) == 1 and c.exists("p") == 0
+    c.set("p", "v")
+    assert c.pexpireat("p", 1) == 1 and c.get("p") is None
+    # Values really expire: gone from GET, EXISTS, MGET, SCAN, KEYS and DBSIZE.
+    c.delete(*c.keys("*"))
+    c.set("short", "v", px=300)
+    c.set("stays", "v")
+    assert c.get("short") == b"v"
+    gone_within(c, "short", 10)
+    assert c.get("short") is None and c.mget("short", "stays") == [None, b"v"]
+    assert c.keys("*") == [b"stays"] and list(c.scan_iter()) == [b"stays"] and c.dbsize() == 1
+    assert c.ttl("short") == -2 and c.set("short", "again", nx=True)
+    # Inside a transaction: staged expiries are seen by later commands of the EXEC.
+    p = c.pipeline(transaction=True)
+    p.set("t", "v", ex=100).ttl("t").persist("t").ttl("t").expire("t", 0).exists("t")
+    assert p.execute() == [True, 100, 1, -1, 1, 0]
+    c.delete(*c.keys("*"))
+print("ok")
+"#,
+    )
+}
+
+#[test]
+fn expiries_survive_a_restart() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let server = Server::start(&store, &[])?;
+    let set = r#"
+import os, redis
+c = redis.Redis(port=int(os.environ["PORT"]))
+c.set("long", "v", ex=1000)
+c.set("forever", "v")
+c.set("short", "v", px=1)
+print("ok")
+"#;
+    assert_eq!(server.python(set)?.trim(), "ok");
+    // kill -9 (`Server`'s drop): the writes come back from the WAL with their expiries.
+    drop(server);
+    let server = Server::start(&store, &[])?;
+    let check = r#"
+import os, redis
+c = redis.Redis(port=int(os.environ["PORT"]))
+assert 990 <= c.ttl("long") <= 1000, c.ttl("long")
+assert c.ttl("forever") == -1
+assert c.get("short") is None and c.ttl("short") == -2
+print("ok")
+"#;
+    assert_eq!(server.python(check)?.trim(), "ok");
+    server.stop()
+}

@@ -64,6 +64,18 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("incrby", 3, Kind::Write),
     ("decrby", 3, Kind::Write),
     ("append", 3, Kind::Write),
+    ("setex", 4, Kind::Write),
+    ("psetex", 4, Kind::Write),
+    ("getex", -2, Kind::Write),
+    ("expire", -3, Kind::Write),
+    ("pexpire", -3, Kind::Write),
+    ("expireat", -3, Kind::Write),
+    ("pexpireat", -3, Kind::Write),
+    ("persist", 2, Kind::Write),
+    ("ttl", 2, Kind::Read),
+    ("pttl", 2, Kind::Read),
+    ("expiretime", 2, Kind::Read),
+    ("pexpiretime", 2, Kind::Read),
     ("multi", 1, Kind::Conn),
     ("exec", 1, Kind::Conn),
     ("discard", 1, Kind::Conn),
@@ -195,23 +207,44 @@ impl Shared {
     }
 }
 
+/// A value and its expiry (Unix milliseconds; `None`: it never expires).
+type Entry = (Bytes, Option<u64>);
+
+/// Wall-clock milliseconds since the Unix epoch: the clock the database judges expiry by
+/// (its default clock reads the system time too).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether a staged write leaves a live value (not a delete, not already expired).
+fn live(v: Option<&Entry>, now: u64) -> bool {
+    v.is_some_and(|(_, at)| at.is_none_or(|at| at > now))
+}
+
 /// The reads and staged writes of one command, or of one EXEC.
 #[derive(Debug, Default)]
 struct Tx {
     /// Staged writes, the last per key (`None`: delete), consulted before the database.
-    pending: BTreeMap<Bytes, Option<Bytes>>,
+    pending: BTreeMap<Bytes, Option<Entry>>,
     /// Reads of a read-only command over several keys come from one snapshot.
     snap: Option<Snapshot>,
 }
 
 impl Tx {
     async fn get(&self, db: &Db, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        Ok(self.get_entry(db, key).await?.map(|(v, _)| v))
+    }
+
+    /// The value and its expiry.
+    async fn get_entry(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, Reply> {
         if let Some(v) = self.pending.get(key) {
-            return Ok(v.clone());
+            return Ok(v.clone().filter(|e| live(Some(e), now_ms())));
         }
         let got = match &self.snap {
-            Some(s) => s.get(key).await,
-            None => db.get(key).await,
+            Some(s) => s.get_with_expiry(key).await,
+            None => db.get_with_expiry(key).await,
         };
         got.map_err(read_failed)
     }
@@ -242,6 +275,7 @@ impl Tx {
             None => db.scan(range.clone()),
         }
         .map_err(read_failed)?;
+        let now = now_ms();
         let mut staged = self.pending.range(range).peekable();
         let mut stored = it.next().await.map_err(read_failed)?;
         loop {
@@ -259,7 +293,7 @@ impl Tx {
                         Some((dk, _)) if dk == k => it.next().await.map_err(read_failed)?,
                         other => other,
                     };
-                    if v.is_none() {
+                    if !live(v.as_ref(), now) {
                         continue;
                     }
                     k.clone()
@@ -271,9 +305,15 @@ impl Tx {
         }
     }
 
+    /// Stage a put that never expires (SET, MSET... clear a key's expiry, as in Redis).
     fn put(&mut self, key: &[u8], value: impl Into<Bytes>) {
+        self.put_expiring(key, value, None);
+    }
+
+    /// Stage a put with the expiry `at` (Unix milliseconds; `None`: never).
+    fn put_expiring(&mut self, key: &[u8], value: impl Into<Bytes>, at: Option<u64>) {
         self.pending
-            .insert(Bytes::copy_from_slice(key), Some(value.into()));
+            .insert(Bytes::copy_from_slice(key), Some((value.into(), at)));
     }
 
     fn delete(&mut self, key: &[u8]) {
@@ -287,7 +327,8 @@ impl Tx {
         let mut b = WriteBatch::new();
         for (k, v) in &self.pending {
             match v {
-                Some(v) => b.put(k, v),
+                Some((v, None)) => b.put(k, v),
+                Some((v, Some(at))) => b.put_expiring(k, v, *at),
                 None => b.delete(k),
             };
         }
@@ -324,8 +365,8 @@ pub struct Conn {
     wrote: bool,
     /// Inside MULTI: the commands queued for EXEC.
     multi: Option<Multi>,
-    /// The keys WATCH named and their values then.
-    watched: Vec<(Bytes, Option<Bytes>)>,
+    /// The keys WATCH named and their values and expiries then.
+    watched: Vec<(Bytes, Option<Entry>)>,
     /// `encoded_len` of `replies`.
     pending_bytes: usize,
     /// QUIT was received: answer, then close.
@@ -609,7 +650,7 @@ impl Conn {
         let shared = Arc::clone(&self.shared);
         let _w = shared.writes.lock().await;
         for (key, then) in &watched {
-            match shared.db.get(key).await {
+            match shared.db.get_with_expiry(key).await {
                 Ok(now) if now == *then => {}
                 Ok(_) => return Reply::NullArray,
                 Err(e) => return read_failed(e),
@@ -638,7 +679,7 @@ impl Conn {
     /// WATCH: remember the keys' values now; EXEC compares them under the write lock.
     async fn watch(&mut self, keys: &[Bytes]) -> Reply {
         for k in keys {
-            match self.shared.db.get(k).await {
+            match self.shared.db.get_with_expiry(k).await {
                 Ok(v) => self.watched.push((k.clone(), v)),
                 Err(e) => return Reply::err(format!("read failed: {e}")),
             }
@@ -1008,15 +1049,49 @@ impl Conn {
                 return incr_by(tx, db, &a[0], by).await;
             }
             "append" if n == 2 => {
-                let mut v = tx
-                    .get(db, &a[0])
-                    .await?
-                    .map(|b| b.to_vec())
-                    .unwrap_or_default();
+                // APPEND, like INCR, keeps the key's expiry.
+                let (mut v, at) = match tx.get_entry(db, &a[0]).await? {
+                    Some((v, at)) => (v.to_vec(), at),
+                    None => (Vec::new(), None),
+                };
                 v.extend_from_slice(&a[1]);
                 let len = v.len() as i64;
-                tx.put(&a[0], v);
+                tx.put_expiring(&a[0], v, at);
                 Reply::Integer(len)
+            }
+            "setex" | "psetex" if n == 3 => {
+                let unit = if name == "setex" { 1000 } else { 1 };
+                let at = expiry_from(&a[1], unit, false, name)?;
+                tx.put_expiring(&a[0], a[2].clone(), Some(at));
+                Reply::ok()
+            }
+            "getex" if n >= 1 => return getex(tx, db, a).await,
+            "expire" | "pexpire" | "expireat" | "pexpireat" if n >= 2 => {
+                return expire(tx, db, name, a).await
+            }
+            "persist" if n == 1 => match tx.get_entry(db, &a[0]).await? {
+                Some((v, Some(_))) => {
+                    tx.put(&a[0], v);
+                    Reply::Integer(1)
+                }
+                _ => Reply::Integer(0),
+            },
+            "ttl" | "pttl" | "expiretime" | "pexpiretime" if n == 1 => {
+                match tx.get_entry(db, &a[0]).await? {
+                    None => Reply::Integer(-2),
+                    Some((_, None)) => Reply::Integer(-1),
+                    Some((_, Some(at))) => {
+                        let left = at.saturating_sub(now_ms());
+                        let v = match name {
+                            // Rounded to the nearest second, as Redis does.
+                            "ttl" => left.saturating_add(500) / 1000,
+                            "pttl" => left,
+                            "expiretime" => at / 1000,
+                            _ => at,
+                        };
+                        Reply::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+                    }
+                }
             }
             "scan" if n >= 1 => return self.scan(tx, a).await,
             "keys" if n == 1 => {
@@ -1151,47 +1226,175 @@ impl Conn {
     }
 }
 
+/// The expiry (Unix milliseconds) `arg` gives in `unit` milliseconds: relative to now, or
+/// (`absolute`) since the epoch. Redis's error for anything but a positive integer whose
+/// expiry fits (`command` names the command in it).
+fn expiry_from(arg: &[u8], unit: u64, absolute: bool, command: &str) -> Result<u64, Reply> {
+    let invalid = || Reply::err(format!("invalid expire time in '{command}' command"));
+    let n = parse_i64(arg).ok_or_else(not_integer)?;
+    let n = u64::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(invalid)?;
+    let ms = n.checked_mul(unit).ok_or_else(invalid)?;
+    let at = if absolute {
+        ms
+    } else {
+        now_ms().checked_add(ms).ok_or_else(invalid)?
+    };
+    // Kept within what Redis accepts (and i64 replies can show).
+    i64::try_from(at).map(|_| at).map_err(|_| invalid())
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
 async fn set(tx: &mut Tx, db: &Db, a: &[Bytes]) -> Result<Reply, Reply> {
     let (key, value) = (&a[0], &a[1]);
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    for opt in &a[2..] {
-        match opt.to_ascii_lowercase().as_slice() {
+    let (mut nx, mut xx, mut get, mut keep) = (false, false, false, false);
+    let mut expiry: Option<u64> = None;
+    let mut opts = a[2..].iter();
+    while let Some(opt) = opts.next() {
+        let o = opt.to_ascii_lowercase();
+        let timed = expiry.is_some() || keep;
+        match o.as_slice() {
             b"nx" if !xx => nx = true,
             b"xx" if !nx => xx = true,
             b"get" => get = true,
-            b"ex" | b"px" | b"exat" | b"pxat" | b"keepttl" => {
-                return Err(Reply::err(
-                    "expiry options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet",
-                ))
+            b"keepttl" if !timed => keep = true,
+            b"ex" | b"px" | b"exat" | b"pxat" if !timed => {
+                let arg = opts.next().ok_or_else(syntax)?;
+                let (unit, absolute) = match o.as_slice() {
+                    b"ex" => (1000, false),
+                    b"px" => (1, false),
+                    b"exat" => (1000, true),
+                    _ => (1, true),
+                };
+                expiry = Some(expiry_from(arg, unit, absolute, "set")?);
             }
             _ => return Err(syntax()),
         }
     }
-    let old = if nx || xx || get {
-        tx.get(db, key).await?
+    let old = if nx || xx || get || keep {
+        tx.get_entry(db, key).await?
     } else {
         None
     };
     let skip = (nx && old.is_some()) || (xx && old.is_none());
     if !skip {
-        tx.put(key, value.clone());
+        let at = if keep {
+            old.as_ref().and_then(|(_, at)| *at)
+        } else {
+            expiry
+        };
+        tx.put_expiring(key, value.clone(), at);
     }
     Ok(match (get, skip) {
-        (true, _) => opt_bulk(old),
+        (true, _) => opt_bulk(old.map(|(v, _)| v)),
         (false, true) => Reply::Null,
         (false, false) => Reply::ok(),
     })
 }
 
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]: the value, its expiry changed.
+async fn getex(tx: &mut Tx, db: &Db, a: &[Bytes]) -> Result<Reply, Reply> {
+    let key = &a[0];
+    // None: leave the expiry; Some(None): persist; Some(Some(at)): expire at `at`.
+    let change: Option<Option<u64>> = match &a[1..] {
+        [] => None,
+        [p] if p.eq_ignore_ascii_case(b"persist") => Some(None),
+        [o, arg] => {
+            let (unit, absolute) = match o.to_ascii_lowercase().as_slice() {
+                b"ex" => (1000, false),
+                b"px" => (1, false),
+                b"exat" => (1000, true),
+                b"pxat" => (1, true),
+                _ => return Err(syntax()),
+            };
+            Some(Some(expiry_from(arg, unit, absolute, "getex")?))
+        }
+        _ => return Err(syntax()),
+    };
+    let Some((value, at)) = tx.get_entry(db, key).await? else {
+        return Ok(Reply::Null);
+    };
+    if let Some(new) = change.filter(|new| *new != at) {
+        tx.put_expiring(key, value.clone(), new);
+    }
+    Ok(Reply::Bulk(value))
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key n [NX|XX|GT|LT]: 1 if the expiry was set,
+/// 0 if the key is missing or a condition failed. An expiry in the past deletes the key.
+async fn expire(tx: &mut Tx, db: &Db, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+    let (unit, absolute) = match name {
+        "expire" => (1000_i64, false),
+        "pexpire" => (1, false),
+        "expireat" => (1000, true),
+        _ => (1, true),
+    };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &a[2..] {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"nx" => nx = true,
+            b"xx" => xx = true,
+            b"gt" => gt = true,
+            b"lt" => lt = true,
+            _ => {
+                return Err(Reply::err(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Reply::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(Reply::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let invalid = || Reply::err(format!("invalid expire time in '{name}' command"));
+    let n = parse_i64(&a[1]).ok_or_else(not_integer)?;
+    let ms = n.checked_mul(unit).ok_or_else(invalid)?;
+    let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+    let at = if absolute {
+        Some(ms)
+    } else {
+        now.checked_add(ms)
+    }
+    .ok_or_else(invalid)?;
+    let Some((value, current)) = tx.get_entry(db, &a[0]).await? else {
+        return Ok(Reply::Integer(0));
+    };
+    // No expiry counts as an infinite one for GT and LT.
+    let cur = current.map_or(i128::MAX, i128::from);
+    let ok = !(nx && current.is_some()
+        || xx && current.is_none()
+        || gt && i128::from(at) <= cur
+        || lt && i128::from(at) >= cur);
+    if !ok {
+        return Ok(Reply::Integer(0));
+    }
+    match u64::try_from(at) {
+        Ok(at) if i128::from(at) > i128::from(now) => tx.put_expiring(&a[0], value, Some(at)),
+        _ => tx.delete(&a[0]),
+    }
+    Ok(Reply::Integer(1))
+}
+
+/// INCRBY and friends; the key keeps its expiry, as in Redis.
 async fn incr_by(tx: &mut Tx, db: &Db, key: &[u8], by: i64) -> Result<Reply, Reply> {
-    let cur = match tx.get(db, key).await? {
-        Some(v) => parse_i64(&v).ok_or_else(not_integer)?,
-        None => 0,
+    let (cur, at) = match tx.get_entry(db, key).await? {
+        Some((v, at)) => (parse_i64(&v).ok_or_else(not_integer)?, at),
+        None => (0, None),
     };
     let next = cur
         .checked_add(by)
         .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
-    tx.put(key, next.to_string());
+    tx.put_expiring(key, next.to_string(), at);
     Ok(Reply::Integer(next))
 }
 

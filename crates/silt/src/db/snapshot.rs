@@ -48,14 +48,22 @@ impl Snapshot {
     /// # Errors
     /// Store errors and corrupt SST blocks.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        Ok(self.get_with_expiry(key).await?.map(|(value, _)| value))
+    }
+
+    /// Value of `key` as of the snapshot and its expiry (Unix milliseconds), as
+    /// [`Db::get_with_expiry`]. Expiry is judged at the time of the call, not the
+    /// snapshot's.
+    ///
+    /// # Errors
+    /// As [`Snapshot::get`].
+    pub async fn get_with_expiry(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Bytes, Option<u64>)>> {
         self.pin.inner.check_open()?;
         let v = self.pin.inner.current();
-        Ok(self
-            .pin
-            .inner
-            .get_in(&v, key.as_ref(), self.pin.seq)
-            .await?
-            .map(|(value, _)| value))
+        self.pin.inner.get_in(&v, key.as_ref(), self.pin.seq).await
     }
 
     /// Ordered scan as of the snapshot.
