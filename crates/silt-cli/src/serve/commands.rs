@@ -1,11 +1,14 @@
 //! The commands `silt serve` answers, with Redis's reply types and error texts.
 //!
 //! A command reads and writes through a [`Tx`]: reads see the writes it has staged (an
-//! overlay consulted before the database), and its writes are applied at the end as one
-//! `WriteBatch` with `Buffered` durability. A write command runs in a `Tx` of its own under
-//! the server-wide write lock (`Shared::writes`), so a read-modify-write such as INCR is
-//! atomic against every other write; EXEC runs all its queued commands in one `Tx` under
-//! one hold of the lock, so a transaction is one atomic engine write. The connection then
+//! overlay consulted before the database), and its writes are applied with `Buffered`
+//! durability. Write commands run under the server-wide write lock (`Shared::writes`), so
+//! a read-modify-write such as INCR is atomic against every other write. Consecutive write
+//! commands of one pipeline form a [`Run`]: the lock is taken once for all of them, each
+//! reads the run's earlier writes, and the run is applied as one `WriteBatch` when a
+//! command of another kind comes, at the end of what was read, or past `RUN_MAX_BYTES`
+//! (one engine write instead of one per command). EXEC runs all its queued commands in one
+//! `Tx` under one hold of the lock, so a transaction is one atomic engine write. The connection then
 //! makes the pipeline's writes durable with one `Db::wait_remote` (Remote) or
 //! `Db::flush_local` (Local) before it answers any of them (`Conn::finish`), so N
 //! pipelined writes cost one durability wait.
@@ -123,7 +126,7 @@ pub struct Options {
 pub struct Shared {
     db: Arc<Db>,
     opts: Options,
-    writes: Mutex<()>,
+    writes: Arc<Mutex<()>>,
     next_id: AtomicU64,
     cursors: std::sync::Mutex<Cursors>,
     started: Instant,
@@ -194,7 +197,7 @@ impl Shared {
         Shared {
             db,
             opts,
-            writes: Mutex::new(()),
+            writes: Arc::new(Mutex::new(())),
             next_id: AtomicU64::new(1),
             cursors: std::sync::Mutex::new(Cursors::new()),
             started: Instant::now(),
@@ -223,11 +226,34 @@ fn live(v: Option<&Entry>, now: u64) -> bool {
     v.is_some_and(|(_, at)| at.is_none_or(|at| at > now))
 }
 
+/// Staged writes, the last per key (`None`: delete).
+type Staged = BTreeMap<Bytes, Option<Entry>>;
+
+/// Most key and value bytes one [`Run`] stages before it is applied (well under the
+/// engine's `MAX_BATCH_BYTES`; a single bigger command is a batch of its own).
+const RUN_MAX_BYTES: usize = 1024 * 1024;
+
+/// Consecutive write commands of one pipeline, applied together: the write lock is held
+/// from the first until the run is applied (`Conn::end_run`).
+#[derive(Debug)]
+struct Run {
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+    staged: Staged,
+    /// Key and value bytes in `staged` (about: a key staged twice counts twice).
+    bytes: usize,
+    /// Index in `Conn::replies` of the run's first reply: if the run's write fails, its
+    /// replies from there on become the error.
+    first_reply: usize,
+}
+
 /// The reads and staged writes of one command, or of one EXEC.
 #[derive(Debug, Default)]
 struct Tx {
     /// Staged writes, the last per key (`None`: delete), consulted before the database.
-    pending: BTreeMap<Bytes, Option<Entry>>,
+    pending: Staged,
+    /// Writes of the run this command is part of: read after `pending`, before the
+    /// database. (Only write commands join a run, and none of them walks a range.)
+    below: Staged,
     /// Reads of a read-only command over several keys come from one snapshot.
     snap: Option<Snapshot>,
 }
@@ -239,7 +265,7 @@ impl Tx {
 
     /// The value and its expiry.
     async fn get_entry(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, Reply> {
-        if let Some(v) = self.pending.get(key) {
+        if let Some(v) = self.pending.get(key).or_else(|| self.below.get(key)) {
             return Ok(v.clone().filter(|e| live(Some(e), now_ms())));
         }
         let got = match &self.snap {
@@ -369,6 +395,8 @@ pub struct Conn {
     watched: Vec<(Bytes, Option<Entry>)>,
     /// `encoded_len` of `replies`.
     pending_bytes: usize,
+    /// The write commands being gathered into one batch, if any.
+    run: Option<Run>,
     /// QUIT was received: answer, then close.
     pub quit: bool,
 }
@@ -436,6 +464,7 @@ impl Conn {
             multi: None,
             watched: Vec::new(),
             pending_bytes: 0,
+            run: None,
             quit: false,
         }
     }
@@ -453,6 +482,7 @@ impl Conn {
     /// Make this pipeline's writes durable (one wait), then encode every reply into `out`.
     /// If that fails, every write's reply becomes the error: none of them is acknowledged.
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
+        self.end_run().await;
         if std::mem::take(&mut self.wrote) {
             let durable = match self.shared.opts.durability {
                 Durability::Remote => self.shared.db.wait_remote().await,
@@ -470,6 +500,23 @@ impl Conn {
             r.encode(self.resp, out);
         }
         self.pending_bytes = 0;
+    }
+
+    /// Apply the run's writes as one batch and let go of the write lock. If the write
+    /// fails, every reply of the run becomes the error (none of its writes is applied).
+    async fn end_run(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let tx = Tx {
+            pending: run.staged,
+            ..Tx::default()
+        };
+        if let Err(e) = self.commit(tx).await {
+            for r in self.replies.iter_mut().skip(run.first_reply) {
+                *r = e.clone();
+            }
+        }
     }
 
     /// Apply a command's (or an EXEC's) staged writes as one batch.
@@ -520,6 +567,14 @@ impl Conn {
     async fn execute_named(&mut self, name: &str, index: Option<usize>, args: &[Bytes]) -> Reply {
         let a = &args[1..];
         let spec = index.map(|i| COMMANDS[i]);
+        let joins_run = self.multi.is_none()
+            && self.authed
+            && spec.is_some_and(|s| s.2 == Kind::Write && arity_ok(s.1, args.len()));
+        if !joins_run {
+            // Everything else sees the run's writes applied (and EXEC, WATCH, WAITAOF
+            // must not wait for the lock this connection holds).
+            self.end_run().await;
+        }
         if spec.is_some_and(|s| s.0 == "reset") && a.is_empty() {
             self.resp = 2;
             self.name = None;
@@ -560,18 +615,7 @@ impl Conn {
         let kind = spec.map_or(Kind::Conn, |s| s.2);
         let mut tx = Tx::default();
         let reply = match kind {
-            Kind::Write => {
-                let shared = Arc::clone(&self.shared);
-                let _w = shared.writes.lock().await;
-                match self.dispatch(&mut tx, &name, a).await {
-                    // Too large a reply (GETSET of a big value): the write is not applied.
-                    Ok(r) if r.encoded_len() > self.shared.opts.max_reply_bytes => {
-                        Err(self.too_large())
-                    }
-                    Ok(r) => self.commit(tx).await.map(|()| r),
-                    Err(e) => Err(e),
-                }
-            }
+            Kind::Write => self.run_write(tx, &name, a).await,
             Kind::Read => {
                 if a.len() > 1 {
                     tx.snap = Some(self.shared.db.snapshot());
@@ -583,6 +627,55 @@ impl Conn {
         match reply {
             Ok(r) | Err(r) => r,
         }
+    }
+
+    /// A write command, in the connection's run (started here, under the write lock, if
+    /// there is none): its reads see the run's earlier writes, and its own writes join the
+    /// run only if it succeeds.
+    async fn run_write(&mut self, mut tx: Tx, name: &str, a: &[Bytes]) -> Result<Reply, Reply> {
+        let mut run = match self.run.take() {
+            Some(run) => run,
+            None => Run {
+                _lock: Arc::clone(&self.shared.writes).lock_owned().await,
+                staged: Staged::new(),
+                bytes: 0,
+                first_reply: self.replies.len(),
+            },
+        };
+        tx.below = std::mem::take(&mut run.staged);
+        let reply = match self.dispatch(&mut tx, name, a).await {
+            // Too large a reply (GETSET of a big value): the write is not applied.
+            Ok(r) if r.encoded_len() > self.shared.opts.max_reply_bytes => Err(self.too_large()),
+            other => other,
+        };
+        run.staged = std::mem::take(&mut tx.below);
+        if reply.is_ok() {
+            for (k, v) in tx.pending {
+                run.bytes += k.len() + v.as_ref().map_or(0, |(v, _)| v.len());
+                run.staged.insert(k, v);
+            }
+        }
+        let full = run.bytes >= RUN_MAX_BYTES;
+        self.run = Some(run);
+        if full {
+            // The reply of this command is not pushed yet: if the write fails, it is
+            // reported as this command's error.
+            let first = self.run.as_ref().map_or(0, |r| r.first_reply);
+            let Some(run) = self.run.take() else {
+                return reply;
+            };
+            let tx = Tx {
+                pending: run.staged,
+                ..Tx::default()
+            };
+            if let Err(e) = self.commit(tx).await {
+                for r in self.replies.iter_mut().skip(first) {
+                    *r = e.clone();
+                }
+                return Err(e);
+            }
+        }
+        reply
     }
 
     /// A command read inside MULTI: queued (`+QUEUED`) if its name and arity are right,

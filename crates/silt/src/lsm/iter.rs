@@ -201,10 +201,7 @@ impl Source {
                         m.exhausted = true;
                     }
                     if let Some(last) = batch.last() {
-                        m.cursor = Some(InternalKey {
-                            key: last.key.clone(),
-                            seq: last.seq,
-                        });
+                        m.cursor = Some(InternalKey::new(last.key.clone(), last.seq));
                     }
                     m.buf.extend(batch);
                 }
