@@ -63,7 +63,7 @@ async fn a_gap_ends_the_prefix() {
     // 11..=20 never landed.
     segment(&st, 4, 1, 21..=30).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 10);
     assert_eq!(present(&mem, 30), (1..=10).collect::<Vec<_>>());
     assert_eq!(r.dropped, vec![4]);
@@ -80,7 +80,7 @@ async fn a_segment_moved_to_a_higher_id_fills_its_gap() {
     segment(&st, 4, 1, 21..=30).await;
     segment(&st, 5, 1, 11..=20).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 30);
     assert_eq!(present(&mem, 30), (1..=30).collect::<Vec<_>>());
     assert!(r.dropped.is_empty());
@@ -100,7 +100,7 @@ async fn a_newer_epoch_drops_what_waited_past_the_gap() {
     segment(&st, 4, 2, fence()).await;
     segment(&st, 5, 2, 11..=25).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 25);
     assert_eq!(present(&mem, 30), (1..=25).collect::<Vec<_>>());
     assert_eq!(r.dropped, vec![3]);
@@ -112,12 +112,12 @@ async fn operations_in_ssts_are_skipped_and_the_prefix_starts_after_them() {
     segment(&st, 7, 3, 5..=12).await;
     segment(&st, 8, 3, 13..=14).await;
     let mem = Memtable::new();
-    let r = replay(&st, 7, None, 9, &mem).await.unwrap();
+    let r = replay(&st, 7, None, 9, None, &mem).await.unwrap();
     assert_eq!(r.end, 14);
     assert_eq!(present(&mem, 14), (10..=14).collect::<Vec<_>>());
     // A prefix that cannot start right after the SSTs is empty.
     let mem = Memtable::new();
-    let r = replay(&st, 8, None, 9, &mem).await.unwrap();
+    let r = replay(&st, 8, None, 9, None, &mem).await.unwrap();
     assert_eq!(r.end, 9);
     assert!(present(&mem, 14).is_empty());
 }
