@@ -27,7 +27,10 @@ pub(crate) const DIR: &str = "checkpoints";
 /// # Errors
 /// [`Error::InvalidInput`].
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    validate_checkpoint_name(name).map_err(|e| Error::InvalidInput(e.to_string()))
+    validate_checkpoint_name(name).map_err(|e| match e {
+        FormatError::InvalidInput(msg) => Error::InvalidInput(msg),
+        other => Error::InvalidInput(other.to_string()),
+    })
 }
 
 /// Decode the object of checkpoint `name`, checking that its content says so.
@@ -139,6 +142,24 @@ pub(crate) async fn overwrite(storage: &Storage, c: &Checkpoint) -> Result<()> {
 /// Store errors.
 pub(crate) async fn delete(storage: &Storage, name: &str) -> Result<()> {
     storage.delete(&storage.checkpoint_path(name)).await
+}
+
+/// Delete checkpoint `name`, which must exist (and need not decode: deleting an
+/// undecodable one is how GC is let go on again).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad name; [`Error::Checkpoint`] when there is no such
+/// checkpoint; store errors.
+pub(crate) async fn delete_existing(storage: &Storage, name: &str) -> Result<()> {
+    check_name(name)?;
+    if storage
+        .get_opt(&storage.checkpoint_path(name))
+        .await?
+        .is_none()
+    {
+        return Err(Error::Checkpoint(format!("no checkpoint named {name:?}")));
+    }
+    delete(storage, name).await
 }
 
 /// Whether manifest `id` is still protected by GC's manifest rules at `now_ms`: it exists

@@ -135,3 +135,25 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
         store_bytes: wal_bytes + sst_bytes + manifest_bytes,
     })
 }
+
+/// Every checkpoint and reader lease in the store, by name, without opening the database
+/// (`silt checkpoint list`).
+///
+/// # Errors
+/// Store errors; [`crate::Error::Corrupt`] for a checkpoint object that does not decode.
+pub async fn checkpoints(storage: &Storage) -> Result<Vec<crate::CheckpointInfo>> {
+    crate::checkpoint::list(storage)
+        .await?
+        .into_iter()
+        .map(|l| l.checkpoint)
+        .collect()
+}
+
+/// Delete checkpoint `name` without opening the database (`silt checkpoint delete`).
+///
+/// # Errors
+/// [`crate::Error::InvalidInput`] for a bad name; [`crate::Error::Checkpoint`] when there
+/// is no such checkpoint; store errors.
+pub async fn delete_checkpoint(storage: &Storage, name: &str) -> Result<()> {
+    crate::checkpoint::delete_existing(storage, name).await
+}

@@ -374,13 +374,8 @@ impl Db {
     /// [`Error::InvalidInput`] for a bad name; [`Error::Checkpoint`] when there is no such
     /// checkpoint; store errors.
     pub async fn delete_checkpoint(&self, name: &str) -> Result<()> {
-        checkpoint::check_name(name)?;
         self.inner.check_open()?;
-        let storage = &self.inner.storage;
-        if checkpoint::read(storage, name).await?.is_none() {
-            return Err(Error::Checkpoint(format!("no checkpoint named {name:?}")));
-        }
-        checkpoint::delete(storage, name).await
+        checkpoint::delete_existing(&self.inner.storage, name).await
     }
 
     /// Give checkpoint `name` a new expiry, `lifetime` from now (`None`: never expires).
