@@ -14,16 +14,22 @@
 //! tests that run on the real wall clock let it move past the newest SST first, as
 //! `gc_race.rs` does. The others move a [`ManualWallClock`] instead.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context, Result};
+use common::{BoxFut, Hook, HookStore};
 use futures::TryStreamExt;
+use parking_lot::Mutex;
 use silt::clock::{Clock, ManualWallClock};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
-use silt::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use silt::object_store::{
+    ObjectStore, ObjectStoreExt, PutOptions, PutPayload, PutResult, Result as OsResult,
+};
 use silt::{CheckpointKind, CloseReason, Db, Error, ErrorKind, Settings};
 
 fn root() -> Path {
@@ -555,5 +561,129 @@ async fn a_corrupt_checkpoint_stops_gc_from_deleting() -> Result<()> {
     let report = db.gc(Some(Duration::ZERO)).await?;
     assert!(report.sst > 0 && report.manifests > 0, "{report:?}");
     db.close().await?;
+    Ok(())
+}
+
+/// Replaces the writer's manifest (a flush) just before the first lease a reader stores
+/// reaches the store: the manifest that reader read as the newest is then replaced.
+#[derive(Debug)]
+struct ReplaceBeforeLease {
+    writer: Mutex<Option<Arc<Db>>>,
+    failed: Mutex<Option<String>>,
+}
+
+impl Hook for ReplaceBeforeLease {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        Box::pin(async move {
+            if location.as_ref().starts_with("db/checkpoints/lease-") {
+                let writer = self.writer.lock().take();
+                if let Some(db) = writer {
+                    let replaced = async {
+                        db.put("x", "y").await?;
+                        db.flush_memtables().await
+                    };
+                    if let Err(e) = replaced.await {
+                        *self.failed.lock() = Some(e.to_string());
+                    }
+                }
+            }
+            inner.put_opts(location, payload, opts).await
+        })
+    }
+}
+
+/// A reader whose newest manifest is replaced before its lease is stored (and, by its
+/// clock, longer than `gc.grace / 2` ago, so a GC pass that listed the checkpoints before
+/// the lease may already collect it) takes its lease back and leases the new newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_lost_the_race_with_a_new_manifest_is_taken_again() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let db = Arc::new(writer(&plain, None).await?);
+    before(&db).await?;
+    let hook = HookStore::new(
+        Arc::clone(&plain),
+        ReplaceBeforeLease {
+            writer: Mutex::new(Some(Arc::clone(&db))),
+            failed: Mutex::new(None),
+        },
+    );
+    let hooked: Arc<dyn ObjectStore> = hook.clone();
+    // The reader's wall clock is 10 minutes ahead: the new manifest looks 10 minutes old
+    // to it, past half of the default 5-minute grace.
+    let ahead = u64::try_from(unix_millis()?)? + 600_000;
+    let reader = Db::builder(Arc::clone(&hooked), root())
+        .settings(Settings::default())
+        .clock(Arc::new(ManualWallClock::new(ahead)))
+        .read_only()
+        .open()
+        .await
+        .context("open read-only")?;
+    assert!(hook.hook.writer.lock().is_none(), "the hook ran");
+    assert_eq!(*hook.hook.failed.lock(), None);
+    let newest = objects(&plain)
+        .await?
+        .iter()
+        .filter(|o| o.starts_with("db/manifest/"))
+        .max()
+        .cloned()
+        .context("no manifest")?;
+    let leases = reader.list_checkpoints().await?;
+    assert_eq!(
+        leases.len(),
+        1,
+        "the first lease was taken back: {leases:?}"
+    );
+    assert_eq!(
+        manifest_object(leases[0].manifest_id),
+        newest,
+        "leased the newest"
+    );
+    assert_eq!(reader.get("x").await?.as_deref(), Some(&b"y"[..]));
+    reader.close().await?;
+    assert!(
+        reader_leases(&plain).await?.is_empty(),
+        "closed: no lease left"
+    );
+    Ok(())
+}
+
+async fn reader_leases(store: &Arc<dyn ObjectStore>) -> Result<Vec<String>> {
+    Ok(objects(store)
+        .await?
+        .into_iter()
+        .filter(|o| o.starts_with("db/checkpoints/lease-"))
+        .collect())
+}
+
+/// A read-only open that fails after storing its lease (a pinned SST is missing) takes
+/// the lease back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_only_open_leaves_no_lease() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let db = writer(&store, None).await?;
+    before(&db).await?;
+    db.flush_memtables().await?;
+    db.close().await?;
+    let sst = objects(&store)
+        .await?
+        .into_iter()
+        .find(|o| o.starts_with("db/sst/"))
+        .context("no SST")?;
+    store.delete(&Path::from(sst.as_str())).await?;
+    let e = Db::builder(Arc::clone(&store), root())
+        .settings(settings())
+        .read_only()
+        .open()
+        .await
+        .err()
+        .context("opened without an SST")?;
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(reader_leases(&store).await?.is_empty());
     Ok(())
 }

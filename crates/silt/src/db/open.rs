@@ -38,6 +38,25 @@ const OPEN_CONCURRENCY: usize = 8;
 const CLAIM_ATTEMPTS: u32 = 8;
 
 pub(super) async fn open(b: DbBuilder) -> Result<Db> {
+    let mut lease = None;
+    let opened = open_leased(b, &mut lease).await;
+    if opened.is_err() {
+        // A read-only open that failed after storing its lease takes it back (best effort:
+        // it would expire anyway).
+        if let Some((storage, name)) = lease {
+            if let Err(e) = crate::checkpoint::delete(&storage, &name).await {
+                tracing::warn!(lease = name, error = %e, "could not delete the lease of a failed open");
+            }
+        }
+    }
+    opened
+}
+
+/// Open; `stored_lease` is set once a read-only open has stored its lease.
+async fn open_leased(
+    b: DbBuilder,
+    stored_lease: &mut Option<(crate::objstore::Storage, String)>,
+) -> Result<Db> {
     b.settings.validate()?;
     let (storage, store_metrics) = b.storage();
     let DbBuilder {
@@ -75,6 +94,9 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         .await?;
         upto = start.upto;
         lease = start.lease;
+        *stored_lease = lease
+            .as_ref()
+            .map(|l| (storage.clone(), l.name().to_owned()));
         (start.manifest, None)
     } else {
         let mut attempt = 1;
