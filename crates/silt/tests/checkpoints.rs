@@ -320,6 +320,7 @@ async fn an_expired_checkpoint_protects_nothing() -> Result<()> {
     let report = db.gc(Some(Duration::ZERO)).await?;
     assert_eq!(report.checkpoints, 1, "{report:?}");
     assert_eq!(report.live_checkpoints, 0, "{report:?}");
+    assert_eq!(db.metrics().engine.gc_deleted_checkpoint, 1);
     let left = objects(&store).await?;
     assert!(!left.contains("db/checkpoints/hour.json"));
     assert!(!left.contains(&manifest_object(cp.manifest_id)));
@@ -548,6 +549,7 @@ async fn a_corrupt_checkpoint_stops_gc_from_deleting() -> Result<()> {
     after(&db).await?;
     let_wall_clock_pass()?;
     let before_gc = objects(&store).await?;
+    let m0 = db.metrics();
     let report = db.gc(Some(Duration::ZERO)).await?;
     assert_eq!(report.corrupt_checkpoints, 1, "{report:?}");
     assert_eq!(
@@ -555,6 +557,9 @@ async fn a_corrupt_checkpoint_stops_gc_from_deleting() -> Result<()> {
         (0, 0, 0, 0)
     );
     assert_eq!(objects(&store).await?, before_gc, "GC deleted objects");
+    // (`Db::compact`'s passes in `after` were stopped too.)
+    let d = db.metrics().since(&m0);
+    assert_eq!(d.engine.gc_blocked_by_corrupt_checkpoint, 1);
 
     // Deleting it (it need not decode) lets GC go on.
     db.delete_checkpoint("bad").await?;

@@ -207,6 +207,7 @@ impl DbInner {
                  deleting nothing until they are repaired or removed"
             );
             self.counters.gc_passes.incr();
+            self.counters.gc_blocked_by_corrupt_checkpoint.incr();
             return Ok(GcReport {
                 live_checkpoints,
                 corrupt_checkpoints,
@@ -226,6 +227,7 @@ impl DbInner {
         c.gc_deleted_wal.add(report.wal as u64);
         c.gc_deleted_sst.add(report.sst as u64);
         c.gc_deleted_manifest.add(report.manifests as u64);
+        c.gc_deleted_checkpoint.add(report.checkpoints as u64);
         if report.wal + report.sst + report.manifests + report.checkpoints > 0 {
             tracing::info!(?report, "GC deleted obsolete objects");
         }
