@@ -692,3 +692,34 @@ async fn a_failed_read_only_open_leaves_no_lease() -> Result<()> {
     assert!(reader_leases(&store).await?.is_empty());
     Ok(())
 }
+
+/// A checkpoint whose manifest is already gone is refused, and nothing is left stored: a
+/// writer that another writer fenced (and whose manifest that writer's GC collected) has
+/// not noticed yet when it tries to pin its current manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_on_a_collected_manifest_is_refused() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let a = writer(&store, None).await.context("writer a")?;
+    before(&a).await?;
+    let b = writer(&store, None).await.context("writer b")?;
+    after(&b).await?;
+    let_wall_clock_pass()?;
+    let report = b.gc(Some(Duration::ZERO)).await?;
+    assert!(report.manifests > 0, "{report:?}");
+    let e = a
+        .create_checkpoint("stale", None)
+        .await
+        .err()
+        .context("pinned a collected manifest")?;
+    assert!(matches!(e, Error::Checkpoint(_)), "{e}");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(
+        b.list_checkpoints().await?.is_empty(),
+        "nothing left stored"
+    );
+    // The live writer's checkpoint is fine.
+    b.create_checkpoint("fresh", None).await?;
+    drop(a);
+    b.close().await?;
+    Ok(())
+}
