@@ -98,7 +98,9 @@ pub(crate) async fn fence(
 
 /// Replay segments with ids in `[from, until)` (all from `from` when `until` is None) into
 /// `mem`: the contiguous sequence prefix that follows `base` (every sequence `<= base` is in
-/// SSTs already), and with `upto` (an open at a checkpoint) only the sequences `<= upto`.
+/// SSTs already), and with `upto` (an open at a checkpoint) only the sequences `<= upto`:
+/// segments that start past it are skipped, and the listing is read only until the
+/// recovered end reaches it (the end grows contiguously, so nothing later can matter).
 ///
 /// The recovery rule (docs/ARCHITECTURE.md, "Opening, fencing and recovery"):
 ///
@@ -144,6 +146,10 @@ pub(crate) async fn replay(
     // Segments of `epoch` that start past the recovered end + 1, by first sequence.
     let mut waiting: BTreeMap<SeqNo, (u64, WalSegment)> = BTreeMap::new();
     while let Some((id, path, bytes)) = fetches.try_next().await? {
+        if upto.is_some_and(|u| out.end >= u) {
+            // At a checkpoint: its whole prefix is recovered, nothing later is needed.
+            break;
+        }
         let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
         let seg_epoch = seg.header.writer_epoch;
         if seg_epoch < epoch {

@@ -121,3 +121,25 @@ async fn operations_in_ssts_are_skipped_and_the_prefix_starts_after_them() {
     assert_eq!(r.end, 9);
     assert!(present(&mem, 14).is_empty());
 }
+
+#[tokio::test]
+async fn a_checkpoint_replays_only_up_to_its_sequence() {
+    let st = storage();
+    segment(&st, 1, 1, fence()).await;
+    segment(&st, 2, 1, 1..=10).await;
+    segment(&st, 3, 1, 21..=30).await;
+    // 11..=20 moved past 21..=30; the checkpoint reads up to 15.
+    segment(&st, 4, 1, 11..=20).await;
+    segment(&st, 5, 1, 31..=40).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 0, Some(15), &mem).await.unwrap();
+    assert_eq!(r.end, 15);
+    assert_eq!(present(&mem, 40), (1..=15).collect::<Vec<_>>());
+    assert!(r.dropped.is_empty(), "nothing past the checkpoint is a gap");
+    assert!(!r.segments.contains_key(&5), "past the checkpoint: skipped");
+    // Already in SSTs: nothing replayed.
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 20, Some(15), &mem).await.unwrap();
+    assert_eq!(r.end, 20);
+    assert!(present(&mem, 40).is_empty());
+}
