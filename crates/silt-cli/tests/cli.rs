@@ -194,6 +194,7 @@ fn inspect_json_has_the_report_fields() -> Result<()> {
         "sst_objects",
         "sst_bytes",
         "manifests",
+        "checkpoints",
         "store_bytes",
     ] {
         assert!(v.get(field).is_some(), "missing {field} in {v}");

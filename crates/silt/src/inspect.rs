@@ -73,6 +73,8 @@ pub struct StoreReport {
     pub sst_bytes: u64,
     /// Manifest objects in the store.
     pub manifests: usize,
+    /// Checkpoint and reader lease objects (`checkpoints/`; `silt checkpoint list`).
+    pub checkpoints: usize,
     /// Bytes of every object of the database.
     pub store_bytes: u64,
 }
@@ -86,6 +88,7 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
     let wal = storage.list_numbered("wal", "wal").await?;
     let (sst_objects, sst_bytes) = storage.dir_bytes("sst").await?;
     let (manifests, manifest_bytes) = storage.dir_bytes("manifest").await?;
+    let (checkpoints, checkpoint_bytes) = storage.dir_bytes(crate::checkpoint::DIR).await?;
     let wal_bytes: u64 = wal.iter().map(|l| l.size).sum();
     let report = |level: String, i: &silt_format::manifest::SstInfo| SstReport {
         id: i.id.clone(),
@@ -132,7 +135,8 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
         sst_objects,
         sst_bytes,
         manifests,
-        store_bytes: wal_bytes + sst_bytes + manifest_bytes,
+        checkpoints,
+        store_bytes: wal_bytes + sst_bytes + manifest_bytes + checkpoint_bytes,
     })
 }
 
