@@ -28,7 +28,7 @@ use silt::clock::{Clock, ManualWallClock};
 use silt::object_store::memory::InMemory;
 use silt::object_store::path::Path;
 use silt::object_store::{
-    ObjectStore, ObjectStoreExt, PutOptions, PutPayload, PutResult, Result as OsResult,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, Result as OsResult,
 };
 use silt::{CheckpointKind, CloseReason, Db, Error, ErrorKind, Settings};
 
@@ -721,5 +721,84 @@ async fn a_checkpoint_on_a_collected_manifest_is_refused() -> Result<()> {
     b.create_checkpoint("fresh", None).await?;
     drop(a);
     b.close().await?;
+    Ok(())
+}
+
+/// Moves the wall clock forward while the next lease renewal (an overwriting PUT) is in
+/// flight, as a renewal stalled for that long would see it.
+#[derive(Debug)]
+struct StallRenewal {
+    wall: Arc<ManualWallClock>,
+    by: Duration,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Hook for StallRenewal {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        Box::pin(async move {
+            let renewal = location.as_ref().starts_with("db/checkpoints/lease-")
+                && matches!(opts.mode, PutMode::Overwrite);
+            if renewal && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.wall.advance(self.by);
+            }
+            inner.put_opts(location, payload, opts).await
+        })
+    }
+}
+
+/// A renewal that lands only after the lease's expiry plus half of `gc.grace` (GC may
+/// have collected the lease and its objects meanwhile) does not count: the lease is
+/// deleted and the handle stops with `LeaseLost`.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_lands_too_late_stops_the_reader() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let db = writer(&plain, None).await?;
+    db.put("k", "v").await?;
+    db.close().await?;
+
+    let wall = Arc::new(ManualWallClock::new(1_000_000));
+    let mut s = settings();
+    s.gc.lease_lifetime = Duration::from_secs(30);
+    let hook = HookStore::new(
+        Arc::clone(&plain),
+        StallRenewal {
+            wall: Arc::clone(&wall),
+            by: s.gc.lease_lifetime + s.gc.grace / 2,
+            armed: std::sync::atomic::AtomicBool::new(true),
+        },
+    );
+    let hooked: Arc<dyn ObjectStore> = hook.clone();
+    let reader = Db::builder(hooked, root())
+        .settings(s)
+        .clock(wall.clone())
+        .read_only()
+        .open()
+        .await?;
+    assert_eq!(reader.get("k").await?.as_deref(), Some(&b"v"[..]));
+    let mut failed = None;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = reader.get("k").await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.context("the reader kept reading after a late renewal")?;
+    assert!(
+        matches!(&e, Error::Stopped(inner) if matches!(**inner, Error::LeaseLost(_))),
+        "{e}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Closed(CloseReason::Poisoned));
+    assert!(
+        reader_leases(&plain).await?.is_empty(),
+        "the late lease was deleted"
+    );
+    let _ = reader.close().await;
     Ok(())
 }

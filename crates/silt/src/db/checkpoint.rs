@@ -256,6 +256,7 @@ pub(crate) async fn run_lease_renewer(inner: Arc<DbInner>, mut shutdown: watch::
 
 async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
     lease.check(inner.clock.unix_millis())?;
+    let previous_expiry = lease.expires_at_ms.load(Ordering::Acquire);
     if checkpoint::read(&inner.storage, lease.name())
         .await?
         .is_none()
@@ -270,6 +271,17 @@ async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
     let mut next = lease.object();
     next.expires_at_ms = Some(now.saturating_add(millis(lease.lifetime)));
     checkpoint::overwrite(&inner.storage, &next).await?;
+    // A renewal that landed only once GC may have collected the lapsed lease (`gc.grace`
+    // after its expiry; half, for clock skew) may have stored it again on top of deleted
+    // objects: it does not count.
+    let late = previous_expiry.saturating_add(millis(inner.settings.gc.grace / 2));
+    if inner.clock.unix_millis() >= late {
+        let _ = checkpoint::delete(&inner.storage, lease.name()).await;
+        return Err(Error::LeaseLost(format!(
+            "renewing lease {} took until past its expiry plus half of gc.grace",
+            lease.name()
+        )));
+    }
     // Only a stored renewal extends the lease (never backwards: a slow renewal that was
     // overtaken keeps the later expiry).
     lease
