@@ -53,6 +53,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SPEC")]
     pub store_faults: Option<silt::objstore::FaultSpec>,
 
+    /// Read at checkpoint NAME (`silt checkpoint create`): `get` and `scan` see the database
+    /// exactly as it was then.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub at_checkpoint: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +100,10 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         grace: Option<std::time::Duration>,
     },
+    /// Create, list, renew and delete checkpoints: pinned views of the database that GC
+    /// keeps (read one with `--at-checkpoint NAME get|scan`).
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
     /// Run a benchmark against the store and report on it (see docs/bench.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -103,6 +112,38 @@ pub enum Command {
     /// Write COUNT keys `PREFIX{i:08}`, printing each key once its write is acknowledged.
     #[command(hide = true)]
     Load(LoadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Pin the database as the store holds it now (every write durable in the object
+    /// store) under NAME. Opens read-only: a running writer is not fenced.
+    Create {
+        /// `[A-Za-z0-9._-]{1,128}`.
+        name: String,
+        /// Expire after this long (e.g. `1h`); default: never, until deleted.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+    },
+    /// List checkpoints and reader leases (a table, or `--json`).
+    List {
+        /// Print a JSON array of the checkpoint objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give checkpoint NAME a new expiry, `--lifetime` from now (default: never).
+    Renew {
+        /// The checkpoint.
+        name: String,
+        /// New lifetime from now; default: never expires.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+    },
+    /// Delete checkpoint NAME (GC may then collect what only it kept).
+    Delete {
+        /// The checkpoint.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use silt::{Db, DbBuilder, Durability, Settings, WriteOptions};
 use crate::cli::{Cli, Command, LoadArgs, ScanArgs};
 use crate::exit::{self, UsageError};
 use crate::shared::StoreStack;
-use crate::{bench, maintenance, report};
+use crate::{bench, checkpoints, maintenance, report};
 
 /// Run the parsed command line; returns the exit code for outcomes that are not errors.
 pub async fn run(cli: Cli) -> Result<u8> {
@@ -22,6 +22,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
         latency: cli.store_latency,
         faults: cli.store_faults,
     };
+    let at = cli.at_checkpoint;
+    if at.is_some() && !matches!(cli.command, Command::Get { .. } | Command::Scan(_)) {
+        return Err(UsageError("--at-checkpoint applies to get and scan only".into()).into());
+    }
     match cli.command {
         Command::Inspect { json } => cmd_inspect(url, lat, json).await,
         Command::Put { key, value } => {
@@ -45,13 +49,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Bench(cmd) => bench::run(url, lat, settings()?, cmd).await,
         Command::Serve(args) => crate::serve::run(url, lat, settings()?, args).await,
+        Command::Checkpoint(cmd) => checkpoints::run(url, lat, settings()?, cmd).await,
         Command::Get { key, hex } => {
-            with_reader(url, lat, settings()?, |db| async move {
+            with_reader_at(url, lat, settings()?, at, |db| async move {
                 cmd_get(db, &key, hex).await
             })
             .await
         }
-        Command::Scan(args) => with_reader(url, lat, settings()?, |db| cmd_scan(db, args)).await,
+        Command::Scan(args) => {
+            with_reader_at(url, lat, settings()?, at, |db| cmd_scan(db, args)).await
+        }
     }
 }
 
@@ -76,12 +83,50 @@ where
 }
 
 /// Open read-only (no fencing of a running writer), run `f`, then close.
-async fn with_reader<F, Fut>(url: &str, stack: StoreStack, settings: Settings, f: F) -> Result<u8>
+pub(crate) async fn with_reader<F, Fut>(
+    url: &str,
+    stack: StoreStack,
+    settings: Settings,
+    f: F,
+) -> Result<u8>
 where
     F: FnOnce(std::sync::Arc<Db>) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
-    with_db(url, stack, settings, true, f).await
+    with_reader_at(url, stack, settings, None, f).await
+}
+
+/// Open read-only, at checkpoint `at` when given, run `f`, then close.
+async fn with_reader_at<F, Fut>(
+    url: &str,
+    stack: StoreStack,
+    settings: Settings,
+    at: Option<String>,
+    f: F,
+) -> Result<u8>
+where
+    F: FnOnce(std::sync::Arc<Db>) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let how = match &at {
+        Some(name) => format!(" at checkpoint {name}"),
+        None => " read-only".to_owned(),
+    };
+    let mut builder = stack
+        .apply(
+            DbBuilder::from_url(url)
+                .with_context(|| format!("cannot open {url}"))?
+                .settings(settings),
+        )
+        .read_only();
+    if let Some(name) = at {
+        builder = builder.at_checkpoint(name);
+    }
+    let db = builder
+        .open()
+        .await
+        .with_context(|| format!("cannot open {url}{how}"))?;
+    finish(db, f).await
 }
 
 async fn with_db<F, Fut>(
@@ -205,10 +250,15 @@ pub fn load_value(key: &[u8], size: usize) -> Vec<u8> {
     key.iter().copied().cycle().take(size).collect()
 }
 
-async fn cmd_inspect(url: &str, stack: StoreStack, json: bool) -> Result<u8> {
+/// The store of `url` behind the global wrappers, without opening the database.
+pub(crate) fn bare_storage(url: &str, stack: StoreStack) -> Result<Storage> {
     let (store, root) = store_from_url(url).with_context(|| format!("cannot open {url}"))?;
     let (store, _) = wrap(store, stack.latency, stack.faults);
-    let storage = Storage::new(store, root);
+    Ok(Storage::new(store, root))
+}
+
+async fn cmd_inspect(url: &str, stack: StoreStack, json: bool) -> Result<u8> {
+    let storage = bare_storage(url, stack)?;
     let r = inspect(&storage)
         .await
         .with_context(|| format!("cannot inspect {url}"))?;

@@ -7,6 +7,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod bench;
+mod checkpoints;
 mod cli;
 mod commands;
 mod exit;

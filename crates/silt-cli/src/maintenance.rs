@@ -83,6 +83,20 @@ pub async fn cmd_gc(db: Arc<Db>, grace: Option<Duration>) -> Result<u8> {
     )?;
     writeln!(
         out,
+        "checkpoints: {} live kept, {} expired deleted{}",
+        r.live_checkpoints,
+        r.checkpoints,
+        if r.corrupt_checkpoints > 0 {
+            format!(
+                "; {} undecodable: nothing was deleted (delete them with silt checkpoint delete)",
+                r.corrupt_checkpoints
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        out,
         "store bytes {} -> {}",
         before.store_bytes, after.store_bytes
     )?;

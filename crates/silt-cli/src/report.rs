@@ -26,6 +26,11 @@ pub fn write_human(out: &mut impl Write, r: &StoreReport) -> std::io::Result<()>
     writeln!(out, "last flushed seq:  {}", r.last_flushed_seq)?;
     writeln!(
         out,
+        "checkpoints:       {} (with reader leases; silt checkpoint list)",
+        r.checkpoints
+    )?;
+    writeln!(
+        out,
         "ssts:              {} in manifest ({} in L0); {} objects, {}",
         r.ssts.len(),
         r.l0_ssts,

@@ -194,6 +194,7 @@ fn inspect_json_has_the_report_fields() -> Result<()> {
         "sst_objects",
         "sst_bytes",
         "manifests",
+        "checkpoints",
         "store_bytes",
     ] {
         assert!(v.get(field).is_some(), "missing {field} in {v}");
@@ -523,5 +524,76 @@ fn store_faults_are_ridden_out_and_bad_specs_are_usage_errors() -> Result<()> {
     let out = s.run(&["--store-faults", "outage=10s", "get", "k0"])?;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("DUR@START"), "{}", stderr(&out));
+    Ok(())
+}
+
+/// `silt checkpoint create` pins the database as it is; `--at-checkpoint` reads it so after
+/// later writes, `silt compact` and `silt gc --grace 0s`; list, renew and delete work, and
+/// bad names and a missing checkpoint are usage errors.
+#[test]
+fn checkpoints_pin_a_view_through_compaction_and_gc() -> Result<()> {
+    let s = Store::new()?;
+    s.ok(&["put", "a", "1"])?;
+    s.ok(&["put", "b", "1"])?;
+    let created = s.ok(&["checkpoint", "create", "before"])?;
+    assert!(
+        created.starts_with("created checkpoint before: "),
+        "{created}"
+    );
+    s.ok(&["checkpoint", "create", "hourly", "--lifetime", "1h"])?;
+    s.ok(&["put", "a", "2"])?;
+    s.ok(&["delete", "b"])?;
+    s.ok(&["put", "c", "3"])?;
+    s.ok(&["compact"])?;
+    let gc = s.ok(&["gc", "--grace", "0s"])?;
+    assert!(gc.contains("checkpoints: 2 live kept"), "{gc}");
+
+    assert_eq!(
+        s.ok(&["--at-checkpoint", "before", "scan"])?,
+        "a\t1\nb\t1\n"
+    );
+    assert_eq!(s.ok(&["--at-checkpoint", "before", "get", "a"])?, "1\n");
+    let out = s.run(&["--at-checkpoint", "before", "get", "c"])?;
+    assert_eq!(out.status.code(), Some(1), "c came later");
+    assert_eq!(s.ok(&["scan"])?, "a\t2\nc\t3\n");
+
+    let table = s.ok(&["checkpoint", "list"])?;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("NAME"), "{table}");
+    assert!(
+        lines[1].starts_with("before ") && lines[1].ends_with("never"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("hourly ") && lines[2].contains("named"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["checkpoint", "list", "--json"])?)?;
+    let names: Vec<&str> = json
+        .as_array()
+        .context("an array")?
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["before", "hourly"]);
+    let renewed = s.ok(&["checkpoint", "renew", "hourly"])?;
+    assert!(renewed.ends_with("expires never\n"), "{renewed}");
+
+    for bad in [
+        &["checkpoint", "create", "a/b"][..],
+        &["checkpoint", "delete", "nope"],
+        &["--at-checkpoint", "nope", "get", "a"],
+        &["--at-checkpoint", "before", "put", "a", "9"],
+        &["checkpoint", "create", "before"],
+    ] {
+        let out = s.run(bad)?;
+        assert_one_line_error(&out);
+        assert_eq!(out.status.code(), Some(2), "silt {bad:?}: {}", stderr(&out));
+    }
+    s.ok(&["checkpoint", "delete", "before"])?;
+    s.ok(&["checkpoint", "delete", "hourly"])?;
+    assert_eq!(s.ok(&["checkpoint", "list", "--json"])?.trim(), "[]");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Byte encodings of Silt: data blocks, block frames, bloom filters, SST files,
-//! WAL segments and manifests.
+//! WAL segments, manifests and checkpoints.
 //!
 //! This crate performs no I/O. Every decoder validates its input and returns a
 //! [`FormatError`] instead of panicking, whatever the bytes. The layouts are
@@ -19,6 +19,7 @@ mod fuzz_tests;
 
 pub mod block;
 pub mod bloom;
+pub mod checkpoint;
 pub mod compress;
 pub mod error;
 pub mod hex;

@@ -100,6 +100,16 @@ pub enum Error {
         /// How long.
         waited: std::time::Duration,
     },
+    /// A checkpoint cannot be used as asked: no checkpoint of that name, it has expired,
+    /// one of that name exists already, or the manifest it would pin is no longer
+    /// protected (kind `InvalidInput`).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A read-only handle's lease on its manifest lapsed (renewals failed past its
+    /// lifetime, or the lease was deleted): garbage collection may since have deleted what
+    /// it reads, so it reads nothing more (kind `Closed(Poisoned)`: reopen).
+    #[error("reader lease lost: {0}")]
+    LeaseLost(String),
     /// A bug or unexpected state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -111,9 +121,11 @@ impl Error {
         match self {
             Error::Fenced(_) => ErrorKind::Closed(CloseReason::Fenced),
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::InvalidInput(_) | Error::InvalidSettings(_) | Error::ReadOnly => {
-                ErrorKind::InvalidInput
-            }
+            Error::InvalidInput(_)
+            | Error::InvalidSettings(_)
+            | Error::ReadOnly
+            | Error::Checkpoint(_) => ErrorKind::InvalidInput,
+            Error::LeaseLost(_) => ErrorKind::Closed(CloseReason::Poisoned),
             Error::Store { source, .. } => store_kind(source),
             Error::Io { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Closed => ErrorKind::Closed(CloseReason::Clean),
@@ -256,5 +268,7 @@ mod tests {
             Corrupt
         );
         assert_eq!(Error::Internal("bug".into()).kind(), Internal);
+        assert_eq!(Error::Checkpoint("gone".into()).kind(), InvalidInput);
+        assert_eq!(Error::LeaseLost("lapsed".into()).kind(), Closed(Poisoned));
     }
 }

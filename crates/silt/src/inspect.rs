@@ -73,6 +73,8 @@ pub struct StoreReport {
     pub sst_bytes: u64,
     /// Manifest objects in the store.
     pub manifests: usize,
+    /// Checkpoint and reader lease objects (`checkpoints/`; `silt checkpoint list`).
+    pub checkpoints: usize,
     /// Bytes of every object of the database.
     pub store_bytes: u64,
 }
@@ -86,6 +88,7 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
     let wal = storage.list_numbered("wal", "wal").await?;
     let (sst_objects, sst_bytes) = storage.dir_bytes("sst").await?;
     let (manifests, manifest_bytes) = storage.dir_bytes("manifest").await?;
+    let (checkpoints, checkpoint_bytes) = storage.dir_bytes(crate::checkpoint::DIR).await?;
     let wal_bytes: u64 = wal.iter().map(|l| l.size).sum();
     let report = |level: String, i: &silt_format::manifest::SstInfo| SstReport {
         id: i.id.clone(),
@@ -132,6 +135,29 @@ pub async fn inspect(storage: &Storage) -> Result<StoreReport> {
         sst_objects,
         sst_bytes,
         manifests,
-        store_bytes: wal_bytes + sst_bytes + manifest_bytes,
+        checkpoints,
+        store_bytes: wal_bytes + sst_bytes + manifest_bytes + checkpoint_bytes,
     })
+}
+
+/// Every checkpoint and reader lease in the store, by name, without opening the database
+/// (`silt checkpoint list`).
+///
+/// # Errors
+/// Store errors; [`crate::Error::Corrupt`] for a checkpoint object that does not decode.
+pub async fn checkpoints(storage: &Storage) -> Result<Vec<crate::CheckpointInfo>> {
+    crate::checkpoint::list(storage)
+        .await?
+        .into_iter()
+        .map(|l| l.checkpoint)
+        .collect()
+}
+
+/// Delete checkpoint `name` without opening the database (`silt checkpoint delete`).
+///
+/// # Errors
+/// [`crate::Error::InvalidInput`] for a bad name; [`crate::Error::Checkpoint`] when there
+/// is no such checkpoint; store errors.
+pub async fn delete_checkpoint(storage: &Storage, name: &str) -> Result<()> {
+    crate::checkpoint::delete_existing(storage, name).await
 }

@@ -33,6 +33,7 @@
 // `silt` CLI, its benchmarks and the tests are `#[doc(hidden)]`, each with its reason;
 // they are not a stable API.
 
+mod checkpoint;
 pub mod clock;
 pub mod config;
 mod db;
@@ -56,8 +57,8 @@ pub use config::{
     MAX_VALUE_BYTES,
 };
 pub use db::{
-    Db, DbBuilder, DbStats, Durability, EngineSnapshot, Expiry, GcReport, Metrics, Snapshot,
-    WriteBatch, WriteOptions,
+    CheckpointInfo, Db, DbBuilder, DbStats, Durability, EngineSnapshot, Expiry, GcReport, Metrics,
+    Snapshot, WriteBatch, WriteOptions,
 };
 pub use error::{CloseReason, Error, ErrorKind, Result};
 #[doc(hidden)] // Counts of live engine objects, for the leak tests.
@@ -71,6 +72,7 @@ pub use objstore::{
     FaultSnapshot, FaultSpec, LatencySpec, LatencySummary, ParseFaultError, ParseLatencyError,
     RetrySnapshot, StoreMetricsSnapshot,
 };
+pub use silt_format::checkpoint::CheckpointKind;
 pub use silt_format::{sst::SstOptions, Compression};
 pub use wal::local::LocalLogSnapshot;
 #[doc(hidden)] // The local log on its own, for the CLI's `bench wal-wa`.

@@ -212,6 +212,12 @@ pub struct GcSettings {
     /// must end well within it. Default 5 minutes.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// Lifetime of a read-only handle's lease on the manifest it opened (a `lease`
+    /// checkpoint, `checkpoints/`): renewed every third of it while the handle is open,
+    /// deleted on close. GC keeps what a lease pins until `grace` after it expires; the
+    /// handle's reads fail once its own lease has expired unrenewed. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub lease_lifetime: Duration,
 }
 
 impl Default for GcSettings {
@@ -220,6 +226,7 @@ impl Default for GcSettings {
             enabled: true,
             interval: Duration::from_secs(60),
             grace: Duration::from_secs(300),
+            lease_lifetime: Duration::from_secs(60),
         }
     }
 }
@@ -369,6 +376,12 @@ impl Settings {
         }
         if self.gc.interval.is_zero() {
             return bad("gc.interval must be positive".into());
+        }
+        if self.gc.lease_lifetime < Duration::from_secs(1) {
+            return bad(format!(
+                "gc.lease_lifetime must be at least 1s, got {:?}",
+                self.gc.lease_lifetime
+            ));
         }
         if self.cache.disk_dir.is_some() && self.cache.disk_bytes < MIB as u64 {
             return bad(format!(

@@ -21,6 +21,7 @@ pub struct DbBuilder {
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) read_only: bool,
+    pub(crate) at_checkpoint: Option<String>,
 }
 
 impl DbBuilder {
@@ -34,6 +35,7 @@ impl DbBuilder {
             settings: Settings::default(),
             clock: Arc::new(TokioClock),
             read_only: false,
+            at_checkpoint: None,
         }
     }
 
@@ -62,9 +64,32 @@ impl DbBuilder {
 
     /// Open without claiming the writer role: reads see the manifest and WAL as of opening,
     /// writes fail with [`crate::Error::ReadOnly`], and no other writer is fenced.
+    ///
+    /// The handle leases the manifest it opened (a `lease` checkpoint, see
+    /// [`crate::Db::list_checkpoints`]) so the writer's GC keeps what it reads; the lease
+    /// lives `gc.lease_lifetime`, is renewed every third of that while the handle is open
+    /// and is deleted by [`crate::Db::close`] (a dropped handle's lease just expires). If
+    /// renewals keep failing until it expires, every later call fails with
+    /// [`crate::Error::LeaseLost`] (kind `Closed(Poisoned)`: reopen).
     #[must_use]
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// Open read-only at checkpoint `name` ([`crate::Db::create_checkpoint`]): the
+    /// manifest it pins, and the WAL replayed only up to its sequence number, so reads see
+    /// the database exactly as it was then, whatever was written, compacted or collected
+    /// since. Implies [`DbBuilder::read_only`] (and its lease).
+    ///
+    /// # Errors (on open)
+    /// [`crate::Error::Checkpoint`] (kind `InvalidInput`) when there is no such checkpoint
+    /// or it has expired; [`crate::Error::InvalidInput`] for a bad name;
+    /// [`crate::Error::Corrupt`] when the objects it pins are missing.
+    #[must_use]
+    pub fn at_checkpoint(mut self, name: impl Into<String>) -> Self {
+        self.read_only = true;
+        self.at_checkpoint = Some(name.into());
         self
     }
 

@@ -27,6 +27,10 @@ crate::metric::snapshot! {
         gc_deleted_sst: Counter "silt_engine_gc_deleted_sst",
         /// Manifests deleted by GC.
         gc_deleted_manifest: Counter "silt_engine_gc_deleted_manifest",
+        /// Expired checkpoints and reader leases deleted by GC.
+        gc_deleted_checkpoint: Counter "silt_engine_gc_deleted_checkpoint",
+        /// GC passes that deleted nothing because a checkpoint object did not decode.
+        gc_blocked_by_corrupt_checkpoint: Counter "silt_engine_gc_blocked_by_corrupt_checkpoint",
         /// Memtable flushes started by the replay bound (`wal.max_replay_segments` or
         /// `wal.max_replay_age`) rather than by a full memtable.
         replay_bound_flushes: Counter "silt_engine_replay_bound_flushes",

@@ -1,18 +1,31 @@
-//! Garbage collection of objects no manifest needs any more.
+//! Garbage collection of objects no manifest or checkpoint needs any more.
 //!
-//! Three rules (docs/ARCHITECTURE.md, "Ownership and garbage collection"):
+//! Four rules (docs/ARCHITECTURE.md, "Compaction and garbage collection"):
 //!
-//! * **Only the owner deletes.** Each pass lists the WAL and SSTs first and the manifests
-//!   last, and reads the newest manifest when it is newer than this writer's own. If a
-//!   newer writer epoch wrote it, this process is fenced: it deletes nothing and the
-//!   handle stops with `Fenced`. Listing manifests last closes the race with a writer
-//!   that claims the database during the pass: its new SSTs and WAL segments are created
-//!   after its claim, so after the listings this pass deletes from.
+//! * **Only the owner deletes.** Each pass lists the WAL and SSTs first, then the
+//!   manifests, then the checkpoints, and reads the newest manifest when it is newer than
+//!   this writer's own. If a newer writer epoch wrote it, this process is fenced: it
+//!   deletes nothing and the handle stops with `Fenced`. Listing manifests after the WAL
+//!   and SSTs closes the race with a writer that claims the database during the pass: its
+//!   new SSTs and WAL segments are created after its claim, so after the listings this
+//!   pass deletes from.
 //! * **Grace counts from replacement.** A manifest protects what it references until
 //!   `gc.grace` has passed since its successor was stored (the successor's timestamp in
 //!   the store), so a reader that opened a long-lived manifest keeps its SSTs and WAL for
 //!   `gc.grace` after the manifest that superseded it. The newest manifest, and every
 //!   manifest newer than the one this pass started from, always protect theirs.
+//! * **Live checkpoints pin.** A checkpoint or reader lease (`checkpoints/`) that has not
+//!   expired, or expired less than `gc.grace` ago, keeps the manifest it names, every SST
+//!   that manifest references, and the WAL from its `wal_replay_from` on. One that expired
+//!   longer ago protects nothing and its object is deleted. A checkpoint object that does
+//!   not decode might pin any manifest: a pass that finds one deletes nothing at all.
+//!   Checkpoints are listed after the manifests, and a checkpoint is only created while
+//!   the manifest it pins is protected by another rule (the newest, replaced less than
+//!   `gc.grace / 2` ago, or pinned by a live checkpoint), which its creator checks after
+//!   storing it (`db/checkpoint.rs`). So a pass either lists the new checkpoint, or
+//!   listed the checkpoints before it was stored, when that other rule, checked on this
+//!   pass's earlier manifest listing, still held; the grace rule stays the second line
+//!   of defence for clock skew between processes.
 //! * SSTs must also be older than `gc.grace` (an SST is uploaded before the manifest that
 //!   references it) and not held by any open handle or pending upload in this process.
 
@@ -64,6 +77,26 @@ pub struct GcReport {
     pub sst: usize,
     /// Manifests deleted.
     pub manifests: usize,
+    /// Expired checkpoints and reader leases deleted (expired `gc.grace` ago or more).
+    pub checkpoints: usize,
+    /// Live checkpoints and leases found, whose objects the pass kept.
+    pub live_checkpoints: usize,
+    /// Checkpoint objects that failed to decode. When there is one, the pass deleted
+    /// nothing: it cannot tell what such a checkpoint pins.
+    pub corrupt_checkpoints: usize,
+}
+
+/// What one pass found in `checkpoints/`.
+#[derive(Debug, Default)]
+struct CheckpointScan {
+    /// Manifest ids live checkpoints pin.
+    pinned: HashSet<u64>,
+    /// Live checkpoints.
+    live: usize,
+    /// Objects of checkpoints that expired `gc.grace` ago or more.
+    expired: Vec<object_store::path::Path>,
+    /// Objects that failed to decode.
+    corrupt: usize,
 }
 
 impl DbInner {
@@ -89,6 +122,13 @@ impl DbInner {
             .filter_map(|m| Some((numbered(&m.location, "manifest")?, m)))
             .collect();
         manifests.sort_by_key(|(id, _)| *id);
+        // Checkpoints after the manifests (see the module docs).
+        let CheckpointScan {
+            pinned,
+            live: live_checkpoints,
+            expired: expired_checkpoints,
+            corrupt: corrupt_checkpoints,
+        } = self.gc_checkpoints(now_ms, grace).await?;
 
         let mut needed_ssts: HashSet<String> = HashSet::new();
         let mut min_replay = current.wal_replay_from;
@@ -97,7 +137,7 @@ impl DbInner {
         for (i, (id, meta)) in manifests.iter().enumerate() {
             // Protected while it is the newest, newer than our own, or replaced recently.
             let replaced_long_ago = manifests.get(i + 1).is_some_and(|(_, next)| old(next));
-            if replaced_long_ago && *id < current.id {
+            if replaced_long_ago && *id < current.id && !pinned.contains(id) {
                 doomed_manifests.push(meta.location.clone());
                 continue;
             }
@@ -152,20 +192,70 @@ impl DbInner {
             .map(|m| m.location)
             .collect();
 
+        for id in &pinned {
+            if !recent.contains(id) {
+                tracing::warn!(
+                    manifest = id,
+                    "a live checkpoint pins a manifest that is gone"
+                );
+            }
+        }
+        if corrupt_checkpoints > 0 {
+            tracing::warn!(
+                corrupt_checkpoints,
+                "GC found checkpoint objects it cannot decode (they may pin any manifest): \
+                 deleting nothing until they are repaired or removed"
+            );
+            self.counters.gc_passes.incr();
+            self.counters.gc_blocked_by_corrupt_checkpoint.incr();
+            return Ok(GcReport {
+                live_checkpoints,
+                corrupt_checkpoints,
+                ..GcReport::default()
+            });
+        }
         let report = GcReport {
             wal: self.delete_all(wal).await?,
             sst: self.delete_all(ssts).await?,
             manifests: self.delete_all(doomed_manifests).await?,
+            checkpoints: self.delete_all(expired_checkpoints).await?,
+            live_checkpoints,
+            corrupt_checkpoints: 0,
         };
         let c = &self.counters;
         c.gc_passes.incr();
         c.gc_deleted_wal.add(report.wal as u64);
         c.gc_deleted_sst.add(report.sst as u64);
         c.gc_deleted_manifest.add(report.manifests as u64);
-        if report.wal + report.sst + report.manifests > 0 {
+        c.gc_deleted_checkpoint.add(report.checkpoints as u64);
+        if report.wal + report.sst + report.manifests + report.checkpoints > 0 {
             tracing::info!(?report, "GC deleted obsolete objects");
         }
         Ok(report)
+    }
+
+    /// What the checkpoints pin (see [`CheckpointScan`]).
+    async fn gc_checkpoints(&self, now_ms: i64, grace: Duration) -> Result<CheckpointScan> {
+        let now_ms = u64::try_from(now_ms).unwrap_or(0);
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let mut scan = CheckpointScan::default();
+        for l in crate::checkpoint::list(&self.storage).await? {
+            match l.checkpoint {
+                Ok(cp) if cp.expired_at(now_ms.saturating_sub(grace_ms)) => {
+                    tracing::info!(checkpoint = %l.name, "GC: checkpoint expired");
+                    scan.expired.push(self.storage.checkpoint_path(&l.name));
+                }
+                Ok(cp) => {
+                    scan.pinned.insert(cp.manifest_id);
+                    scan.live += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(checkpoint = %l.name, error = %e, "GC: undecodable checkpoint");
+                    scan.corrupt += 1;
+                }
+            }
+        }
+        Ok(scan)
     }
 
     /// What manifest `id` references; read once and remembered (manifests never change).

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 mod builder;
+mod checkpoint;
 mod compact;
 mod counters;
 mod flush;
@@ -25,6 +26,7 @@ use tokio::sync::Notify;
 
 pub use self::batch::{Durability, Expiry, WriteBatch, WriteOptions};
 pub use self::builder::DbBuilder;
+pub use self::checkpoint::CheckpointInfo;
 pub(crate) use self::counters::EngineCounters;
 pub use self::counters::EngineSnapshot;
 pub use self::gc::GcReport;
@@ -84,6 +86,9 @@ pub(crate) struct DbInner {
     pub pending_ssts: Arc<Mutex<std::collections::HashSet<String>>>,
     /// GC's memory of recent manifests (immutable objects, so read once each).
     pub gc_manifests: Mutex<std::collections::HashMap<u64, Arc<gc::ManifestRefs>>>,
+    /// A read-only handle's lease on the manifest it opened (`None` for a writer, and for
+    /// an empty database).
+    pub lease: Option<checkpoint::Lease>,
     pub counters: Arc<EngineCounters>,
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,
@@ -98,7 +103,7 @@ impl DbInner {
         if let Some(e) = self.fatal.lock().as_ref() {
             return Err(Error::Stopped(Arc::new(e.clone())));
         }
-        Ok(())
+        self.check_lease()
     }
 
     pub(crate) fn set_fatal(&self, e: Error) {

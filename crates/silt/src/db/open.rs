@@ -38,12 +38,32 @@ const OPEN_CONCURRENCY: usize = 8;
 const CLAIM_ATTEMPTS: u32 = 8;
 
 pub(super) async fn open(b: DbBuilder) -> Result<Db> {
+    let mut lease = None;
+    let opened = open_leased(b, &mut lease).await;
+    if opened.is_err() {
+        // A read-only open that failed after storing its lease takes it back (best effort:
+        // it would expire anyway).
+        if let Some((storage, name)) = lease {
+            if let Err(e) = crate::checkpoint::delete(&storage, &name).await {
+                tracing::warn!(lease = name, error = %e, "could not delete the lease of a failed open");
+            }
+        }
+    }
+    opened
+}
+
+/// Open; `stored_lease` is set once a read-only open has stored its lease.
+async fn open_leased(
+    b: DbBuilder,
+    stored_lease: &mut Option<(crate::objstore::Storage, String)>,
+) -> Result<Db> {
     b.settings.validate()?;
     let (storage, store_metrics) = b.storage();
     let DbBuilder {
         settings,
         clock,
         read_only,
+        at_checkpoint,
         ..
     } = b;
     // Local directories first: one another process uses (the local log's lock) or one
@@ -61,11 +81,23 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         }
         _ => (None, Vec::new()),
     };
+    let mut upto = None;
+    let mut lease = None;
     let (manifest, fence_id) = if read_only {
-        (
-            manifest::load_latest(&storage).await?.unwrap_or_default(),
-            None,
+        // Leased before its SSTs and WAL are read (see `db/checkpoint.rs`).
+        let start = super::checkpoint::start_read_only(
+            &storage,
+            &settings,
+            clock.as_ref(),
+            at_checkpoint.as_deref(),
         )
+        .await?;
+        upto = start.upto;
+        lease = start.lease;
+        *stored_lease = lease
+            .as_ref()
+            .map(|l| (storage.clone(), l.name().to_owned()));
+        (start.manifest, None)
     } else {
         let mut attempt = 1;
         let m = loop {
@@ -164,10 +196,30 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         manifest.wal_replay_from.max(1),
         fence_id,
         manifest.last_flushed_seq.max(sst_max),
+        upto,
         &mem,
     )
     .await?;
-    let last_seq = replayed.end;
+    let last_seq = match upto {
+        Some(u) if replayed.end < u => {
+            return Err(Error::corrupt(
+                format!("checkpoint {}", at_checkpoint.as_deref().unwrap_or("")),
+                silt_format::FormatError::corrupt(
+                    "checkpoint",
+                    format!(
+                        "it reads up to sequence {u} but its SSTs and WAL end at {}",
+                        replayed.end
+                    ),
+                ),
+            ));
+        }
+        // Reads see nothing above the checkpoint (its SSTs may hold later writes).
+        Some(u) => u,
+        None => replayed.end,
+    };
+    if let Some(l) = &lease {
+        l.set_seq(last_seq);
+    }
     tracing::info!(
         segments = replayed.segments.len(),
         ops = replayed.ops,
@@ -277,6 +329,7 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
         sst_registry: registry,
         pending_ssts: Arc::default(),
         gc_manifests: Mutex::default(),
+        lease,
         _live: crate::live::LiveToken::new(crate::live::Kind::Db),
         counters: Arc::default(),
         store_metrics,
@@ -316,6 +369,11 @@ pub(super) async fn open(b: DbBuilder) -> Result<Db> {
             );
         }
         inner.flush_wake.notify_one();
+    } else if inner.lease.is_some() {
+        tasks.spawn(
+            "lease-renewer",
+            super::checkpoint::run_lease_renewer(Arc::clone(&inner), tasks.shutdown_signal()),
+        );
     }
     let db = Db { inner, tasks };
     if local_replayed > 0 {

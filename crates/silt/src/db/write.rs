@@ -277,6 +277,8 @@ impl Db {
             None => Ok(()),
         };
         self.tasks.shutdown().await;
+        // A read-only handle's lease goes with it.
+        inner.release_lease().await;
         if let Some(wal) = &inner.wal {
             // The flusher is gone: nothing waits for an upload that will not happen.
             wal.stopped();

@@ -105,6 +105,20 @@ async fn find_latest(storage: &Storage) -> Result<Latest> {
     })
 }
 
+/// Read manifest `id` (one a checkpoint pins); `None` when it is not in the store.
+///
+/// # Errors
+/// Store errors; [`Error::Corrupt`] when it fails validation.
+pub(crate) async fn load(storage: &Storage, id: u64) -> Result<Option<Manifest>> {
+    let path = storage.manifest_path(id);
+    let Some(bytes) = storage.get_opt(&path).await? else {
+        return Ok(None);
+    };
+    decode_checked(id, &bytes)
+        .map(Some)
+        .map_err(|e| Error::corrupt(path.to_string(), e))
+}
+
 /// Decode manifest `id` and check that its content says so.
 fn decode_checked(id: u64, bytes: &Bytes) -> Result<Manifest, FormatError> {
     let m = decode_manifest(bytes)?;

@@ -186,6 +186,24 @@ impl Storage {
         self.child("sst", &format!("{id}.sst"))
     }
 
+    /// `checkpoints/<name>.json` (the name is validated by the caller).
+    pub(crate) fn checkpoint_path(&self, name: &str) -> Path {
+        self.child("checkpoints", &format!("{name}.json"))
+    }
+
+    /// Plain PUT, overwriting whatever is at `path` (a checkpoint's renewal: the only
+    /// object the engine overwrites).
+    pub(crate) async fn put_overwrite(&self, path: &Path, data: Bytes) -> Result<()> {
+        self.retrying(RetryOp::Put, || async {
+            self.store
+                .put_opts(path, PutPayload::from(data.clone()), PutOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::store("put", path, e))
+        })
+        .await
+    }
+
     /// PUT with `PutMode::Create` (never overwrites), with an uncertain outcome resolved.
     ///
     /// A refusal (`AlreadyExists` or `Precondition`) does not prove that someone else wrote

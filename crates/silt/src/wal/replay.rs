@@ -98,7 +98,9 @@ pub(crate) async fn fence(
 
 /// Replay segments with ids in `[from, until)` (all from `from` when `until` is None) into
 /// `mem`: the contiguous sequence prefix that follows `base` (every sequence `<= base` is in
-/// SSTs already).
+/// SSTs already), and with `upto` (an open at a checkpoint) only the sequences `<= upto`:
+/// segments that start past it are skipped, and the listing is read only until the
+/// recovered end reaches it (the end grows contiguously, so nothing later can matter).
 ///
 /// The recovery rule (docs/ARCHITECTURE.md, "Opening, fencing and recovery"):
 ///
@@ -121,6 +123,7 @@ pub(crate) async fn replay(
     from: u64,
     until: Option<u64>,
     base: SeqNo,
+    upto: Option<SeqNo>,
     mem: &Memtable,
 ) -> Result<Replayed> {
     let listed = storage.list_numbered("wal", "wal").await?;
@@ -143,6 +146,10 @@ pub(crate) async fn replay(
     // Segments of `epoch` that start past the recovered end + 1, by first sequence.
     let mut waiting: BTreeMap<SeqNo, (u64, WalSegment)> = BTreeMap::new();
     while let Some((id, path, bytes)) = fetches.try_next().await? {
+        if upto.is_some_and(|u| out.end >= u) {
+            // At a checkpoint: its whole prefix is recovered, nothing later is needed.
+            break;
+        }
         let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
         let seg_epoch = seg.header.writer_epoch;
         if seg_epoch < epoch {
@@ -159,13 +166,16 @@ pub(crate) async fn replay(
             out.segments.insert(id, 0);
             continue;
         }
+        if upto.is_some_and(|u| seg.header.first_seq > u) {
+            continue; // past the checkpoint
+        }
         waiting.insert(seg.header.first_seq, (id, seg));
         while let Some(entry) = waiting.first_entry() {
             if *entry.key() > out.end.saturating_add(1) {
                 break;
             }
             let (id, seg) = entry.remove();
-            out.apply(id, seg, mem);
+            out.apply(id, seg, upto.unwrap_or(SeqNo::MAX), mem);
         }
     }
     out.drop_waiting(&mut waiting);
@@ -173,14 +183,14 @@ pub(crate) async fn replay(
 }
 
 impl Replayed {
-    /// Apply one segment that starts at or below `end + 1`: operations above `end` go into
-    /// `mem`.
-    fn apply(&mut self, id: u64, seg: WalSegment, mem: &Memtable) {
+    /// Apply one segment that starts at or below `end + 1`: operations above `end` (and at
+    /// most `upto`) go into `mem`.
+    fn apply(&mut self, id: u64, seg: WalSegment, upto: SeqNo, mem: &Memtable) {
         self.segments.insert(id, seg.header.last_seq);
         for rec in seg.records {
             for (i, op) in rec.ops.into_iter().enumerate() {
                 let seq = rec.first_seq + i as u64;
-                if seq <= self.end {
+                if seq <= self.end || seq > upto {
                     continue;
                 }
                 // Copies, so the memtable never pins a whole segment buffer.

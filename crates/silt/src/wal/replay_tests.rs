@@ -63,7 +63,7 @@ async fn a_gap_ends_the_prefix() {
     // 11..=20 never landed.
     segment(&st, 4, 1, 21..=30).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 10);
     assert_eq!(present(&mem, 30), (1..=10).collect::<Vec<_>>());
     assert_eq!(r.dropped, vec![4]);
@@ -80,7 +80,7 @@ async fn a_segment_moved_to_a_higher_id_fills_its_gap() {
     segment(&st, 4, 1, 21..=30).await;
     segment(&st, 5, 1, 11..=20).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 30);
     assert_eq!(present(&mem, 30), (1..=30).collect::<Vec<_>>());
     assert!(r.dropped.is_empty());
@@ -100,7 +100,7 @@ async fn a_newer_epoch_drops_what_waited_past_the_gap() {
     segment(&st, 4, 2, fence()).await;
     segment(&st, 5, 2, 11..=25).await;
     let mem = Memtable::new();
-    let r = replay(&st, 1, None, 0, &mem).await.unwrap();
+    let r = replay(&st, 1, None, 0, None, &mem).await.unwrap();
     assert_eq!(r.end, 25);
     assert_eq!(present(&mem, 30), (1..=25).collect::<Vec<_>>());
     assert_eq!(r.dropped, vec![3]);
@@ -112,12 +112,34 @@ async fn operations_in_ssts_are_skipped_and_the_prefix_starts_after_them() {
     segment(&st, 7, 3, 5..=12).await;
     segment(&st, 8, 3, 13..=14).await;
     let mem = Memtable::new();
-    let r = replay(&st, 7, None, 9, &mem).await.unwrap();
+    let r = replay(&st, 7, None, 9, None, &mem).await.unwrap();
     assert_eq!(r.end, 14);
     assert_eq!(present(&mem, 14), (10..=14).collect::<Vec<_>>());
     // A prefix that cannot start right after the SSTs is empty.
     let mem = Memtable::new();
-    let r = replay(&st, 8, None, 9, &mem).await.unwrap();
+    let r = replay(&st, 8, None, 9, None, &mem).await.unwrap();
     assert_eq!(r.end, 9);
     assert!(present(&mem, 14).is_empty());
+}
+
+#[tokio::test]
+async fn a_checkpoint_replays_only_up_to_its_sequence() {
+    let st = storage();
+    segment(&st, 1, 1, fence()).await;
+    segment(&st, 2, 1, 1..=10).await;
+    segment(&st, 3, 1, 21..=30).await;
+    // 11..=20 moved past 21..=30; the checkpoint reads up to 15.
+    segment(&st, 4, 1, 11..=20).await;
+    segment(&st, 5, 1, 31..=40).await;
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 0, Some(15), &mem).await.unwrap();
+    assert_eq!(r.end, 15);
+    assert_eq!(present(&mem, 40), (1..=15).collect::<Vec<_>>());
+    assert!(r.dropped.is_empty(), "nothing past the checkpoint is a gap");
+    assert!(!r.segments.contains_key(&5), "past the checkpoint: skipped");
+    // Already in SSTs: nothing replayed.
+    let mem = Memtable::new();
+    let r = replay(&st, 1, None, 20, Some(15), &mem).await.unwrap();
+    assert_eq!(r.end, 20);
+    assert!(present(&mem, 40).is_empty());
 }

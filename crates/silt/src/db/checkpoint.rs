@@ -1,0 +1,423 @@
+//! Checkpoints and reader leases: the [`Db`] API, the lease a read-only handle holds on
+//! the manifest it opened, and how a read-only open picks (and pins) its manifest.
+//!
+//! A checkpoint object (`crate::checkpoint`) pins a manifest and a sequence number; GC
+//! keeps everything a live one needs (`db/gc.rs`). The creation rule: a checkpoint is
+//! stored only while the manifest it pins is protected by another rule, and that is
+//! checked after the object is stored (then a GC pass that listed the checkpoints too
+//! early to see it still keeps the manifest by that other rule):
+//!
+//! * a writer pins its current manifest, holding the manifest lock (so no flush or
+//!   compaction of this handle replaces it meanwhile), and checks afterwards that it is
+//!   still the newest in the store (or was replaced less than `gc.grace / 2` ago);
+//! * a plain read-only open pins the newest manifest with a lease, checked the same way,
+//!   and tries again with the then-newest manifest if it lost the race;
+//! * an open at a named checkpoint, or a checkpoint made from a read-only handle, relies
+//!   on the checkpoint (or lease) already pinning the manifest, and checks afterwards that
+//!   it is still live.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use silt_format::checkpoint::CHECKPOINT_FORMAT_VERSION;
+use silt_format::manifest::Manifest;
+use silt_format::{FormatError, SeqNo};
+use tokio::sync::watch;
+
+use super::{Db, DbInner};
+use crate::checkpoint::{self, Checkpoint, CheckpointKind};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::manifest;
+use crate::objstore::Storage;
+
+/// What [`Db::create_checkpoint`], [`Db::list_checkpoints`] and
+/// [`Db::renew_checkpoint`] return: the checkpoint object's content (`docs/format.md`).
+pub type CheckpointInfo = Checkpoint;
+
+/// Attempts of a read-only open to lease the newest manifest while writers keep
+/// replacing it.
+const LEASE_ATTEMPTS: u32 = 3;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn expiry(now_ms: u64, lifetime: Option<Duration>) -> Option<u64> {
+    lifetime.map(|l| now_ms.saturating_add(millis(l)))
+}
+
+/// A read-only handle's lease on the manifest it opened.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    name: String,
+    manifest_id: u64,
+    created_at_ms: u64,
+    /// What the handle reads up to (the replayed end, or the checkpoint's).
+    seq: AtomicU64,
+    /// When the lease stops protecting the manifest unless renewed, Unix milliseconds.
+    expires_at_ms: AtomicU64,
+    lifetime: Duration,
+}
+
+impl Lease {
+    fn new(clock: &dyn Clock, manifest_id: u64, seq: SeqNo, lifetime: Duration) -> Self {
+        let now = clock.unix_millis();
+        let name = format!(
+            "lease-{}",
+            ulid::Ulid::from_parts(now, rand::random()).to_string()
+        );
+        Lease {
+            name,
+            manifest_id,
+            created_at_ms: now,
+            seq: AtomicU64::new(seq),
+            expires_at_ms: AtomicU64::new(now.saturating_add(millis(lifetime))),
+            lifetime,
+        }
+    }
+
+    fn object(&self) -> Checkpoint {
+        Checkpoint {
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            name: self.name.clone(),
+            kind: CheckpointKind::Lease,
+            manifest_id: self.manifest_id,
+            seq: self.seq.load(Ordering::Acquire),
+            created_at_ms: self.created_at_ms,
+            expires_at_ms: Some(self.expires_at_ms.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The lease's name (`lease-<ulid>`).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn set_seq(&self, seq: SeqNo) {
+        self.seq.store(seq, Ordering::Release);
+    }
+
+    /// `Err(LeaseLost)` once the lease has expired by `now_ms`.
+    pub(crate) fn check(&self, now_ms: u64) -> Result<()> {
+        let at = self.expires_at_ms.load(Ordering::Acquire);
+        if now_ms >= at {
+            return Err(Error::LeaseLost(format!(
+                "lease {} on manifest {} expired at {at} (Unix ms) without renewal; \
+                 garbage collection may delete what this handle reads: reopen",
+                self.name, self.manifest_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a read-only handle starts: the manifest, what it reads up to, and its lease.
+#[derive(Debug)]
+pub(super) struct ReadOnlyStart {
+    pub manifest: Manifest,
+    /// At a checkpoint: its sequence number (replay stops there, reads see nothing above).
+    pub upto: Option<SeqNo>,
+    /// `None` for an empty database (nothing to protect).
+    pub lease: Option<Lease>,
+}
+
+/// Pick and lease the manifest a read-only handle opens: the checkpoint's (`at`), or the
+/// newest.
+pub(super) async fn start_read_only(
+    storage: &Storage,
+    settings: &Settings,
+    clock: &dyn Clock,
+    at: Option<&str>,
+) -> Result<ReadOnlyStart> {
+    let lifetime = settings.gc.lease_lifetime;
+    if let Some(name) = at {
+        checkpoint::check_name(name)?;
+        let cp = live_checkpoint(storage, clock, name).await?;
+        let m = manifest::load(storage, cp.manifest_id)
+            .await?
+            .ok_or_else(|| {
+                Error::corrupt(
+                    storage.checkpoint_path(name).to_string(),
+                    FormatError::corrupt(
+                        "checkpoint",
+                        format!("it pins manifest {}, which is missing", cp.manifest_id),
+                    ),
+                )
+            })?;
+        let lease = Lease::new(clock, m.id, cp.seq, lifetime);
+        checkpoint::create(storage, &lease.object()).await?;
+        // The checkpoint pinned the manifest until our lease was stored, if it still lives.
+        if let Err(e) = live_checkpoint(storage, clock, name).await {
+            checkpoint::delete(storage, lease.name()).await?;
+            return Err(e);
+        }
+        return Ok(ReadOnlyStart {
+            manifest: m,
+            upto: Some(cp.seq),
+            lease: Some(lease),
+        });
+    }
+    for _ in 0..LEASE_ATTEMPTS {
+        let Some(m) = manifest::load_latest(storage).await? else {
+            return Ok(ReadOnlyStart {
+                manifest: Manifest::default(),
+                upto: None,
+                lease: None,
+            });
+        };
+        let lease = Lease::new(clock, m.id, m.last_flushed_seq, lifetime);
+        checkpoint::create(storage, &lease.object()).await?;
+        if checkpoint::manifest_protected(storage, m.id, settings.gc.grace, clock.unix_millis())
+            .await?
+        {
+            return Ok(ReadOnlyStart {
+                manifest: m,
+                upto: None,
+                lease: Some(lease),
+            });
+        }
+        checkpoint::delete(storage, lease.name()).await?;
+        tracing::info!(
+            manifest = m.id,
+            "the manifest was replaced before its lease was stored; leasing the newest again"
+        );
+    }
+    Err(Error::Checkpoint(format!(
+        "the newest manifest was replaced {LEASE_ATTEMPTS} times before a lease on it was \
+         stored (is gc.grace shorter than a store round trip?)"
+    )))
+}
+
+/// Checkpoint `name`, which must exist and not have expired.
+async fn live_checkpoint(storage: &Storage, clock: &dyn Clock, name: &str) -> Result<Checkpoint> {
+    let cp = checkpoint::read(storage, name)
+        .await?
+        .ok_or_else(|| Error::Checkpoint(format!("no checkpoint named {name:?}")))?;
+    if cp.expired_at(clock.unix_millis()) {
+        return Err(Error::Checkpoint(format!(
+            "checkpoint {name:?} expired at {} (Unix ms); garbage collection may have \
+             deleted what it pinned",
+            cp.expires_at_ms.unwrap_or(0)
+        )));
+    }
+    Ok(cp)
+}
+
+impl DbInner {
+    /// Fails once this read-only handle's lease has lapsed.
+    pub(crate) fn check_lease(&self) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.check(self.clock.unix_millis()),
+            None => Ok(()),
+        }
+    }
+
+    /// Delete this handle's lease (on close): best effort, it expires anyway.
+    pub(crate) async fn release_lease(&self) {
+        if let Some(l) = &self.lease {
+            if let Err(e) = checkpoint::delete(&self.storage, l.name()).await {
+                tracing::warn!(lease = l.name(), error = %e, "could not delete the reader lease; it will expire");
+            }
+        }
+    }
+}
+
+/// Background task of a read-only handle: renew its lease every third of its lifetime.
+/// A renewal that fails is tried again at the next tick; once the lease has expired
+/// unrenewed (or was deleted), the handle stops with [`Error::LeaseLost`] (reads check
+/// the expiry themselves too, so they fail at once even while a renewal hangs).
+pub(crate) async fn run_lease_renewer(inner: Arc<DbInner>, mut shutdown: watch::Receiver<bool>) {
+    let Some(lease) = &inner.lease else {
+        return;
+    };
+    let interval = (lease.lifetime / 3).max(Duration::from_millis(1));
+    loop {
+        let deadline = inner.clock.now() + interval;
+        tokio::select! {
+            () = inner.clock.sleep_until(deadline) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+        if let Err(e) = renew_lease(&inner, lease).await {
+            if matches!(e, Error::LeaseLost(_)) {
+                inner.set_fatal(e);
+                return;
+            }
+            tracing::warn!(lease = lease.name(), error = %e, "renewing the reader lease failed");
+        }
+    }
+}
+
+async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
+    lease.check(inner.clock.unix_millis())?;
+    let previous_expiry = lease.expires_at_ms.load(Ordering::Acquire);
+    if checkpoint::read(&inner.storage, lease.name())
+        .await?
+        .is_none()
+    {
+        return Err(Error::LeaseLost(format!(
+            "lease {} on manifest {} was deleted",
+            lease.name(),
+            lease.manifest_id
+        )));
+    }
+    let now = inner.clock.unix_millis();
+    let mut next = lease.object();
+    next.expires_at_ms = Some(now.saturating_add(millis(lease.lifetime)));
+    checkpoint::overwrite(&inner.storage, &next).await?;
+    // A renewal that landed only once GC may have collected the lapsed lease (`gc.grace`
+    // after its expiry; half, for clock skew) may have stored it again on top of deleted
+    // objects: it does not count.
+    let late = previous_expiry.saturating_add(millis(inner.settings.gc.grace / 2));
+    if inner.clock.unix_millis() >= late {
+        let _ = checkpoint::delete(&inner.storage, lease.name()).await;
+        return Err(Error::LeaseLost(format!(
+            "renewing lease {} took until past its expiry plus half of gc.grace",
+            lease.name()
+        )));
+    }
+    // Only a stored renewal extends the lease (never backwards: a slow renewal that was
+    // overtaken keeps the later expiry).
+    lease
+        .expires_at_ms
+        .fetch_max(next.expires_at_ms.unwrap_or(0), Ordering::AcqRel);
+    Ok(())
+}
+
+impl Db {
+    /// Pin the database as it is now under `name`: the current manifest and every write
+    /// visible now, which this first makes durable in the object store (as
+    /// [`Db::flush`]). Garbage collection keeps what the checkpoint needs until it is
+    /// deleted ([`Db::delete_checkpoint`]) or `lifetime` has passed (`None`: never
+    /// expires); [`crate::DbBuilder::at_checkpoint`] opens it read-only, as it was.
+    ///
+    /// On a read-only handle the checkpoint pins the manifest the handle opened and the
+    /// sequence number it reads at (its lease protects that manifest meanwhile).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (`[A-Za-z0-9._-]{1,128}`);
+    /// [`Error::Checkpoint`] when one of that name exists, or the manifest it would pin was
+    /// replaced by another writer meanwhile (nothing is stored then); store errors.
+    pub async fn create_checkpoint(
+        &self,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<CheckpointInfo> {
+        checkpoint::check_name(name)?;
+        let inner = &self.inner;
+        inner.check_open()?;
+        let storage = &inner.storage;
+        let make = |manifest_id, seq| {
+            let now = inner.clock.unix_millis();
+            Checkpoint {
+                format_version: CHECKPOINT_FORMAT_VERSION,
+                name: name.to_owned(),
+                kind: CheckpointKind::Named,
+                manifest_id,
+                seq,
+                created_at_ms: now,
+                expires_at_ms: expiry(now, lifetime),
+            }
+        };
+        let Some(wal) = &inner.wal else {
+            let Some(lease) = &inner.lease else {
+                return Err(Error::Checkpoint(
+                    "the database is empty: there is no manifest to pin".into(),
+                ));
+            };
+            let cp = make(lease.manifest_id, self.visible_seq());
+            checkpoint::create(storage, &cp).await?;
+            if let Err(e) = inner.check_open() {
+                checkpoint::delete(storage, name).await?;
+                return Err(e);
+            }
+            return Ok(cp);
+        };
+        // Compactions keep the versions this sequence number reads until the checkpoint
+        // pins a manifest.
+        let snapshot = self.snapshot();
+        wal.flush().await?;
+        let current = inner.manifest.lock().await;
+        let cp = make(current.id, snapshot.seq());
+        checkpoint::create(storage, &cp).await?;
+        let protected = checkpoint::manifest_protected(
+            storage,
+            current.id,
+            inner.settings.gc.grace,
+            inner.clock.unix_millis(),
+        )
+        .await?;
+        drop(current);
+        if !protected {
+            checkpoint::delete(storage, name).await?;
+            return Err(Error::Checkpoint(format!(
+                "manifest {} was replaced by another writer before checkpoint {name:?} was \
+                 stored; nothing was kept",
+                cp.manifest_id
+            )));
+        }
+        drop(snapshot);
+        Ok(cp)
+    }
+
+    /// Every checkpoint and reader lease in the store, by name.
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Corrupt`] for a checkpoint object that does not decode.
+    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointInfo>> {
+        self.inner.check_open()?;
+        checkpoint::list(&self.inner.storage)
+            .await?
+            .into_iter()
+            .map(|l| l.checkpoint)
+            .collect()
+    }
+
+    /// Delete checkpoint `name`: garbage collection no longer keeps what only it needed.
+    /// Handles open at it keep reading (each holds its own lease).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name; [`Error::Checkpoint`] when there is no such
+    /// checkpoint; store errors.
+    pub async fn delete_checkpoint(&self, name: &str) -> Result<()> {
+        self.inner.check_open()?;
+        checkpoint::delete_existing(&self.inner.storage, name).await
+    }
+
+    /// Give checkpoint `name` a new expiry, `lifetime` from now (`None`: never expires).
+    ///
+    /// A renewal racing [`Db::delete_checkpoint`] of the same checkpoint may store it again
+    /// after the delete; if GC collected its manifest in between, the renewal finds the
+    /// manifest gone, deletes the checkpoint again and fails.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when there is no such checkpoint, or it has expired already
+    /// (GC may have deleted what it pinned: create a new one); store errors.
+    pub async fn renew_checkpoint(
+        &self,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<CheckpointInfo> {
+        checkpoint::check_name(name)?;
+        self.inner.check_open()?;
+        let storage = &self.inner.storage;
+        let clock = self.inner.clock.as_ref();
+        let mut cp = live_checkpoint(storage, clock, name).await?;
+        cp.expires_at_ms = expiry(clock.unix_millis(), lifetime);
+        checkpoint::overwrite(storage, &cp).await?;
+        if manifest::load(storage, cp.manifest_id).await?.is_none() {
+            checkpoint::delete(storage, name).await?;
+            return Err(Error::Checkpoint(format!(
+                "checkpoint {name:?} pins manifest {}, which is gone",
+                cp.manifest_id
+            )));
+        }
+        Ok(cp)
+    }
+}
