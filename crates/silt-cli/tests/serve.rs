@@ -1106,3 +1106,23 @@ print("ok")
     assert_eq!(server.python(check)?.trim(), "ok");
     server.stop()
 }
+
+#[test]
+fn config_get_answers_what_clients_probe() -> Result<()> {
+    run_script(
+        &["--durability", "buffered", "--max-clients", "77"],
+        r#"
+import os, redis
+port = int(os.environ["PORT"])
+for proto in (2, 3):
+    c = redis.Redis(port=port, protocol=proto)
+    assert c.config_get("save") == {"save": ""}, c.config_get("save")
+    assert c.config_get("appendonly") == {"appendonly": "no"}
+    assert c.config_get("maxclients") == {"maxclients": "77"}
+    both = c.execute_command("CONFIG", "GET", "save", "append*")
+    assert set(both) >= {b"save", b"appendonly", b"appendfsync"} or set(both.keys()) == {b"save", b"appendonly", b"appendfsync"}, both
+    assert c.config_get("nosuchparameter") == {}
+print("ok")
+"#,
+    )
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use serve_support::{command, redis_tools, run, wait_for, Client, Resp, Server, Store};
+use serve_support::{command, redis_tools, wait_for, Client, Resp, Server, Store};
 
 /// Run `redis-cli -p <port> <args>`, feeding it `stdin`; its exit status and stdout, stderr.
 fn redis_cli_output(
@@ -269,12 +269,21 @@ fn check_mass_keys(server: &Server, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// `redis-benchmark ... --csv`: the requests per second of each test.
+/// `redis-benchmark ... --csv`: the requests per second of each test. It must not warn
+/// (it does when `CONFIG GET save` / `appendonly` go unanswered).
 fn benchmark(port: u16, extra: &[&str]) -> Result<Vec<(String, f64)>> {
-    let out = run(Command::new("redis-benchmark")
+    let done = Command::new("redis-benchmark")
         .args(["-p", &port.to_string(), "--csv"])
         .args(extra)
-        .stderr(Stdio::null()))?;
+        .output()
+        .context("running redis-benchmark")?;
+    let warned = String::from_utf8_lossy(&done.stderr);
+    ensure!(
+        done.status.success() && !warned.contains("WARNING"),
+        "redis-benchmark: {} {warned}",
+        done.status
+    );
+    let out = String::from_utf8_lossy(&done.stdout).into_owned();
     let mut rows = Vec::new();
     for line in out.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();

@@ -910,6 +910,38 @@ impl Conn {
         ]))
     }
 
+    /// CONFIG GET pattern...: the few parameters clients probe (`redis-benchmark` asks for
+    /// `save` and `appendonly`), as they apply to this server; anything else matches
+    /// nothing.
+    fn config_get(&self, patterns: &[Bytes]) -> Reply {
+        let o = &self.shared.opts;
+        let durable = o.durability != Durability::Buffered;
+        let params: [(&str, String); 7] = [
+            ("save", String::new()),
+            ("appendonly", if durable { "yes" } else { "no" }.into()),
+            ("appendfsync", if durable { "always" } else { "no" }.into()),
+            ("databases", "1".into()),
+            ("maxclients", o.max_clients.to_string()),
+            ("maxmemory", "0".into()),
+            (
+                "proto-max-bulk-len",
+                super::resp::Limits::default().max_bulk_bytes.to_string(),
+            ),
+        ];
+        let globs: Vec<Glob> = patterns
+            .iter()
+            .map(|p| Glob::new(&p.to_ascii_lowercase()))
+            .collect();
+        let s = |t: &str| Reply::Bulk(Bytes::copy_from_slice(t.as_bytes()));
+        Reply::Map(
+            params
+                .iter()
+                .filter(|(k, _)| globs.iter().any(|g| g.matches(k.as_bytes())))
+                .map(|(k, v)| (s(k), s(v)))
+                .collect(),
+        )
+    }
+
     /// INFO [section ...]: Redis's text format.
     async fn info(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
         use std::fmt::Write as _;
@@ -1055,7 +1087,7 @@ impl Conn {
                 Some(sub) if sub == b"docs" => Reply::Map(Vec::new()),
                 _ => Reply::Array(Vec::new()),
             },
-            "config" if n >= 2 && a[0].eq_ignore_ascii_case(b"get") => Reply::Map(Vec::new()),
+            "config" if n >= 2 && a[0].eq_ignore_ascii_case(b"get") => self.config_get(&a[1..]),
             // Inside EXEC (outside, `execute` answers these).
             "unwatch" => Reply::ok(),
             "get" if n == 1 => opt_bulk(tx.get(db, &a[0]).await?),
