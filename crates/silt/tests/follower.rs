@@ -1,0 +1,423 @@
+//! Followers (docs/ARCHITECTURE.md, "Followers"): read-only handles that keep up with the
+//! writer by polling the store.
+//!
+//! * After every poll step the follower's whole state equals the writer's history applied
+//!   up to the follower's visible sequence (a prefix of what the writer acknowledged),
+//!   through memtable flushes, compactions and GC passes with zero grace; reads of the
+//!   version the follower holds keep working between polls (its lease protects it).
+//! * A WAL segment uploaded after the one behind it (a held PUT) stops the follower at the
+//!   gap; it continues once the segment lands.
+//! * While the store is unreachable, reads fail with `Unavailable` (`Error::Stale`) past
+//!   `follower.max_staleness`, and work again once the follower caught up.
+//! * Promoting a follower while the writer runs under load loses nothing acknowledged and
+//!   continues the sequence.
+//! * Processes on the local S3 server (`SILT_TEST_S3_URL`; skipped when unset unless
+//!   `SILT_REQUIRE_S3=1`): a writer and two follower processes; every value a follower
+//!   returned had been acknowledged, and the followers' lag stays bounded.
+//!
+//! The in-process tests step the follower with `Db::follower_poll_now` (its background
+//! poll interval is an hour), so each check sees exactly the state one poll produced.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, ensure, Context, Result};
+use common::{in_dir, Gate, HoldAt, HoldPut, HookStore, Rng};
+use silt::object_store::memory::InMemory;
+use silt::object_store::path::Path;
+use silt::object_store::ObjectStore;
+use silt::{Bytes, Db, Durability, Error, ErrorKind, Settings, WriteOptions};
+
+fn root() -> Path {
+    Path::from("db")
+}
+
+fn writer_settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.wal.max_puts_per_sec = 10_000.0;
+    s.wal.put_burst = 100;
+    // Explicit passes only.
+    s.gc.enabled = false;
+    s.compaction.enabled = false;
+    s
+}
+
+/// A follower stepped by the test: its own poll interval is an hour.
+fn stepped_follower_settings() -> Settings {
+    let mut s = writer_settings();
+    s.follower.poll_interval = Duration::from_secs(3600);
+    s.follower.max_staleness = Duration::ZERO;
+    s
+}
+
+async fn open_writer(store: &Arc<dyn ObjectStore>) -> Result<Db> {
+    Db::builder(Arc::clone(store), root())
+        .settings(writer_settings())
+        .open()
+        .await
+        .context("open the writer")
+}
+
+async fn open_follower(store: &Arc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
+    Db::builder(Arc::clone(store), root())
+        .settings(settings)
+        .follower()
+        .open()
+        .await
+        .context("open the follower")
+}
+
+fn unix_millis() -> Result<u128> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_millis())
+}
+
+/// Let the wall clock move past everything stored so far, so GC with zero grace sees it
+/// all as old (it keeps objects stored in the current millisecond).
+fn let_wall_clock_pass() -> Result<()> {
+    let stored = unix_millis()?;
+    while unix_millis()? <= stored + 1 {
+        std::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// The writer's history: each acknowledged write with its sequence number.
+#[derive(Default)]
+struct History {
+    ops: Vec<(u64, Bytes, Option<Bytes>)>,
+}
+
+impl History {
+    /// The database after every write `<= seq`.
+    fn state_at(&self, seq: u64) -> BTreeMap<Bytes, Bytes> {
+        let mut m = BTreeMap::new();
+        for (s, k, v) in &self.ops {
+            if *s > seq {
+                break;
+            }
+            match v {
+                Some(v) => m.insert(k.clone(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        m
+    }
+}
+
+async fn full_scan(db: &Db) -> Result<BTreeMap<Bytes, Bytes>> {
+    let rows = db
+        .scan::<&[u8]>(..)?
+        .collect(usize::MAX)
+        .await
+        .context("follower scan")?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The follower's state is exactly the writer's history up to its visible sequence, which
+/// the writer had made durable.
+async fn check_prefix(follower: &Db, writer: &Db, history: &History, when: &str) -> Result<u64> {
+    let seq = follower.visible_seq();
+    ensure!(
+        seq <= writer.durable_seq(),
+        "{when}: follower at {seq} past the writer's durable {}",
+        writer.durable_seq()
+    );
+    let want = history.state_at(seq);
+    let got = full_scan(follower).await.with_context(|| when.to_owned())?;
+    if got != want {
+        let diff: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .chain(got.keys().filter(|k| !want.contains_key(*k)).cloned())
+            .take(5)
+            .collect();
+        bail!(
+            "{when}: follower state at seq {seq} differs from the history ({} vs {} keys; e.g. {diff:?})",
+            got.len(),
+            want.len()
+        );
+    }
+    // Point reads agree with the scan.
+    for (k, v) in want.iter().take(8) {
+        ensure!(
+            follower.get(k).await?.as_ref() == Some(v),
+            "{when}: get({k:?}) disagrees"
+        );
+    }
+    Ok(seq)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_state_is_always_a_prefix_of_the_writer_history() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = open_writer(&store).await?;
+    let mut history = History::default();
+    // A follower opened on a database with history already.
+    for i in 0..20u32 {
+        let (k, v) = (format!("k{:02}", i % 7), format!("early-{i}"));
+        writer.put(&k, &v).await?;
+        history
+            .ops
+            .push((writer.visible_seq(), k.into(), Some(v.into())));
+    }
+    writer.flush_memtables().await?;
+    let follower = open_follower(&store, stepped_follower_settings()).await?;
+    check_prefix(&follower, &writer, &history, "after open").await?;
+    ensure!(
+        follower.visible_seq() == writer.visible_seq(),
+        "open starts caught up"
+    );
+
+    let mut rng = Rng(7);
+    let pad = "x".repeat(400);
+    let mut last_seq = 0;
+    let mut swaps_seen = 0;
+    for step in 0..60u32 {
+        for _ in 0..rng.range(5, 40) {
+            let k = format!("k{:02}", rng.range(0, 60));
+            if rng.range(0, 10) == 0 {
+                writer.delete(&k).await?;
+                history.ops.push((writer.visible_seq(), k.into(), None));
+            } else {
+                let v = format!("v{}-{pad}", writer.visible_seq() + 1);
+                writer.put(&k, &v).await?;
+                history
+                    .ops
+                    .push((writer.visible_seq(), k.into(), Some(v.into())));
+            }
+        }
+        match step % 6 {
+            1 => writer.flush_memtables().await?,
+            3 => {
+                writer.flush_memtables().await?;
+                writer.compact().await?;
+            }
+            _ => {}
+        }
+        if step % 2 == 1 {
+            // Zero grace: only the follower's lease keeps the manifest it reads.
+            let_wall_clock_pass()?;
+            writer.gc(Some(Duration::ZERO)).await?;
+            // The follower still reads the version it holds (before its next poll).
+            check_prefix(
+                &follower,
+                &writer,
+                &history,
+                &format!("step {step}, after gc"),
+            )
+            .await?;
+        }
+        follower.follower_poll_now().await?;
+        let seq = check_prefix(&follower, &writer, &history, &format!("step {step}")).await?;
+        ensure!(
+            seq >= last_seq,
+            "visible_seq went back from {last_seq} to {seq}"
+        );
+        ensure!(
+            seq == writer.visible_seq(),
+            "step {step}: one poll catches up with durable writes ({seq} vs {})",
+            writer.visible_seq()
+        );
+        last_seq = seq;
+        let status = follower.follower_status().context("follower status")?;
+        ensure!(
+            status.applied_seq == seq && status.lag_seq == 0,
+            "{status:?}"
+        );
+        swaps_seen = status.manifest_id;
+    }
+    let m = follower.metrics();
+    let f = m.follower.context("follower metrics")?;
+    ensure!(f.manifests_applied >= 10, "{f:?}");
+    ensure!(f.segments_tailed > 0 && f.polls >= 60, "{f:?}");
+    ensure!(swaps_seen > 1);
+    let text = m.to_prometheus();
+    ensure!(text.contains("\nsilt_follower_applied_seq "), "{text}");
+    // Only the follower's current lease is in the store.
+    let leases = writer
+        .list_checkpoints()
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == silt::CheckpointKind::Lease)
+        .count();
+    ensure!(leases == 1, "{leases} leases");
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let gate = Gate::new(false);
+    let hooked: Arc<dyn ObjectStore> = HookStore::new(
+        Arc::clone(&plain),
+        HoldPut::new(&gate, HoldAt::Request, |p, _| in_dir(p, "wal")),
+    );
+    let writer = Arc::new(open_writer(&hooked).await?);
+    writer.put("before", "1").await?;
+    let follower = open_follower(&plain, stepped_follower_settings()).await?;
+    ensure!(follower.get("before").await?.as_deref() == Some(&b"1"[..]));
+    let base = follower.visible_seq();
+
+    let buffered = WriteOptions::with_durability(Durability::Buffered);
+    let uploaded = || writer.metrics().wal.map_or(0, |w| w.segments_uploaded);
+    let before = uploaded();
+    // The first segment's PUT is held...
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.put_with("a", "held", &buffered).await?;
+    let w = Arc::clone(&writer);
+    let first = tokio::spawn(async move { w.flush().await });
+    gate.reached.notified().await;
+    // ...while the next one lands.
+    writer.put_with("b", "landed", &buffered).await?;
+    let w = Arc::clone(&writer);
+    let second = tokio::spawn(async move { w.flush().await });
+    // Wait until the second segment is in the store.
+    let mut stored = before;
+    for _ in 0..2000 {
+        stored = uploaded();
+        if stored > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    ensure!(stored > before, "the second segment did not land");
+    follower.follower_poll_now().await?;
+    ensure!(
+        follower.visible_seq() == base,
+        "the follower went past the gap: {} > {base}",
+        follower.visible_seq()
+    );
+    ensure!(
+        follower.get("b").await?.is_none(),
+        "a write past the gap is visible"
+    );
+    ensure!(follower.get("a").await?.is_none());
+    let status = follower.follower_status().context("status")?;
+    ensure!(
+        status.lag_seq >= 1,
+        "the landed segment counts as lag: {status:?}"
+    );
+    // The held segment lands: both become visible.
+    gate.release.add_permits(1);
+    first.await??;
+    second.await??;
+    follower.follower_poll_now().await?;
+    ensure!(follower.visible_seq() == writer.durable_seq());
+    ensure!(follower.get("a").await?.as_deref() == Some(&b"held"[..]));
+    ensure!(follower.get("b").await?.as_deref() == Some(&b"landed"[..]));
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_fail_as_stale_while_the_store_is_unreachable() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = open_writer(&store).await?;
+    writer.put("k", "v1").await?;
+    let mut s = writer_settings();
+    s.follower.poll_interval = Duration::from_millis(100);
+    s.follower.max_staleness = Duration::from_secs(2);
+    s.store.retry.deadline = Duration::from_millis(500);
+    // The follower's store fails every request from 5 s to 15 s after it was opened.
+    let follower = Db::builder(Arc::clone(&store), root())
+        .settings(s)
+        .store_faults(Some("outage=10s@5s".parse()?))
+        .follower()
+        .open()
+        .await?;
+    ensure!(follower.get("k").await?.as_deref() == Some(&b"v1"[..]));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    writer.put("k", "v2").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(follower.get("k").await?.as_deref() == Some(&b"v2"[..]));
+    // In the outage, past the staleness bound.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    writer.put("k", "v3").await?;
+    let e = follower
+        .get("k")
+        .await
+        .err()
+        .context("a stale read succeeded")?;
+    ensure!(matches!(e, Error::Stale(_)), "{e}");
+    ensure!(e.kind() == ErrorKind::Unavailable, "{e}");
+    let status = follower.follower_status().context("status")?;
+    ensure!(
+        status.stale && status.lag > Duration::from_secs(2),
+        "{status:?}"
+    );
+    ensure!(follower
+        .metrics()
+        .follower
+        .is_some_and(|f| f.poll_errors > 0));
+    // After the outage the follower catches up and serves again.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    ensure!(follower.get("k").await?.as_deref() == Some(&b"v3"[..]));
+    ensure!(!follower.follower_status().context("status")?.stale);
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_under_load_loses_nothing_acknowledged() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = Arc::new(open_writer(&store).await?);
+    writer.put("seed", "0").await?;
+    let mut fs = writer_settings();
+    fs.follower.poll_interval = Duration::from_millis(5);
+    let follower = open_follower(&store, fs).await?;
+    let w = Arc::clone(&writer);
+    let load = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for i in 0..u32::MAX {
+            let k = format!("load-{i:06}");
+            match w.put(&k, format!("value-{i}")).await {
+                Ok(()) => acked.push((k, w.durable_seq())),
+                Err(e) => return (acked, Some(e)),
+            }
+            if i % 50 == 49 {
+                if let Err(e) = w.flush_memtables().await {
+                    return (acked, Some(e));
+                }
+            }
+        }
+        (acked, None)
+    });
+    // Let some load run, then promote.
+    while writer.visible_seq() < 300 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let promoted = follower.promote().await.context("promote")?;
+    // The old writer is fenced at its next upload.
+    let (acked, err) = load.await?;
+    let err = err.context("the old writer kept writing after the promotion")?;
+    ensure!(err.is_fenced(), "the old writer stopped with {err}");
+    ensure!(acked.len() >= 250, "{} acknowledged", acked.len());
+    for (i, (k, _)) in acked.iter().enumerate() {
+        let got = promoted.get(k).await?;
+        ensure!(
+            got.as_deref() == Some(format!("value-{i}").as_bytes()),
+            "acknowledged {k} lost after the promotion: {got:?}"
+        );
+    }
+    let last_acked = acked.last().map_or(0, |(_, s)| *s);
+    promoted.put("after", "promotion").await?;
+    ensure!(
+        promoted.visible_seq() > last_acked,
+        "the new writer did not continue the sequence"
+    );
+    ensure!(promoted.writer_epoch() > writer.writer_epoch());
+    promoted.close().await?;
+    let _ = writer.close().await;
+    Ok(())
+}
