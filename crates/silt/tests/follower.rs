@@ -423,3 +423,245 @@ async fn promotion_under_load_loses_nothing_acknowledged() -> Result<()> {
     let _ = writer.close().await;
     Ok(())
 }
+
+// ---- Processes on the local S3 server ----------------------------------------------------
+
+const CHILD_ENV: &str = "SILT_FOLLOWER_CHILD";
+const URL_ENV: &str = "SILT_FOLLOWER_URL";
+/// How long the writer writes and the followers read.
+const LOAD: Duration = Duration::from_secs(8);
+const POLL: Duration = Duration::from_millis(100);
+
+fn process_settings() -> Settings {
+    let mut s = Settings::small_for_tests();
+    s.wal.max_puts_per_sec = 200.0;
+    s.wal.put_burst = 8;
+    s.wal.flush_interval = Duration::from_millis(20);
+    s.memtable_bytes = 16 * 1024;
+    // Collect replaced objects soon: only the followers' leases keep what they read.
+    s.gc.interval = Duration::from_secs(1);
+    s.gc.grace = Duration::from_secs(1);
+    s.follower.poll_interval = POLL;
+    s.follower.max_staleness = Duration::from_secs(10);
+    s
+}
+
+fn say(line: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    // Tagged: the test harness may print on the same line before it.
+    writeln!(out, "@@{line}").context("printing to the parent")?;
+    out.flush().context("flushing stdout")
+}
+
+/// A writer or follower process. A no-op unless started by
+/// `followers_in_other_processes_read_only_acknowledged_values`.
+#[test]
+fn child_process() -> Result<()> {
+    let Some(role) = std::env::var_os(CHILD_ENV) else {
+        return Ok(());
+    };
+    let url = std::env::var(URL_ENV).with_context(|| format!("reading {URL_ENV}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+    rt.block_on(async move {
+        let b = silt::DbBuilder::from_url(&url)?.settings(process_settings());
+        if role == "writer" {
+            let db = b.open().await.context("open the writer")?;
+            say("READY")?;
+            let mut rng = Rng(11);
+            let start = tokio::time::Instant::now();
+            let mut counter = 0u64;
+            while start.elapsed() < LOAD {
+                counter += 1;
+                let key = format!("k{:03}", rng.range(0, 200));
+                let value = format!("w-{counter:08}-{}", "x".repeat(200));
+                db.put(&key, &value).await.context("put")?;
+                say(&format!("ACK {key} {value}"))?;
+            }
+            db.close().await.context("close the writer")?;
+            say("DONE")?;
+        } else {
+            let db = b.follower().open().await.context("open the follower")?;
+            let mut rng = Rng(std::process::id().into());
+            let start = tokio::time::Instant::now();
+            let mut max_lag = Duration::ZERO;
+            while start.elapsed() < LOAD {
+                let key = format!("k{:03}", rng.range(0, 200));
+                let value = db.get(&key).await.context("follower get")?;
+                let value = value.map_or_else(
+                    || "-".to_owned(),
+                    |v| String::from_utf8_lossy(&v).into_owned(),
+                );
+                say(&format!("READ {key} {value}"))?;
+                if let Some(st) = db.follower_status() {
+                    max_lag = max_lag.max(st.lag);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let (polls, manifests) = db
+                .metrics()
+                .follower
+                .map_or((0, 0), |f| (f.polls, f.manifests_applied));
+            say(&format!("LAG {} {polls} {manifests}", max_lag.as_millis()))?;
+            db.close().await.context("close the follower")?;
+            say("DONE")?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+fn spawn_child(role: &str, url: &str) -> Result<std::process::Child> {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().context("finding the test binary")?;
+    Command::new(exe)
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, role)
+        .env(URL_ENV, url)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("spawning the {role} process"))
+}
+
+/// The lines a child printed, read on a thread; `until` stops early at that line.
+fn read_lines(
+    child: &mut std::process::Child,
+    until: Option<&'static str>,
+) -> Result<std::sync::mpsc::Receiver<String>> {
+    use std::io::BufRead as _;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the child's stdout is not piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(line) = line.split_once("@@").map(|(_, l)| l.to_owned()) else {
+                continue;
+            };
+            let stop = until.is_some_and(|u| line == u);
+            if tx.send(line).is_err() || stop {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+#[test]
+fn followers_in_other_processes_read_only_acknowledged_values() -> Result<()> {
+    let Some(base) = common::s3_base_url("follower processes") else {
+        return Ok(());
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos();
+    let url = format!("{base}/followers-{nanos}");
+    let mut writer = spawn_child("writer", &url)?;
+    let writer_lines = read_lines(&mut writer, None)?;
+    // The followers start once the writer has claimed the database.
+    loop {
+        let line = writer_lines
+            .recv_timeout(Duration::from_secs(30))
+            .context("the writer did not start")?;
+        if line == "READY" {
+            break;
+        }
+    }
+    let mut followers = Vec::new();
+    for _ in 0..2 {
+        let mut child = spawn_child("follower", &url)?;
+        let lines = read_lines(&mut child, None)?;
+        followers.push((child, lines));
+    }
+    let writer_out: Vec<String> = writer_lines.iter().collect();
+    let status = writer.wait().context("waiting for the writer")?;
+    ensure!(status.success(), "the writer failed: {status}");
+    ensure!(
+        writer_out.last().map(String::as_str) == Some("DONE"),
+        "the writer did not finish"
+    );
+    let acked: std::collections::HashMap<String, String> = writer_out
+        .iter()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (v.to_owned(), k.to_owned()))
+        .collect();
+    ensure!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    for (i, (mut child, lines)) in followers.into_iter().enumerate() {
+        let out: Vec<String> = lines.iter().collect();
+        let status = child.wait().context("waiting for a follower")?;
+        ensure!(status.success(), "follower {i} failed: {status}");
+        let mut reads = 0;
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for l in out.iter().filter_map(|l| l.strip_prefix("READ ")) {
+            let (key, value) = l.split_once(' ').context("a READ line without a value")?;
+            reads += 1;
+            if value == "-" {
+                ensure!(!seen.contains_key(key), "follower {i}: {key} disappeared");
+                continue;
+            }
+            let Some(writer_key) = acked.get(value) else {
+                bail!("follower {i} read {key} = {value:.12}, which the writer never acknowledged");
+            };
+            ensure!(
+                writer_key == key,
+                "follower {i} read {key} = the value of {writer_key}"
+            );
+            // A prefix of the history: a key's values never go back.
+            if let Some(prev) = seen.get(key) {
+                ensure!(
+                    value >= prev.as_str(),
+                    "follower {i}: {key} went back from {prev:.12} to {value:.12}"
+                );
+            }
+            seen.insert(key.to_owned(), value.to_owned());
+        }
+        ensure!(
+            reads > 100 && !seen.is_empty(),
+            "follower {i} read {reads} values, {} present",
+            seen.len()
+        );
+        let lag = out
+            .iter()
+            .find_map(|l| l.strip_prefix("LAG "))
+            .context("a follower did not report its lag")?;
+        let figures: Vec<u64> = lag
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("LAG line")?;
+        let [lag_ms, polls, manifests] = figures[..] else {
+            bail!("LAG line {lag:?}");
+        };
+        ensure!(polls > 10, "follower {i} polled {polls} times");
+        ensure!(manifests > 0, "follower {i} swapped in no manifest");
+        let bound = POLL + Duration::from_secs(3);
+        ensure!(
+            u128::from(lag_ms) <= bound.as_millis(),
+            "follower {i} lagged {lag_ms} ms (bound {bound:?})"
+        );
+        eprintln!(
+            "follower {i}: {reads} reads, {} keys seen, max lag {lag_ms} ms, {polls} polls, {manifests} manifests",
+            seen.len()
+        );
+    }
+    Ok(())
+}
