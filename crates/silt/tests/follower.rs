@@ -371,6 +371,59 @@ async fn reads_fail_as_stale_while_the_store_is_unreachable() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_an_empty_store_follows_each_new_writer() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    // Opened before any writer: nothing to lease yet.
+    let follower = open_follower(&store, stepped_follower_settings()).await?;
+    ensure!(follower.visible_seq() == 0 && full_scan(&follower).await?.is_empty());
+    let first = open_writer(&store).await?;
+    for i in 0..30 {
+        first.put(format!("a{i:02}"), format!("first-{i}")).await?;
+    }
+    first.flush_memtables().await?;
+    first.put("shared", "first").await?;
+    follower.follower_poll_now().await?;
+    ensure!(follower.visible_seq() == first.visible_seq());
+    ensure!(follower.get("shared").await?.as_deref() == Some(&b"first"[..]));
+    // A second writer fences the first (which is still open) and continues.
+    let second = open_writer(&store).await?;
+    let e = first
+        .put("shared", "zombie")
+        .await
+        .err()
+        .context("the fenced writer's write succeeded")?;
+    ensure!(e.is_fenced(), "{e}");
+    second.put("shared", "second").await?;
+    second.put("b", "only-second").await?;
+    follower.follower_poll_now().await?;
+    ensure!(
+        follower.visible_seq() == second.visible_seq(),
+        "{} vs {}",
+        follower.visible_seq(),
+        second.visible_seq()
+    );
+    ensure!(full_scan(&follower).await? == full_scan(&second).await?);
+    ensure!(follower.get("shared").await?.as_deref() == Some(&b"second"[..]));
+    let status = follower.follower_status().context("status")?;
+    ensure!(status.writer_epoch == second.writer_epoch(), "{status:?}");
+    let leases = second
+        .list_checkpoints()
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == silt::CheckpointKind::Lease)
+        .count();
+    ensure!(leases == 1, "{leases} leases");
+    follower.close().await?;
+    ensure!(
+        second.list_checkpoints().await?.is_empty(),
+        "close deletes the lease"
+    );
+    second.close().await?;
+    let _ = first.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_under_load_loses_nothing_acknowledged() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let writer = Arc::new(open_writer(&store).await?);

@@ -182,8 +182,9 @@ impl DbInner {
         Ok(())
     }
 
-    /// One poll (see the module docs). Polls are serialised.
-    pub(crate) async fn follower_poll(&self) -> Result<()> {
+    /// One poll (see the module docs); returns whether it found the follower caught up.
+    /// Polls are serialised.
+    pub(crate) async fn follower_poll(&self) -> Result<bool> {
         let f = self.follower()?;
         let started = self.clock.now();
         let mut st = f.state.lock().await;
@@ -194,7 +195,18 @@ impl DbInner {
             Ok(false) => {}
             Err(_) => f.poll_errors.incr(),
         }
-        result.map(|_| ())
+        result
+    }
+
+    /// The open's catch-up: poll until caught up, or until a poll makes no progress (a
+    /// gap that waits for a segment still uploading).
+    pub(crate) async fn follower_catch_up(&self) -> Result<()> {
+        loop {
+            let before = self.visible_seq.load(Ordering::Acquire);
+            if self.follower_poll().await? || self.visible_seq.load(Ordering::Acquire) == before {
+                return Ok(());
+            }
+        }
     }
 
     /// Returns whether the poll found the follower caught up.
@@ -488,7 +500,7 @@ impl Db {
     #[doc(hidden)]
     pub async fn follower_poll_now(&self) -> Result<()> {
         self.inner.check_usable()?;
-        self.inner.follower_poll().await
+        self.inner.follower_poll().await.map(|_| ())
     }
 
     /// Promote this follower: close it, then open the database as its writer with the

@@ -364,7 +364,7 @@ async fn open_leased(
     inner.counters.recovery_segments.add(recovery_segments);
     if inner.follower.is_some() {
         // Start caught up: the first poll replays the WAL past the replay point.
-        if let Err(e) = inner.follower_poll().await {
+        if let Err(e) = inner.follower_catch_up().await {
             inner.release_lease().await;
             return Err(e);
         }
