@@ -89,6 +89,8 @@ pub struct FollowerStatus {
     /// Time since the last poll that found the follower caught up started (its state
     /// holds everything the store held then).
     pub lag: Duration,
+    /// When that poll started, Unix milliseconds by the handle's clock.
+    pub last_caught_up_unix_ms: u64,
     /// Whether reads fail with [`Error::Stale`] now (`lag` beyond
     /// `follower.max_staleness`).
     pub stale: bool,
@@ -485,6 +487,10 @@ impl Db {
             applied_seq: applied,
             lag_seq: f.newest_seen.get().saturating_sub(applied),
             lag,
+            last_caught_up_unix_ms: inner
+                .clock
+                .unix_millis()
+                .saturating_sub(u64::try_from(lag.as_millis()).unwrap_or(u64::MAX)),
             stale: !bound.is_zero() && lag > bound,
             manifest_id: f.manifest_id.get(),
             writer_epoch: f.epoch.get(),
