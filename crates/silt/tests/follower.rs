@@ -321,6 +321,68 @@ async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
     Ok(())
 }
 
+/// Answers the next WAL GET (while armed) with `NotFound`: the segment was listed, then
+/// collected before its GET.
+#[derive(Debug, Default)]
+struct GoneOnce {
+    armed: std::sync::atomic::AtomicBool,
+    gone: std::sync::atomic::AtomicU64,
+}
+
+impl common::Hook for GoneOnce {
+    fn get_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        options: silt::object_store::GetOptions,
+    ) -> common::BoxFut<'a, silt::object_store::Result<silt::object_store::GetResult>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if in_dir(location, "wal") && self.armed.swap(false, SeqCst) {
+            self.gone.fetch_add(1, SeqCst);
+            return Box::pin(async move {
+                Err(silt::object_store::Error::NotFound {
+                    path: location.to_string(),
+                    source: "collected after the listing".into(),
+                })
+            });
+        }
+        inner.get_opts(location, options)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_gone_after_the_listing_makes_the_follower_reload_and_go_on() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let hook = HookStore::new(Arc::clone(&plain), GoneOnce::default());
+    let hooked: Arc<dyn ObjectStore> = hook.clone();
+    let writer = open_writer(&plain).await?;
+    writer.put("a", "1").await?;
+    let follower = open_follower(&hooked, stepped_follower_settings()).await?;
+    writer.put("b", "2").await?;
+    writer.flush_memtables().await?;
+    writer.put("c", "3").await?;
+    hook.hook
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    follower.follower_poll_now().await?;
+    ensure!(hook.hook.gone.load(std::sync::atomic::Ordering::SeqCst) == 1);
+    ensure!(
+        follower.visible_seq() == writer.visible_seq(),
+        "{} vs {}",
+        follower.visible_seq(),
+        writer.visible_seq()
+    );
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        ensure!(
+            follower.get(k).await?.as_deref() == Some(v.as_bytes()),
+            "{k}"
+        );
+    }
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
 #[tokio::test(start_paused = true)]
 async fn reads_fail_as_stale_while_the_store_is_unreachable() -> Result<()> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
