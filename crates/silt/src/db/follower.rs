@@ -460,7 +460,20 @@ pub(crate) async fn run_follower(inner: Arc<DbInner>, mut shutdown: watch::Recei
         if inner.check_usable().is_err() {
             return;
         }
-        if let Err(e) = inner.follower_poll().await {
+        // A poll riding out a store outage (up to `store.retry.deadline`) does not hold up
+        // a close: it is dropped at its next await (state changes between awaits are
+        // whole, and the version swap has none; a lease object stored by a dropped move
+        // just expires).
+        let polled = tokio::select! {
+            r = inner.follower_poll() => r,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(e) = polled {
             if matches!(
                 e.kind(),
                 crate::ErrorKind::Corrupt | crate::ErrorKind::Closed(_)
