@@ -50,7 +50,7 @@ fn expiry(now_ms: u64, lifetime: Option<Duration>) -> Option<u64> {
 }
 
 /// A read-only handle's lease on the manifest it reads. A follower moves it to each
-/// manifest it swaps in ([`Lease::move_to`]): a new lease object on the new manifest is
+/// manifest it swaps in ([`Lease::stage`]): a new lease object on the new manifest is
 /// stored and checked first, the old one deleted after the swap.
 #[derive(Debug)]
 pub(crate) struct Lease {
@@ -161,20 +161,20 @@ impl Lease {
     /// Lease manifest `m` (a follower about to swap it in), by the creation rule: a new
     /// lease object on `m` is stored, then `m` is checked to be still protected by GC's
     /// manifest rules. Returns `Ok(None)` when it was not (the new object is deleted
-    /// again; the caller loads the newest manifest and tries again), else the name of the
-    /// lease object it replaced, which the caller deletes once it no longer reads that
-    /// manifest. Until then both objects pin their manifests.
+    /// again; the caller loads the newest manifest and tries again). Until the returned
+    /// [`StagedLease`] is committed (after the swap) or dropped the old object stays the
+    /// lease (renewals wait), and both pin their manifests.
     ///
     /// # Errors
     /// Store errors (the old lease stays in place).
-    pub(crate) async fn move_to(
+    pub(crate) async fn stage(
         &self,
         storage: &Storage,
         clock: &dyn Clock,
         grace: Duration,
         m: &Manifest,
-    ) -> Result<Option<Option<String>>> {
-        let _io = self.io.lock().await;
+    ) -> Result<Option<StagedLease<'_>>> {
+        let io = self.io.lock().await;
         let now = clock.unix_millis();
         let next = LeaseObject::fresh(now, m.id);
         let expires = now.saturating_add(millis(self.lifetime));
@@ -184,12 +184,41 @@ impl Lease {
             checkpoint::delete(storage, &next.name).await?;
             return Ok(None);
         }
-        let old = self.current.lock().replace(next);
-        // The new object's expiry is the lease's now (never earlier than the old one's
-        // unless a renewal of the old one extended it further: then take the new one's,
-        // since only the new object is renewed from here on).
-        self.expires_at_ms.store(expires, Ordering::Release);
-        Ok(Some(old.map(|o| o.name)))
+        Ok(Some(StagedLease {
+            lease: self,
+            next,
+            expires,
+            _io: io,
+        }))
+    }
+}
+
+/// A lease object stored on a follower's next manifest, not yet the handle's lease
+/// ([`Lease::stage`]).
+#[derive(Debug)]
+pub(crate) struct StagedLease<'a> {
+    lease: &'a Lease,
+    next: LeaseObject,
+    expires: u64,
+    _io: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl StagedLease<'_> {
+    /// The handle now reads the new manifest: the new object is the lease. Returns the
+    /// old object's name, for the caller to delete.
+    pub(crate) fn commit(self) -> Option<String> {
+        let old = self.lease.current.lock().replace(self.next);
+        self.lease
+            .expires_at_ms
+            .store(self.expires, Ordering::Release);
+        old.map(|o| o.name)
+    }
+
+    /// The swap failed: delete the new object (best effort; it expires anyway).
+    pub(crate) async fn abandon(self, storage: &Storage) {
+        if let Err(e) = checkpoint::delete(storage, &self.next.name).await {
+            tracing::warn!(lease = self.next.name, error = %e, "could not delete an unused lease");
+        }
     }
 }
 

@@ -123,8 +123,6 @@ struct State {
     /// Fetched segments at ids above `next_id` waiting for the ids below them.
     fetched: BTreeMap<u64, WalSegment>,
     manifest: Manifest,
-    /// Lease objects of manifests this handle read before, deleted once a swap is done.
-    old_leases: Vec<String>,
 }
 
 impl Follower {
@@ -137,7 +135,6 @@ impl Follower {
                 next_id: manifest.wal_replay_from.max(1),
                 fetched: BTreeMap::new(),
                 manifest,
-                old_leases: Vec::new(),
             }),
             caught_up_at: parking_lot::Mutex::new(now),
             newest_seen: Cell::default(),
@@ -249,8 +246,8 @@ impl DbInner {
             }
             // Lease first: GC keeps `m` from here on (and the old lease keeps what this
             // handle reads until the swap).
-            let Some(old) = lease
-                .move_to(
+            let Some(staged) = lease
+                .stage(
                     &self.storage,
                     self.clock.as_ref(),
                     self.settings.gc.grace,
@@ -264,13 +261,14 @@ impl DbInner {
                 );
                 continue;
             };
-            st.old_leases.extend(old);
-            // On a failed swap the handle still reads the old manifest, whose lease object
-            // stays (unrenewed; the next poll tries again).
-            self.swap_manifest(f, st, m).await?;
-            // The old lease objects go once the handle reads the new manifest (best
-            // effort: they expire anyway).
-            for old in std::mem::take(&mut st.old_leases) {
+            if let Err(e) = self.swap_manifest(f, st, m).await {
+                // The handle still reads the old manifest, under its old lease.
+                staged.abandon(&self.storage).await;
+                return Err(e);
+            }
+            // The old lease object goes once the handle reads the new manifest (best
+            // effort: it expires anyway).
+            if let Some(old) = staged.commit() {
                 if let Err(e) = crate::checkpoint::delete(&self.storage, &old).await {
                     tracing::warn!(lease = old, error = %e, "could not delete the follower's previous lease");
                 }
@@ -462,7 +460,7 @@ pub(crate) async fn run_follower(inner: Arc<DbInner>, mut shutdown: watch::Recei
         }
         // A poll riding out a store outage (up to `store.retry.deadline`) does not hold up
         // a close: it is dropped at its next await (state changes between awaits are
-        // whole, and the version swap has none; a lease object stored by a dropped move
+        // whole, and the version swap has none; a lease object stored for a dropped swap
         // just expires).
         let polled = tokio::select! {
             r = inner.follower_poll() => r,
