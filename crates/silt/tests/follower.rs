@@ -511,7 +511,7 @@ async fn promotion_under_load_loses_nothing_acknowledged() -> Result<()> {
         (acked, None)
     });
     // Let some load run, then promote.
-    while writer.visible_seq() < 300 {
+    while writer.visible_seq() < 300 && !load.is_finished() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let promoted = follower.promote().await.context("promote")?;
