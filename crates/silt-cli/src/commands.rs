@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Gc { grace } => {
             with_writer(url, lat, settings()?, |db| maintenance::cmd_gc(db, grace)).await
         }
-        Command::Bench(cmd) => bench::run(url, lat, settings()?, cmd).await,
+        Command::Bench(cmd) => Box::pin(bench::run(url, lat, settings()?, cmd)).await,
         Command::Serve(args) => crate::serve::run(url, lat, settings()?, args).await,
         Command::Checkpoint(cmd) => checkpoints::run(url, lat, settings()?, cmd).await,
         Command::Get { key, hex } => {

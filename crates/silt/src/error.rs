@@ -110,6 +110,11 @@ pub enum Error {
     /// it reads, so it reads nothing more (kind `Closed(Poisoned)`: reopen).
     #[error("reader lease lost: {0}")]
     LeaseLost(String),
+    /// A follower has not caught up with the store within `follower.max_staleness`
+    /// (the store is unreachable, or the follower falls behind): it serves nothing older
+    /// rather than stale data (kind `Unavailable`: retry later).
+    #[error("follower is stale: {0}")]
+    Stale(String),
     /// A bug or unexpected state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -127,7 +132,7 @@ impl Error {
             | Error::Checkpoint(_) => ErrorKind::InvalidInput,
             Error::LeaseLost(_) => ErrorKind::Closed(CloseReason::Poisoned),
             Error::Store { source, .. } => store_kind(source),
-            Error::Io { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
+            Error::Io { .. } | Error::Timeout { .. } | Error::Stale(_) => ErrorKind::Unavailable,
             Error::Closed => ErrorKind::Closed(CloseReason::Clean),
             Error::Stopped(inner) => match inner.kind() {
                 ErrorKind::Corrupt => ErrorKind::Corrupt,

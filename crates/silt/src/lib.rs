@@ -52,13 +52,13 @@ mod wal;
 
 pub use bytes::Bytes;
 pub use config::{
-    CacheSettings, CompactionSettings, GcSettings, LocalLogMode, LocalLogSettings, MemoryBudget,
-    RetrySettings, Settings, StoreSettings, WalSettings, MAX_BATCH_BYTES, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
+    CacheSettings, CompactionSettings, FollowerSettings, GcSettings, LocalLogMode,
+    LocalLogSettings, MemoryBudget, RetrySettings, Settings, StoreSettings, WalSettings,
+    MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use db::{
-    CheckpointInfo, Db, DbBuilder, DbStats, Durability, EngineSnapshot, Expiry, GcReport, Metrics,
-    Snapshot, WriteBatch, WriteOptions,
+    CheckpointInfo, Db, DbBuilder, DbStats, Durability, EngineSnapshot, Expiry, FollowerSnapshot,
+    FollowerStatus, GcReport, Metrics, Snapshot, WriteBatch, WriteOptions,
 };
 pub use error::{CloseReason, Error, ErrorKind, Result};
 #[doc(hidden)] // Counts of live engine objects, for the leak tests.

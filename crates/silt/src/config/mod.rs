@@ -69,6 +69,33 @@ pub struct Settings {
     pub gc: GcSettings,
     /// How object-store faults are ridden out.
     pub store: StoreSettings,
+    /// How a follower (`DbBuilder::follower`) keeps up with the writer.
+    pub follower: FollowerSettings,
+}
+
+/// A follower's polling (see `docs/ARCHITECTURE.md`, "Followers").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowerSettings {
+    /// Time between polls of the store: each lists the WAL past the last segment applied
+    /// and the manifests past the current one (two LISTs), and fetches what is new.
+    /// Default 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Reads fail with `Unavailable` ([`crate::Error::Stale`]) once the last poll that
+    /// found the follower caught up with the store started longer ago than this. `0`:
+    /// unbounded (reads serve however old a state). Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub max_staleness: Duration,
+}
+
+impl Default for FollowerSettings {
+    fn default() -> Self {
+        FollowerSettings {
+            poll_interval: Duration::from_millis(100),
+            max_staleness: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How the engine rides out object-store faults.
@@ -124,6 +151,7 @@ impl Default for Settings {
             compaction: CompactionSettings::default(),
             gc: GcSettings::default(),
             store: StoreSettings::default(),
+            follower: FollowerSettings::default(),
         }
     }
 }
@@ -389,6 +417,17 @@ impl Settings {
                 self.cache.disk_bytes
             ));
         }
+        let f = &self.follower;
+        if f.poll_interval.is_zero() {
+            return bad("follower.poll_interval must be positive".into());
+        }
+        if !f.max_staleness.is_zero() && f.max_staleness < f.poll_interval {
+            return bad(format!(
+                "follower.max_staleness ({:?}) must be 0 (unbounded) or at least \
+                 follower.poll_interval ({:?})",
+                f.max_staleness, f.poll_interval
+            ));
+        }
         if self.sst.bloom_bits_per_key > 64 {
             return bad(format!(
                 "sst.bloom_bits_per_key must be at most 64, got {}",
@@ -487,6 +526,16 @@ mod tests {
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("sst.block_bytes"), "{e}");
         s.sst.block_bytes = silt_format::sst::MAX_TARGET_BLOCK_BYTES;
+        s.validate().unwrap();
+        let mut s = Settings::default();
+        s.follower.poll_interval = Duration::ZERO;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("follower.poll_interval"), "{e}");
+        let mut s = Settings::default();
+        s.follower.max_staleness = Duration::from_millis(10);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("follower.max_staleness"), "{e}");
+        s.follower.max_staleness = Duration::ZERO;
         s.validate().unwrap();
     }
 

@@ -22,6 +22,7 @@ pub struct DbBuilder {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) read_only: bool,
     pub(crate) at_checkpoint: Option<String>,
+    pub(crate) follower: bool,
 }
 
 impl DbBuilder {
@@ -36,6 +37,7 @@ impl DbBuilder {
             clock: Arc::new(TokioClock),
             read_only: false,
             at_checkpoint: None,
+            follower: false,
         }
     }
 
@@ -93,6 +95,27 @@ impl DbBuilder {
         self
     }
 
+    /// Open as a **follower**: read-only (with a reader lease, as
+    /// [`DbBuilder::read_only`]), and kept up with the writer by a background task that
+    /// polls the store every `follower.poll_interval`, applying new WAL segments (only a
+    /// contiguous prefix of the writer's history: reads never see past a missing segment
+    /// or sequence gap) and swapping in newer manifests (moving its lease first). Reads
+    /// fail with [`crate::Error::Stale`] (kind `Unavailable`) once the follower has not
+    /// been caught up with the store for `follower.max_staleness`.
+    /// [`crate::Db::follower_status`] and [`crate::Metrics::follower`] report its lag.
+    ///
+    /// The open itself polls once, so the handle starts caught up. To promote a
+    /// follower, open the database as its writer ([`crate::Db::promote`]).
+    ///
+    /// # Errors (on open)
+    /// [`crate::Error::InvalidInput`] together with [`DbBuilder::at_checkpoint`].
+    #[must_use]
+    pub fn follower(mut self) -> Self {
+        self.read_only = true;
+        self.follower = true;
+        self
+    }
+
     /// Add a delay to every object-store request (benchmarks and tests: a local directory
     /// behaving like a remote store).
     #[must_use]
@@ -113,6 +136,22 @@ impl DbBuilder {
     /// The object store stack the database will use: `InstrumentedStore` on top of the
     /// optional `FaultStore` on top of the optional `LatencyStore` on top of the given store
     /// (see `docs/ARCHITECTURE.md`).
+    /// The same store, options, settings and clock, as a writer's builder (a follower's
+    /// promotion).
+    pub(crate) fn writer_like(&self) -> DbBuilder {
+        DbBuilder {
+            store: Arc::clone(&self.store),
+            root: self.root.clone(),
+            store_latency: self.store_latency,
+            store_faults: self.store_faults,
+            settings: self.settings.clone(),
+            clock: Arc::clone(&self.clock),
+            read_only: false,
+            at_checkpoint: None,
+            follower: false,
+        }
+    }
+
     pub(crate) fn storage(&self) -> (Storage, Arc<StoreMetrics>) {
         let (store, metrics) = wrap(
             Arc::clone(&self.store),

@@ -49,51 +49,92 @@ fn expiry(now_ms: u64, lifetime: Option<Duration>) -> Option<u64> {
     lifetime.map(|l| now_ms.saturating_add(millis(l)))
 }
 
-/// A read-only handle's lease on the manifest it opened.
+/// A read-only handle's lease on the manifest it reads. A follower moves it to each
+/// manifest it swaps in ([`Lease::stage`]): a new lease object on the new manifest is
+/// stored and checked first, the old one deleted after the swap.
 #[derive(Debug)]
 pub(crate) struct Lease {
-    name: String,
-    manifest_id: u64,
-    created_at_ms: u64,
+    /// The stored lease object (`None`: a follower of a database that had no manifest yet).
+    current: parking_lot::Mutex<Option<LeaseObject>>,
     /// What the handle reads up to (the replayed end, or the checkpoint's).
     seq: AtomicU64,
     /// When the lease stops protecting the manifest unless renewed, Unix milliseconds.
     expires_at_ms: AtomicU64,
     lifetime: Duration,
+    /// Serialises the lease's writes (renewals and moves), so a renewal never stores an
+    /// object a move has replaced.
+    io: tokio::sync::Mutex<()>,
+}
+
+/// Which lease object is stored.
+#[derive(Debug, Clone)]
+struct LeaseObject {
+    name: String,
+    manifest_id: u64,
+    created_at_ms: u64,
+}
+
+impl LeaseObject {
+    fn fresh(now_ms: u64, manifest_id: u64) -> Self {
+        LeaseObject {
+            name: format!(
+                "lease-{}",
+                ulid::Ulid::from_parts(now_ms, rand::random()).to_string()
+            ),
+            manifest_id,
+            created_at_ms: now_ms,
+        }
+    }
 }
 
 impl Lease {
     fn new(clock: &dyn Clock, manifest_id: u64, seq: SeqNo, lifetime: Duration) -> Self {
         let now = clock.unix_millis();
-        let name = format!(
-            "lease-{}",
-            ulid::Ulid::from_parts(now, rand::random()).to_string()
-        );
         Lease {
-            name,
-            manifest_id,
-            created_at_ms: now,
+            current: parking_lot::Mutex::new(Some(LeaseObject::fresh(now, manifest_id))),
             seq: AtomicU64::new(seq),
             expires_at_ms: AtomicU64::new(now.saturating_add(millis(lifetime))),
             lifetime,
+            io: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn object(&self) -> Checkpoint {
+    /// A follower's lease before any manifest exists: nothing stored, nothing to expire.
+    pub(crate) fn none_yet(lifetime: Duration) -> Self {
+        Lease {
+            current: parking_lot::Mutex::new(None),
+            seq: AtomicU64::new(0),
+            expires_at_ms: AtomicU64::new(u64::MAX),
+            lifetime,
+            io: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn object_of(&self, o: &LeaseObject, expires_at_ms: u64) -> Checkpoint {
         Checkpoint {
             format_version: CHECKPOINT_FORMAT_VERSION,
-            name: self.name.clone(),
+            name: o.name.clone(),
             kind: CheckpointKind::Lease,
-            manifest_id: self.manifest_id,
+            manifest_id: o.manifest_id,
             seq: self.seq.load(Ordering::Acquire),
-            created_at_ms: self.created_at_ms,
-            expires_at_ms: Some(self.expires_at_ms.load(Ordering::Acquire)),
+            created_at_ms: o.created_at_ms,
+            expires_at_ms: Some(expires_at_ms),
         }
     }
 
-    /// The lease's name (`lease-<ulid>`).
-    pub(crate) fn name(&self) -> &str {
-        &self.name
+    fn object(&self) -> Option<Checkpoint> {
+        let cur = self.current.lock().clone()?;
+        Some(self.object_of(&cur, self.expires_at_ms.load(Ordering::Acquire)))
+    }
+
+    /// The stored lease's name (`lease-<ulid>`).
+    pub(crate) fn name(&self) -> Option<String> {
+        self.current.lock().as_ref().map(|o| o.name.clone())
+    }
+
+    /// The manifest the lease pins.
+    pub(crate) fn manifest_id(&self) -> Option<u64> {
+        self.current.lock().as_ref().map(|o| o.manifest_id)
     }
 
     pub(crate) fn set_seq(&self, seq: SeqNo) {
@@ -104,13 +145,80 @@ impl Lease {
     pub(crate) fn check(&self, now_ms: u64) -> Result<()> {
         let at = self.expires_at_ms.load(Ordering::Acquire);
         if now_ms >= at {
+            let (name, manifest) = self
+                .current
+                .lock()
+                .as_ref()
+                .map_or((String::new(), 0), |o| (o.name.clone(), o.manifest_id));
             return Err(Error::LeaseLost(format!(
-                "lease {} on manifest {} expired at {at} (Unix ms) without renewal; \
-                 garbage collection may delete what this handle reads: reopen",
-                self.name, self.manifest_id
+                "lease {name} on manifest {manifest} expired at {at} (Unix ms) without \
+                 renewal; garbage collection may delete what this handle reads: reopen"
             )));
         }
         Ok(())
+    }
+
+    /// Lease manifest `m` (a follower about to swap it in), by the creation rule: a new
+    /// lease object on `m` is stored, then `m` is checked to be still protected by GC's
+    /// manifest rules. Returns `Ok(None)` when it was not (the new object is deleted
+    /// again; the caller loads the newest manifest and tries again). Until the returned
+    /// [`StagedLease`] is committed (after the swap) or dropped the old object stays the
+    /// lease (renewals wait), and both pin their manifests.
+    ///
+    /// # Errors
+    /// Store errors (the old lease stays in place).
+    pub(crate) async fn stage(
+        &self,
+        storage: &Storage,
+        clock: &dyn Clock,
+        grace: Duration,
+        m: &Manifest,
+    ) -> Result<Option<StagedLease<'_>>> {
+        let io = self.io.lock().await;
+        let now = clock.unix_millis();
+        let next = LeaseObject::fresh(now, m.id);
+        let expires = now.saturating_add(millis(self.lifetime));
+        let obj = self.object_of(&next, expires);
+        checkpoint::create(storage, &obj).await?;
+        if !checkpoint::manifest_protected(storage, m.id, grace, clock.unix_millis()).await? {
+            checkpoint::delete(storage, &next.name).await?;
+            return Ok(None);
+        }
+        Ok(Some(StagedLease {
+            lease: self,
+            next,
+            expires,
+            _io: io,
+        }))
+    }
+}
+
+/// A lease object stored on a follower's next manifest, not yet the handle's lease
+/// ([`Lease::stage`]).
+#[derive(Debug)]
+pub(crate) struct StagedLease<'a> {
+    lease: &'a Lease,
+    next: LeaseObject,
+    expires: u64,
+    _io: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl StagedLease<'_> {
+    /// The handle now reads the new manifest: the new object is the lease. Returns the
+    /// old object's name, for the caller to delete.
+    pub(crate) fn commit(self) -> Option<String> {
+        let old = self.lease.current.lock().replace(self.next);
+        self.lease
+            .expires_at_ms
+            .store(self.expires, Ordering::Release);
+        old.map(|o| o.name)
+    }
+
+    /// The swap failed: delete the new object (best effort; it expires anyway).
+    pub(crate) async fn abandon(self, storage: &Storage) {
+        if let Err(e) = checkpoint::delete(storage, &self.next.name).await {
+            tracing::warn!(lease = self.next.name, error = %e, "could not delete an unused lease");
+        }
     }
 }
 
@@ -148,10 +256,11 @@ pub(super) async fn start_read_only(
                 )
             })?;
         let lease = Lease::new(clock, m.id, cp.seq, lifetime);
-        checkpoint::create(storage, &lease.object()).await?;
+        let obj = stored_object(&lease)?;
+        checkpoint::create(storage, &obj).await?;
         // The checkpoint pinned the manifest until our lease was stored, if it still lives.
         if let Err(e) = live_checkpoint(storage, clock, name).await {
-            checkpoint::delete(storage, lease.name()).await?;
+            checkpoint::delete(storage, &obj.name).await?;
             return Err(e);
         }
         return Ok(ReadOnlyStart {
@@ -169,7 +278,8 @@ pub(super) async fn start_read_only(
             });
         };
         let lease = Lease::new(clock, m.id, m.last_flushed_seq, lifetime);
-        checkpoint::create(storage, &lease.object()).await?;
+        let obj = stored_object(&lease)?;
+        checkpoint::create(storage, &obj).await?;
         if checkpoint::manifest_protected(storage, m.id, settings.gc.grace, clock.unix_millis())
             .await?
         {
@@ -179,7 +289,7 @@ pub(super) async fn start_read_only(
                 lease: Some(lease),
             });
         }
-        checkpoint::delete(storage, lease.name()).await?;
+        checkpoint::delete(storage, &obj.name).await?;
         tracing::info!(
             manifest = m.id,
             "the manifest was replaced before its lease was stored; leasing the newest again"
@@ -189,6 +299,13 @@ pub(super) async fn start_read_only(
         "the newest manifest was replaced {LEASE_ATTEMPTS} times before a lease on it was \
          stored (is gc.grace shorter than a store round trip?)"
     )))
+}
+
+/// The object of a lease made with a manifest.
+fn stored_object(lease: &Lease) -> Result<Checkpoint> {
+    lease
+        .object()
+        .ok_or_else(|| Error::Internal("a new lease names no manifest".into()))
 }
 
 /// Checkpoint `name`, which must exist and not have expired.
@@ -217,9 +334,9 @@ impl DbInner {
 
     /// Delete this handle's lease (on close): best effort, it expires anyway.
     pub(crate) async fn release_lease(&self) {
-        if let Some(l) = &self.lease {
-            if let Err(e) = checkpoint::delete(&self.storage, l.name()).await {
-                tracing::warn!(lease = l.name(), error = %e, "could not delete the reader lease; it will expire");
+        if let Some(name) = self.lease.as_ref().and_then(Lease::name) {
+            if let Err(e) = checkpoint::delete(&self.storage, &name).await {
+                tracing::warn!(lease = name, error = %e, "could not delete the reader lease; it will expire");
             }
         }
     }
@@ -255,20 +372,23 @@ pub(crate) async fn run_lease_renewer(inner: Arc<DbInner>, mut shutdown: watch::
 }
 
 async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
+    let _io = lease.io.lock().await;
     lease.check(inner.clock.unix_millis())?;
     let previous_expiry = lease.expires_at_ms.load(Ordering::Acquire);
-    if checkpoint::read(&inner.storage, lease.name())
+    let Some(current) = lease.object() else {
+        return Ok(()); // a follower with nothing leased yet
+    };
+    if checkpoint::read(&inner.storage, &current.name)
         .await?
         .is_none()
     {
         return Err(Error::LeaseLost(format!(
             "lease {} on manifest {} was deleted",
-            lease.name(),
-            lease.manifest_id
+            current.name, current.manifest_id
         )));
     }
     let now = inner.clock.unix_millis();
-    let mut next = lease.object();
+    let mut next = current;
     next.expires_at_ms = Some(now.saturating_add(millis(lease.lifetime)));
     checkpoint::overwrite(&inner.storage, &next).await?;
     // A renewal that landed only once GC may have collected the lapsed lease (`gc.grace`
@@ -276,10 +396,10 @@ async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
     // objects: it does not count.
     let late = previous_expiry.saturating_add(millis(inner.settings.gc.grace / 2));
     if inner.clock.unix_millis() >= late {
-        let _ = checkpoint::delete(&inner.storage, lease.name()).await;
+        let _ = checkpoint::delete(&inner.storage, &next.name).await;
         return Err(Error::LeaseLost(format!(
             "renewing lease {} took until past its expiry plus half of gc.grace",
-            lease.name()
+            next.name
         )));
     }
     // Only a stored renewal extends the lease (never backwards: a slow renewal that was
@@ -326,12 +446,12 @@ impl Db {
             }
         };
         let Some(wal) = &inner.wal else {
-            let Some(lease) = &inner.lease else {
+            let Some(manifest_id) = inner.lease.as_ref().and_then(Lease::manifest_id) else {
                 return Err(Error::Checkpoint(
                     "the database is empty: there is no manifest to pin".into(),
                 ));
             };
-            let cp = make(lease.manifest_id, self.visible_seq());
+            let cp = make(manifest_id, self.visible_seq());
             checkpoint::create(storage, &cp).await?;
             if let Err(e) = inner.check_open() {
                 checkpoint::delete(storage, name).await?;

@@ -3,7 +3,7 @@
 //!
 //! Each component owns its figures and their Prometheus names, defined once next to its
 //! snapshot type: [`DbStats`] (`silt_stats_*`), [`EngineSnapshot`] (`silt_engine_*`),
-//! [`WalSnapshot`] (`silt_wal_*`), [`LocalLogSnapshot`] (`silt_local_log_*`),
+//! [`WalSnapshot`] (`silt_wal_*`), [`FollowerSnapshot`] (`silt_follower_*`), [`LocalLogSnapshot`] (`silt_local_log_*`),
 //! [`StoreMetricsSnapshot`] (`silt_store_*`, latency `silt_store_latency_*`),
 //! [`RetrySnapshot`] (`silt_store_retries_*`), [`FaultSnapshot`] (`silt_store_faults_*`),
 //! [`BlockCacheSnapshot`] (`silt_block_cache_*`), [`DiskCacheSnapshot`]
@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use super::{Db, DbStats, EngineSnapshot};
+use super::{Db, DbStats, EngineSnapshot, FollowerSnapshot};
 use crate::live::LiveObjects;
 use crate::lsm::cache::BlockCacheSnapshot;
 use crate::lsm::disk_cache::DiskCacheSnapshot;
@@ -37,6 +37,8 @@ pub struct Metrics {
     pub engine: EngineSnapshot,
     /// Remote WAL counters (absent when read-only).
     pub wal: Option<WalSnapshot>,
+    /// A follower's progress and lag (absent for other handles).
+    pub follower: Option<FollowerSnapshot>,
     /// Local log counters (absent without a local log).
     pub local_log: Option<LocalLogSnapshot>,
     /// Object-store requests by kind, bytes, latency quantiles.
@@ -65,6 +67,11 @@ impl Metrics {
             stats: self.stats.since(&earlier.stats),
             engine: self.engine.since(&earlier.engine),
             wal: since_opt(self.wal.as_ref(), earlier.wal.as_ref(), WalSnapshot::since),
+            follower: since_opt(
+                self.follower.as_ref(),
+                earlier.follower.as_ref(),
+                FollowerSnapshot::since,
+            ),
             local_log: since_opt(
                 self.local_log.as_ref(),
                 earlier.local_log.as_ref(),
@@ -97,6 +104,9 @@ impl Metrics {
         self.engine.write_prometheus(&mut out);
         if let Some(w) = &self.wal {
             w.write_prometheus(&mut out);
+        }
+        if let Some(f) = &self.follower {
+            f.write_prometheus(&mut out);
         }
         if let Some(l) = &self.local_log {
             l.write_prometheus(&mut out);
@@ -134,6 +144,7 @@ impl Db {
             stats: self.stats(),
             engine: inner.counters.snapshot(),
             wal: inner.wal.as_ref().map(|w| w.metrics().snapshot()),
+            follower: inner.follower_snapshot(),
             local_log: inner
                 .local
                 .as_ref()

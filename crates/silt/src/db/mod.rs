@@ -6,6 +6,7 @@ mod checkpoint;
 mod compact;
 mod counters;
 mod flush;
+mod follower;
 mod gc;
 mod metrics;
 mod open;
@@ -29,6 +30,7 @@ pub use self::builder::DbBuilder;
 pub use self::checkpoint::CheckpointInfo;
 pub(crate) use self::counters::EngineCounters;
 pub use self::counters::EngineSnapshot;
+pub use self::follower::{FollowerSnapshot, FollowerStatus};
 pub use self::gc::GcReport;
 pub use self::metrics::Metrics;
 pub use self::snapshot::Snapshot;
@@ -89,6 +91,10 @@ pub(crate) struct DbInner {
     /// A read-only handle's lease on the manifest it opened (`None` for a writer, and for
     /// an empty database).
     pub lease: Option<checkpoint::Lease>,
+    /// A follower's tailing state (`None` for other handles).
+    pub follower: Option<follower::Follower>,
+    /// A follower's builder for its promotion to writer ([`Db::promote`]).
+    pub promote: Option<DbBuilder>,
     pub counters: Arc<EngineCounters>,
     /// Requests the engine made to the object store.
     pub store_metrics: Arc<crate::objstore::StoreMetrics>,
@@ -96,7 +102,14 @@ pub(crate) struct DbInner {
 }
 
 impl DbInner {
+    /// The handle works and, for a follower, is fresh enough to serve reads.
     pub(crate) fn check_open(&self) -> Result<()> {
+        self.check_usable()?;
+        self.check_fresh()
+    }
+
+    /// The handle works: not closed, not stopped, its lease (if any) not lapsed.
+    pub(crate) fn check_usable(&self) -> Result<()> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }

@@ -58,12 +58,19 @@ async fn open_leased(
     stored_lease: &mut Option<(crate::objstore::Storage, String)>,
 ) -> Result<Db> {
     b.settings.validate()?;
+    if b.follower && b.at_checkpoint.is_some() {
+        return Err(Error::InvalidInput(
+            "a follower cannot open at a checkpoint (it follows the newest state)".into(),
+        ));
+    }
     let (storage, store_metrics) = b.storage();
+    let promote = b.follower.then(|| b.writer_like());
     let DbBuilder {
         settings,
         clock,
         read_only,
         at_checkpoint,
+        follower,
         ..
     } = b;
     // Local directories first: one another process uses (the local log's lock) or one
@@ -94,9 +101,16 @@ async fn open_leased(
         .await?;
         upto = start.upto;
         lease = start.lease;
+        if follower && lease.is_none() {
+            // An empty database: the follower leases the first manifest it finds.
+            lease = Some(super::checkpoint::Lease::none_yet(
+                settings.gc.lease_lifetime,
+            ));
+        }
         *stored_lease = lease
             .as_ref()
-            .map(|l| (storage.clone(), l.name().to_owned()));
+            .and_then(super::checkpoint::Lease::name)
+            .map(|name| (storage.clone(), name));
         (start.manifest, None)
     } else {
         let mut attempt = 1;
@@ -191,15 +205,24 @@ async fn open_leased(
         .map(|i| i.props.max_seq)
         .max()
         .unwrap_or(0);
-    let replayed = replay(
-        &storage,
-        manifest.wal_replay_from.max(1),
-        fence_id,
-        manifest.last_flushed_seq.max(sst_max),
-        upto,
-        &mem,
-    )
-    .await?;
+    let base = manifest.last_flushed_seq.max(sst_max);
+    // A follower tails the WAL with its first poll instead (below).
+    let replayed = if follower {
+        crate::wal::replay::Replayed {
+            end: base,
+            ..Default::default()
+        }
+    } else {
+        replay(
+            &storage,
+            manifest.wal_replay_from.max(1),
+            fence_id,
+            base,
+            upto,
+            &mem,
+        )
+        .await?
+    };
     let last_seq = match upto {
         Some(u) if replayed.end < u => {
             return Err(Error::corrupt(
@@ -301,6 +324,8 @@ async fn open_leased(
     }
     // Replayed writes count as written now for `wal.max_replay_age`.
     let active_since = (!version.active.is_empty()).then(|| clock.now());
+    let follower_state =
+        follower.then(|| super::follower::Follower::new(manifest.clone(), base, clock.now()));
     let inner = Arc::new(DbInner {
         storage,
         cache: BlockCache::new(
@@ -315,7 +340,7 @@ async fn open_leased(
         write_lock: Mutex::new(last_seq + 1),
         visible_seq: AtomicU64::new(last_seq),
         version: RwLock::new(Arc::new(version)),
-        manifest: tokio::sync::Mutex::new(manifest),
+        manifest: tokio::sync::Mutex::new(manifest.clone()),
         flush_lock: tokio::sync::Mutex::new(()),
         flush_wake: Notify::new(),
         active_since: Mutex::new(active_since),
@@ -330,11 +355,20 @@ async fn open_leased(
         pending_ssts: Arc::default(),
         gc_manifests: Mutex::default(),
         lease,
+        follower: follower_state,
+        promote,
         _live: crate::live::LiveToken::new(crate::live::Kind::Db),
         counters: Arc::default(),
         store_metrics,
     });
     inner.counters.recovery_segments.add(recovery_segments);
+    if inner.follower.is_some() {
+        // Start caught up: the first poll replays the WAL past the replay point.
+        if let Err(e) = inner.follower_catch_up().await {
+            inner.release_lease().await;
+            return Err(e);
+        }
+    }
     let tasks = Tasks::new();
     if let Some(wal) = &inner.wal {
         tasks.spawn(
@@ -369,11 +403,19 @@ async fn open_leased(
             );
         }
         inner.flush_wake.notify_one();
-    } else if inner.lease.is_some() {
-        tasks.spawn(
-            "lease-renewer",
-            super::checkpoint::run_lease_renewer(Arc::clone(&inner), tasks.shutdown_signal()),
-        );
+    } else {
+        if inner.lease.is_some() {
+            tasks.spawn(
+                "lease-renewer",
+                super::checkpoint::run_lease_renewer(Arc::clone(&inner), tasks.shutdown_signal()),
+            );
+        }
+        if inner.follower.is_some() {
+            tasks.spawn(
+                "follower",
+                super::follower::run_follower(Arc::clone(&inner), tasks.shutdown_signal()),
+            );
+        }
     }
     let db = Db { inner, tasks };
     if local_replayed > 0 {

@@ -71,10 +71,14 @@ impl DbInner {
         DbIterator::new(ctx, v, range, seq, self.clock.unix_millis(), pin)
     }
 
-    /// The current version, then the visible sequence number (in that order: see `get_in`).
+    /// The current version, then the visible sequence number (in that order: see `get_in`),
+    /// the sequence read under the version lock: a follower swaps its version and moves
+    /// `visible_seq` together under that lock (`db/follower.rs`).
     pub(crate) fn read_view(&self) -> (std::sync::Arc<Version>, SeqNo) {
-        let v = self.current();
+        let guard = self.version.read();
+        let v = std::sync::Arc::clone(&guard);
         let seq = self.visible_seq.load(Ordering::Acquire);
+        drop(guard);
         (v, seq)
     }
 }

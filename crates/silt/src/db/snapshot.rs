@@ -17,6 +17,18 @@ use crate::lsm::iter::DbIterator;
 struct Pin {
     inner: Arc<DbInner>,
     seq: SeqNo,
+    /// A follower's snapshot reads the version it was taken with: the writer's
+    /// compactions do not know its sequence number, so a newer version may lack what it
+    /// needs.
+    version: Option<Arc<crate::lsm::version::Version>>,
+}
+
+impl Pin {
+    fn version(&self) -> Arc<crate::lsm::version::Version> {
+        self.version
+            .as_ref()
+            .map_or_else(|| self.inner.current(), Arc::clone)
+    }
 }
 
 impl Drop for Pin {
@@ -62,7 +74,7 @@ impl Snapshot {
         key: impl AsRef<[u8]>,
     ) -> Result<Option<(Bytes, Option<u64>)>> {
         self.pin.inner.check_open()?;
-        let v = self.pin.inner.current();
+        let v = self.pin.version();
         self.pin.inner.get_in(&v, key.as_ref(), self.pin.seq).await
     }
 
@@ -73,7 +85,7 @@ impl Snapshot {
     pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<DbIterator> {
         self.pin.inner.check_open()?;
         let pin: Arc<dyn std::any::Any + Send + Sync> = self.pin.clone();
-        let v = self.pin.inner.current();
+        let v = self.pin.version();
         Ok(self
             .pin
             .inner
@@ -87,7 +99,7 @@ impl Snapshot {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIterator> {
         self.pin.inner.check_open()?;
         let pin: Arc<dyn std::any::Any + Send + Sync> = self.pin.clone();
-        let v = self.pin.inner.current();
+        let v = self.pin.version();
         Ok(self
             .pin
             .inner
@@ -100,14 +112,26 @@ impl Db {
     pub fn snapshot(&self) -> Snapshot {
         let inner = Arc::clone(&self.inner);
         // Register under the write lock so the sequence cannot move while we register it.
-        let seq = {
+        let (seq, version) = {
             let _w = inner.write_lock.lock();
-            let seq = inner.visible_seq.load(std::sync::atomic::Ordering::Acquire);
+            let (seq, version) = if inner.follower.is_some() {
+                let (v, seq) = inner.read_view();
+                (seq, Some(v))
+            } else {
+                (
+                    inner.visible_seq.load(std::sync::atomic::Ordering::Acquire),
+                    None,
+                )
+            };
             *inner.snapshots.lock().entry(seq).or_insert(0) += 1;
-            seq
+            (seq, version)
         };
         Snapshot {
-            pin: Arc::new(Pin { inner, seq }),
+            pin: Arc::new(Pin {
+                inner,
+                seq,
+                version,
+            }),
         }
     }
 }

@@ -345,6 +345,39 @@ impl Storage {
         Ok(out)
     }
 
+    /// The numbered objects of `dir` ending in `.{ext}` whose id is above `after`, by id:
+    /// one LIST starting past `after`'s name (`list_with_offset`; names are zero-padded,
+    /// so name order is id order). A follower's cheap look at what is new.
+    pub(crate) async fn list_numbered_after(
+        &self,
+        dir: &str,
+        ext: &str,
+        after: u64,
+    ) -> Result<Vec<Listed>> {
+        let prefix = self.root.clone().join(dir);
+        let offset = self.child(dir, &format!("{after:020}.{ext}"));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .retrying(RetryOp::List, || async {
+                self.store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::store("list", &prefix, e))
+            })
+            .await?;
+        let suffix = format!(".{ext}");
+        let mut out: Vec<Listed> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?;
+                let id = name.strip_suffix(&suffix)?.parse::<u64>().ok()?;
+                (id > after).then_some(Listed { id, size: m.size })
+            })
+            .collect();
+        out.sort_by_key(|l| l.id);
+        Ok(out)
+    }
+
     /// Every object under `dir` with its metadata (size, last modified).
     pub(crate) async fn list_meta(&self, dir: &str) -> Result<Vec<object_store::ObjectMeta>> {
         let prefix = self.root.clone().join(dir);

@@ -132,54 +132,108 @@ pub(crate) async fn replay(
         .map(|l| l.id)
         .filter(|id| *id >= from && until.is_none_or(|u| *id < u))
         .collect();
-    let mut out = Replayed {
-        end: base,
-        ..Replayed::default()
-    };
+    let mut tail = Tail::new(base);
     let mut fetches = futures::stream::iter(ids.into_iter().map(|id| async move {
         let path = storage.wal_path(id);
         let bytes: Bytes = storage.get(&path).await?;
         Ok::<_, Error>((id, path, bytes))
     }))
     .buffered(REPLAY_CONCURRENCY);
-    let mut epoch = 0;
-    // Segments of `epoch` that start past the recovered end + 1, by first sequence.
-    let mut waiting: BTreeMap<SeqNo, (u64, WalSegment)> = BTreeMap::new();
     while let Some((id, path, bytes)) = fetches.try_next().await? {
-        if upto.is_some_and(|u| out.end >= u) {
+        if upto.is_some_and(|u| tail.out.end >= u) {
             // At a checkpoint: its whole prefix is recovered, nothing later is needed.
             break;
         }
         let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
-        let seg_epoch = seg.header.writer_epoch;
-        if seg_epoch < epoch {
-            tracing::info!(segment = id, "skipping a fenced writer's WAL segment");
-            out.fenced.push(id);
-            continue;
+        tail.feed(id, seg, upto, mem);
+    }
+    Ok(tail.finish())
+}
+
+/// The recovery rule applied incrementally: segments are fed in id order, and the
+/// recovered end grows contiguously. [`replay`] feeds one listing and drops what still
+/// waits at its end; a follower (`db/follower.rs`) keeps feeding as segments appear and
+/// lets segments past a gap wait until the gap is filled or their epoch ends.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    /// What was applied so far (`end` is the recovered end).
+    pub out: Replayed,
+    /// The newest writer epoch seen.
+    epoch: u64,
+    /// Segments of `epoch` that start past the recovered end + 1, by first sequence.
+    waiting: BTreeMap<SeqNo, (u64, WalSegment)>,
+}
+
+impl Tail {
+    /// A tail whose every sequence `<= base` is in SSTs already.
+    pub fn new(base: SeqNo) -> Self {
+        Tail {
+            out: Replayed {
+                end: base,
+                ..Replayed::default()
+            },
+            ..Tail::default()
         }
-        if seg_epoch > epoch {
-            out.drop_waiting(&mut waiting);
-            epoch = seg_epoch;
+    }
+
+    /// Feed the segment at `id` (callers feed ids in increasing order, none skipped but
+    /// those below a manifest's replay point); `upto` stops at a checkpoint. Applies to
+    /// `mem` whatever now continues the recovered end.
+    pub fn feed(&mut self, id: u64, seg: WalSegment, upto: Option<SeqNo>, mem: &Memtable) {
+        let seg_epoch = seg.header.writer_epoch;
+        if seg_epoch < self.epoch {
+            tracing::info!(segment = id, "skipping a fenced writer's WAL segment");
+            self.out.fenced.push(id);
+            return;
+        }
+        if seg_epoch > self.epoch {
+            self.out.drop_waiting(&mut self.waiting);
+            self.epoch = seg_epoch;
         }
         if seg.header.record_count == 0 {
             // A fence: it carries only its epoch.
-            out.segments.insert(id, 0);
-            continue;
+            self.out.segments.insert(id, 0);
+            return;
         }
         if upto.is_some_and(|u| seg.header.first_seq > u) {
-            continue; // past the checkpoint
+            return; // past the checkpoint
         }
-        waiting.insert(seg.header.first_seq, (id, seg));
-        while let Some(entry) = waiting.first_entry() {
-            if *entry.key() > out.end.saturating_add(1) {
+        self.waiting.insert(seg.header.first_seq, (id, seg));
+        self.apply_ready(upto, mem);
+    }
+
+    /// Every sequence `<= base` is now in SSTs (a newer manifest): the end moves up to it,
+    /// and waiting segments that now continue it are applied.
+    pub fn advance_base(&mut self, base: SeqNo, mem: &Memtable) {
+        self.out.end = self.out.end.max(base);
+        self.apply_ready(None, mem);
+    }
+
+    fn apply_ready(&mut self, upto: Option<SeqNo>, mem: &Memtable) {
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() > self.out.end.saturating_add(1) {
                 break;
             }
             let (id, seg) = entry.remove();
-            out.apply(id, seg, upto.unwrap_or(SeqNo::MAX), mem);
+            self.out.apply(id, seg, upto.unwrap_or(SeqNo::MAX), mem);
         }
     }
-    out.drop_waiting(&mut waiting);
-    Ok(out)
+
+    /// Segments waiting for a gap to be filled.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The newest writer epoch seen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The listing ended: what still waits is past a gap and dropped.
+    pub fn finish(mut self) -> Replayed {
+        self.out.drop_waiting(&mut self.waiting);
+        self.out
+    }
 }
 
 impl Replayed {

@@ -143,3 +143,51 @@ async fn a_checkpoint_replays_only_up_to_its_sequence() {
     assert_eq!(r.end, 20);
     assert!(present(&mem, 40).is_empty());
 }
+
+/// The segment stored at `id`, decoded.
+async fn decoded(st: &Storage, id: u64) -> silt_format::wal::WalSegment {
+    let bytes = st.get(&st.wal_path(id)).await.unwrap();
+    silt_format::wal::decode_segment(bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_tail_keeps_waiting_across_feeds_until_the_gap_fills_or_the_epoch_ends() {
+    use super::Tail;
+    let st = storage();
+    segment(&st, 1, 1, 1..=2).await;
+    segment(&st, 2, 1, 5..=6).await; // past a gap: 3..=4 comes later, at a higher id
+    segment(&st, 3, 1, 3..=4).await;
+    segment(&st, 4, 1, 8..=9).await; // past a gap that never fills
+    segment(&st, 5, 2, fence()).await;
+    segment(&st, 6, 1, 7..=7).await; // the fenced writer's late upload
+    segment(&st, 7, 2, 7..=7).await;
+    let mem = Memtable::new();
+    let mut tail = Tail::new(0);
+    tail.feed(1, decoded(&st, 1).await, None, &mem);
+    tail.feed(2, decoded(&st, 2).await, None, &mem);
+    // A follower's poll ends here: the segment past the gap waits, unapplied.
+    assert_eq!((tail.out.end, tail.waiting()), (2, 1));
+    assert_eq!(present(&mem, 9), [1, 2]);
+    tail.feed(3, decoded(&st, 3).await, None, &mem);
+    assert_eq!((tail.out.end, tail.waiting()), (6, 0));
+    tail.feed(4, decoded(&st, 4).await, None, &mem);
+    assert_eq!((tail.out.end, tail.waiting()), (6, 1));
+    // The new epoch's fence drops what waits; the old epoch's late segment is skipped.
+    tail.feed(5, decoded(&st, 5).await, None, &mem);
+    assert_eq!((tail.epoch(), tail.waiting()), (2, 0));
+    assert_eq!(tail.out.dropped, [4]);
+    tail.feed(6, decoded(&st, 6).await, None, &mem);
+    assert_eq!(tail.out.fenced, [6]);
+    tail.feed(7, decoded(&st, 7).await, None, &mem);
+    assert_eq!(tail.out.end, 7);
+    assert_eq!(present(&mem, 9), [1, 2, 3, 4, 5, 6, 7]);
+    // A manifest covering more moves the end up, and a waiting segment that now
+    // continues it is applied.
+    let mem2 = Memtable::new();
+    let mut tail = Tail::new(0);
+    tail.feed(2, decoded(&st, 2).await, None, &mem2);
+    assert_eq!(tail.out.end, 0);
+    tail.advance_base(4, &mem2);
+    assert_eq!(tail.out.end, 6);
+    assert_eq!(present(&mem2, 9), [5, 6]);
+}
