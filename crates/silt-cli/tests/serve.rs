@@ -1126,3 +1126,83 @@ print("ok")
 "#,
     )
 }
+
+/// `silt serve --follow`: a read replica of a writer `silt serve` on the same store. Writes
+/// acknowledged by the writer (Remote) appear on the replica; the replica answers reads,
+/// refuses writes with Redis's `READONLY` (aborting a MULTI), reports `role:slave` and its
+/// lag in INFO, and `role: replica` in HELLO.
+#[test]
+fn a_follower_serves_reads_and_refuses_writes() -> Result<()> {
+    if !redis_py()? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let store = format!("file://{}", dir.path().join("db").display());
+    let writer = Server::start(&store, &[])?;
+    let follower = Server::start_with_env(
+        &store,
+        &["--follow"],
+        &[("SILT_FOLLOWER__POLL_INTERVAL", "20ms")],
+    )?;
+    let script = format!(
+        r#"
+import os, time, redis
+w = redis.Redis(port={wport})
+f = redis.Redis(port={fport})
+def err(fn, want):
+    try:
+        fn()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {{want}}")
+def seen(key, value, seconds=20):
+    deadline = time.monotonic() + seconds
+    while f.get(key) != value:
+        assert time.monotonic() < deadline, f"{{key}} never reached the follower"
+        time.sleep(0.02)
+for i in range(50):
+    w.set(f"k{{i:03}}", f"v{{i}}")
+w.set("ttl", "x", ex=1000)
+w.incr("n")
+seen(b"n", b"1")
+assert f.get("k000") == b"v0" and f.mget("k001", "k049") == [b"v1", b"v49"]
+assert 990 <= f.ttl("ttl") <= 1000
+assert f.dbsize() == 52 and len(list(f.scan_iter(match="k*"))) == 50
+# Writes are refused, as by a Redis replica (redis-py recognises the READONLY prefix and
+# raises its ReadOnlyError); a MULTI with one aborts.
+def readonly(fn):
+    try:
+        fn()
+    except redis.exceptions.ReadOnlyError as e:
+        assert "You can't write against a read only replica." in str(e), str(e)
+        return
+    raise SystemExit("a write was not refused with READONLY")
+readonly(lambda: f.set("x", "1"))
+readonly(lambda: f.incr("n"))
+readonly(lambda: f.delete("k000"))
+p = f.pipeline(transaction=True)
+p.get("k000").set("x", "1")
+readonly(p.execute)  # redis-py reports the queued command's READONLY over the EXECABORT
+raw = redis.Redis(port={fport})
+assert raw.execute_command("MULTI") == b"OK"
+readonly(lambda: raw.execute_command("SET", "x", "1"))
+err(lambda: raw.execute_command("EXEC"), "Transaction discarded")
+err(lambda: f.execute_command("WAITAOF", "0", "1", "0"), "replica")
+info = f.info("replication")
+assert info["role"] == "slave" and info["master_link_status"] == "up", info
+assert info["silt_follower_lag_seq"] >= 0
+assert w.info("replication")["role"] == "master"
+assert redis.Redis(port={fport}, protocol=3).execute_command("HELLO", "3")[b"role"] == b"replica"
+# Later writes keep arriving.
+w.set("k000", "changed")
+seen(b"k000", b"changed")
+print("ok")
+"#,
+        wport = writer.port,
+        fport = follower.port,
+    );
+    assert_eq!(writer.python(&script)?.trim(), "ok");
+    follower.stop()?;
+    writer.stop()
+}

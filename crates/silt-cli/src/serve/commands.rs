@@ -119,7 +119,12 @@ pub struct Options {
     pub max_reply_bytes: usize,
     /// Most bytes one MULTI may queue (`MAX_QUEUED_BYTES`).
     pub max_queued_bytes: usize,
+    /// A read replica (`--follow`): writes are refused with `READONLY`.
+    pub follower: bool,
 }
+
+/// Redis's error for a write sent to a replica (client libraries route on it).
+const READONLY: &str = "READONLY You can't write against a read only replica.";
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -567,6 +572,22 @@ impl Conn {
     async fn execute_named(&mut self, name: &str, index: Option<usize>, args: &[Bytes]) -> Reply {
         let a = &args[1..];
         let spec = index.map(|i| COMMANDS[i]);
+        if self.shared.opts.follower && self.authed {
+            // As a Redis replica: writes refused (and a MULTI they were queued into aborts).
+            let refused = if spec.is_some_and(|s| s.2 == Kind::Write) {
+                Some(READONLY)
+            } else if name == "waitaof" {
+                Some("ERR WAITAOF cannot be used with replica instances.")
+            } else {
+                None
+            };
+            if let Some(e) = refused {
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                return Reply::Error(e.into());
+            }
+        }
         let joins_run = self.multi.is_none()
             && self.authed
             && spec.is_some_and(|s| s.2 == Kind::Write && arity_ok(s.1, args.len()));
@@ -945,12 +966,13 @@ impl Conn {
     /// INFO [section ...]: Redis's text format.
     async fn info(&self, tx: &Tx, a: &[Bytes]) -> Result<Reply, Reply> {
         use std::fmt::Write as _;
-        const DEFAULT: [&str; 6] = [
+        const DEFAULT: [&str; 7] = [
             "server",
             "clients",
             "memory",
             "persistence",
             "stats",
+            "replication",
             "keyspace",
         ];
         let mut want: Vec<String> = a
@@ -1009,6 +1031,26 @@ impl Conn {
                     );
                     line("used_memory_rss", &rss);
                     line("maxmemory", &0);
+                }
+                "replication" => {
+                    line("# Replication", &"");
+                    if let Some(f) = db.follower_status() {
+                        line("role", &"slave");
+                        // The writer is reached through the store, not a link of
+                        // its own: "up" while reads are served (not stale).
+                        let up = if f.stale { "down" } else { "up" };
+                        line("master_link_status", &up);
+                        line("master_last_io_seconds_ago", &f.lag.as_secs());
+                        line("slave_read_only", &1);
+                        line("silt_follower_applied_seq", &f.applied_seq);
+                        line("silt_follower_lag_seq", &f.lag_seq);
+                        line("silt_follower_lag_ms", &f.lag.as_millis());
+                        line("silt_follower_manifest_id", &f.manifest_id);
+                        line("silt_follower_writer_epoch", &f.writer_epoch);
+                    } else {
+                        line("role", &"master");
+                        line("connected_slaves", &0);
+                    }
                 }
                 "persistence" => {
                     let m = db.metrics();
@@ -1314,7 +1356,14 @@ impl Conn {
             (s("proto"), Reply::Integer(i64::from(self.resp))),
             (s("id"), Reply::Integer(self.id as i64)),
             (s("mode"), s("standalone")),
-            (s("role"), s("master")),
+            (
+                s("role"),
+                s(if self.shared.opts.follower {
+                    "replica"
+                } else {
+                    "master"
+                }),
+            ),
             (s("modules"), Reply::Array(Vec::new())),
         ]))
     }
@@ -1578,6 +1627,7 @@ mod tests {
                 max_clients: 1,
                 max_reply_bytes: 1 << 20,
                 max_queued_bytes,
+                follower: false,
             },
         ));
         Conn::new(&shared)

@@ -121,6 +121,7 @@ mod tests {
                 max_clients: 1,
                 max_reply_bytes: 1 << 20,
                 max_queued_bytes: 1 << 20,
+                follower: false,
             },
         );
         assert_eq!(

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Also serve HTTP `GET /metrics` (Prometheus) and `GET /healthz` here.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve as a read replica: follow the database's writer (which runs elsewhere)
+    /// through the store, answer reads, refuse writes with `READONLY`.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// Replies encoded but not yet written, past which a connection stops running the
@@ -76,7 +80,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         .into());
     }
     let durability: silt::Durability = args.durability.into();
-    if durability == silt::Durability::Local && settings.local_log.is_none() {
+    if durability == silt::Durability::Local && settings.local_log.is_none() && !args.follow {
         return Err(UsageError(
             "--durability local needs a local log (`local_log` in --settings, or \
              SILT_LOCAL_LOG__DIR)"
@@ -84,7 +88,10 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         )
         .into());
     }
-    let builder = DbBuilder::from_url(url).with_context(|| format!("cannot open {url}"))?;
+    let mut builder = DbBuilder::from_url(url).with_context(|| format!("cannot open {url}"))?;
+    if args.follow {
+        builder = builder.follower();
+    }
     let db = Arc::new(
         stack
             .apply(builder.settings(settings))
@@ -104,10 +111,14 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
         ),
         None => None,
     };
-    eprintln!(
-        "silt serve: listening on {local} ({:?} writes)",
-        args.durability
-    );
+    if args.follow {
+        eprintln!("silt serve: listening on {local} (a read replica: following the writer)");
+    } else {
+        eprintln!(
+            "silt serve: listening on {local} ({:?} writes)",
+            args.durability
+        );
+    }
     let shared = Arc::new(Shared::new(
         Arc::clone(&db),
         Options {
@@ -117,6 +128,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
             max_clients: args.max_clients,
             max_reply_bytes: args.max_reply_bytes,
             max_queued_bytes: commands::MAX_QUEUED_BYTES,
+            follower: args.follow,
         },
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
