@@ -332,6 +332,10 @@ impl DbInner {
             *v = Arc::new(Version::new(active, l0, runs));
             self.visible_seq.store(end, Ordering::Release);
         }
+        drop(cur);
+        // Forget handles of SSTs nothing reads any more (a follower runs no GC, which
+        // prunes the registry on a writer).
+        self.sst_registry.lock().retain(|_, w| w.strong_count() > 0);
         st.next_id = st.next_id.max(m.wal_replay_from);
         let next_id = st.next_id;
         st.fetched.retain(|id, _| *id >= next_id);
