@@ -343,8 +343,12 @@ mod tests {
             let pending = db.stats().local_log_pending_bytes;
             assert!(pending < max as u64 + record, "{pending} pending after {i}");
         }
+        // Nobody waited for the local log (Buffered writes), so only background drains,
+        // started by the enqueue that filled the buffer or by a write's `reserve`, kept
+        // it bounded: at least one. How many depends on the writer's speed (one drain
+        // may take several full buffers while writes wait), so no more is asserted.
         let m = db.metrics().local_log.unwrap();
-        assert!(m.background_drains >= 2);
+        assert!(m.background_drains >= 1);
         db.close().await.unwrap();
     }
 }

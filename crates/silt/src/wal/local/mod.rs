@@ -387,6 +387,7 @@ impl LocalLog {
                 !std::mem::replace(&mut st.writing, true)
             };
             if start {
+                self.inner.metrics.background_drains.incr();
                 start_background_writer(&self.inner);
             }
             // Every group the writer finishes (or its failure) is published here.
