@@ -211,6 +211,10 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
         | E::InvalidPath { .. }
         | E::NotSupported { .. }
         | E::NotImplemented { .. } => ErrorKind::InvalidInput,
+        // object_store maps 401/403 to these variants on most requests but reports some
+        // (an S3 or Azure LIST, for one) as `Generic` with the status in the text: wrong
+        // credentials there must not be retried as a transient failure either.
+        E::Generic { source, .. } if denied_status(source.as_ref()) => ErrorKind::InvalidInput,
         // Transport, server and contention errors that outlived the retries.
         E::Generic { .. }
         | E::JoinError { .. }
@@ -221,6 +225,20 @@ fn store_kind(e: &object_store::Error) -> ErrorKind {
         // failure until it is mapped here.
         _ => ErrorKind::Unavailable,
     }
+}
+
+/// Whether an error (or one of its sources) is an HTTP 401 or 403 answer, as
+/// `object_store` words it ("... status code: 403 Forbidden ...").
+fn denied_status(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if text.contains("status code: 401") || text.contains("status code: 403") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -253,6 +271,13 @@ mod tests {
         assert_eq!(store(not_found).kind(), Corrupt);
         assert_eq!(store(denied).kind(), InvalidInput);
         assert_eq!(store(generic()).kind(), Unavailable);
+        let forbidden = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing list request: Server returned non-2xx status code: \
+                     403 Forbidden: SignatureDoesNotMatch"
+                .into(),
+        };
+        assert_eq!(store(forbidden).kind(), InvalidInput);
         assert_eq!(Error::Fenced("epoch 2".into()).kind(), Closed(Fenced));
         assert!(Error::Fenced("epoch 2".into()).is_fenced());
         assert_eq!(Error::Closed.kind(), Closed(Clean));

@@ -30,7 +30,12 @@ pub fn store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         )),
         "s3" | "s3a" => {
             let (bucket, prefix) = bucket_and_prefix(rest).map_err(bad)?;
-            let store = object_store::aws::AmazonS3Builder::from_env()
+            let builder = object_store::aws::AmazonS3Builder::from_env();
+            check_s3(&builder, |k| {
+                std::env::var_os(k).is_some_and(|v| !v.is_empty())
+            })
+            .map_err(bad)?;
+            let store = builder
                 .with_bucket_name(bucket)
                 .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
                 .build()
@@ -47,7 +52,9 @@ pub fn store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         }
         "az" | "azure" => {
             let (container, prefix) = bucket_and_prefix(rest).map_err(bad)?;
-            let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+            let builder = object_store::azure::MicrosoftAzureBuilder::from_env();
+            check_azure(&builder).map_err(bad)?;
+            let store = builder
                 .with_container_name(container)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
@@ -57,6 +64,66 @@ pub fn store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
             "unknown scheme {other:?} (use file://, memory://, s3://, gs:// or az://)"
         ))),
     }
+}
+
+/// Missing S3 credentials, told in one line instead of a failed instance-metadata request.
+///
+/// The rule: an access key needs its secret key and the other way round. Without either,
+/// an `s3://` URL with a custom endpoint (`AWS_ENDPOINT`/`AWS_ENDPOINT_URL`: an emulator or
+/// an S3-compatible service, where no instance metadata service hands out credentials) is
+/// refused unless a web-identity token (`AWS_WEB_IDENTITY_TOKEN_FILE`), container credentials
+/// (`AWS_CONTAINER_CREDENTIALS_*`) or `AWS_SKIP_SIGNATURE=true` stand in. Without an endpoint
+/// the lookup is left to `object_store`: on EC2 an IAM role comes from the metadata service.
+fn check_s3(
+    b: &object_store::aws::AmazonS3Builder,
+    env_set: impl Fn(&str) -> bool,
+) -> std::result::Result<(), String> {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let get = |k: K| b.get_config_value(&k).filter(|v| !v.is_empty());
+    let key = get(K::AccessKeyId).is_some();
+    let secret = get(K::SecretAccessKey).is_some();
+    match (key, secret) {
+        (true, false) => {
+            return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+        }
+        (false, true) => {
+            return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into())
+        }
+        (true, true) => return Ok(()),
+        (false, false) => {}
+    }
+    let Some(endpoint) = get(K::Endpoint) else {
+        return Ok(());
+    };
+    let skip = get(K::SkipSignature).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let other = skip
+        || get(K::ContainerCredentialsRelativeUri).is_some()
+        || get(K::ContainerCredentialsFullUri).is_some()
+        || env_set("AWS_WEB_IDENTITY_TOKEN_FILE");
+    if other {
+        return Ok(());
+    }
+    Err(format!(
+        "no credentials for the endpoint {endpoint}: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (or AWS_SKIP_SIGNATURE=true for anonymous access)"
+    ))
+}
+
+/// A missing Azure storage account, told in one line. Without a key, SAS token or service
+/// principal `object_store` falls back to a managed identity, so only the account is required.
+fn check_azure(b: &object_store::azure::MicrosoftAzureBuilder) -> std::result::Result<(), String> {
+    use object_store::azure::AzureConfigKey as K;
+    let get = |k: K| b.get_config_value(&k).filter(|v| !v.is_empty());
+    let emulator = get(K::UseEmulator).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if emulator || get(K::AccountName).is_some() || get(K::Endpoint).is_some() {
+        return Ok(());
+    }
+    Err(
+        "no storage account: set AZURE_STORAGE_ACCOUNT_NAME (with AZURE_STORAGE_ACCOUNT_KEY, \
+         AZURE_STORAGE_SAS_KEY or a service principal; a managed identity otherwise), or \
+         AZURE_STORAGE_USE_EMULATOR=true for Azurite"
+            .into(),
+    )
 }
 
 fn bucket_and_prefix(rest: &str) -> std::result::Result<(&str, Path), String> {
@@ -95,5 +162,32 @@ mod tests {
         let e = store_from_url("ftp://x").unwrap_err().to_string();
         assert!(e.contains("unknown scheme"), "{e}");
         assert!(store_from_url("s3://").is_err());
+    }
+
+    #[test]
+    fn missing_credentials_are_named() {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as K};
+        use object_store::azure::MicrosoftAzureBuilder;
+        let none = |_: &str| false;
+        // No endpoint, no keys: left to the instance metadata service (IAM roles).
+        assert!(check_s3(&AmazonS3Builder::new(), none).is_ok());
+        let emulator = AmazonS3Builder::new().with_endpoint("http://127.0.0.1:18333");
+        let e = check_s3(&emulator, none).unwrap_err();
+        assert!(
+            e.contains("AWS_ACCESS_KEY_ID") && e.contains("127.0.0.1:18333"),
+            "{e}"
+        );
+        assert!(check_s3(&emulator, |k| k == "AWS_WEB_IDENTITY_TOKEN_FILE").is_ok());
+        let anonymous = emulator.clone().with_config(K::SkipSignature, "true");
+        assert!(check_s3(&anonymous, none).is_ok());
+        let half = emulator.clone().with_access_key_id("k");
+        let e = check_s3(&half, none).unwrap_err();
+        assert!(e.contains("AWS_SECRET_ACCESS_KEY is not"), "{e}");
+        assert!(check_s3(&half.with_secret_access_key("s"), none).is_ok());
+
+        let e = check_azure(&MicrosoftAzureBuilder::new()).unwrap_err();
+        assert!(e.contains("AZURE_STORAGE_ACCOUNT_NAME"), "{e}");
+        assert!(check_azure(&MicrosoftAzureBuilder::new().with_use_emulator(true)).is_ok());
+        assert!(check_azure(&MicrosoftAzureBuilder::new().with_account("a")).is_ok());
     }
 }
