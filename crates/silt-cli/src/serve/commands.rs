@@ -221,9 +221,8 @@ type Entry = (Bytes, Option<u64>);
 /// Wall-clock milliseconds since the Unix epoch: the clock the database judges expiry by
 /// (its default clock reads the system time too).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    use silt::clock::Clock as _;
+    silt::clock::TokioClock.unix_millis()
 }
 
 /// Whether a staged write leaves a live value (not a delete, not already expired).
@@ -487,7 +486,8 @@ impl Conn {
     /// Make this pipeline's writes durable (one wait), then encode every reply into `out`.
     /// If that fails, every write's reply becomes the error: none of them is acknowledged.
     pub async fn finish(&mut self, out: &mut Vec<u8>) {
-        self.end_run().await;
+        // A failed run has made its replies the error already.
+        let _ = self.end_run().await;
         if std::mem::take(&mut self.wrote) {
             let durable = match self.shared.opts.durability {
                 Durability::Remote => self.shared.db.wait_remote().await,
@@ -509,19 +509,21 @@ impl Conn {
 
     /// Apply the run's writes as one batch and let go of the write lock. If the write
     /// fails, every reply of the run becomes the error (none of its writes is applied).
-    async fn end_run(&mut self) {
+    async fn end_run(&mut self) -> Result<(), Reply> {
         let Some(run) = self.run.take() else {
-            return;
+            return Ok(());
         };
         let tx = Tx {
             pending: run.staged,
             ..Tx::default()
         };
-        if let Err(e) = self.commit(tx).await {
+        let done = self.commit(tx).await;
+        if let Err(e) = &done {
             for r in self.replies.iter_mut().skip(run.first_reply) {
                 *r = e.clone();
             }
         }
+        done
     }
 
     /// Apply a command's (or an EXEC's) staged writes as one batch.
@@ -593,8 +595,9 @@ impl Conn {
             && spec.is_some_and(|s| s.2 == Kind::Write && arity_ok(s.1, args.len()));
         if !joins_run {
             // Everything else sees the run's writes applied (and EXEC, WATCH, WAITAOF
-            // must not wait for the lock this connection holds).
-            self.end_run().await;
+            // must not wait for the lock this connection holds). A failed run has made
+            // its replies the error already.
+            let _ = self.end_run().await;
         }
         if spec.is_some_and(|s| s.0 == "reset") && a.is_empty() {
             self.resp = 2;
@@ -681,20 +684,7 @@ impl Conn {
         if full {
             // The reply of this command is not pushed yet: if the write fails, it is
             // reported as this command's error.
-            let first = self.run.as_ref().map_or(0, |r| r.first_reply);
-            let Some(run) = self.run.take() else {
-                return reply;
-            };
-            let tx = Tx {
-                pending: run.staged,
-                ..Tx::default()
-            };
-            if let Err(e) = self.commit(tx).await {
-                for r in self.replies.iter_mut().skip(first) {
-                    *r = e.clone();
-                }
-                return Err(e);
-            }
+            self.end_run().await?;
         }
         reply
     }
@@ -1631,6 +1621,68 @@ mod tests {
             },
         ));
         Conn::new(&shared)
+    }
+
+    /// Run commands as one pipeline: each reply pushed, then `finish`.
+    async fn pipeline(c: &mut Conn, words: &[&str]) -> Vec<u8> {
+        for w in words {
+            let r = c.execute(&cmd(w)).await;
+            c.push_reply(r);
+        }
+        let mut out = Vec::new();
+        c.finish(&mut out).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn a_run_of_writes_reads_its_own_writes_and_is_applied_once() {
+        let mut c = conn(1 << 20).await;
+        let before = c.shared.db.metrics().wal.map(|w| w.records_appended);
+        let out = pipeline(&mut c, &["SET n 1", "INCR n", "APPEND n 0", "GET n"]).await;
+        assert_eq!(out, b"+OK\r\n:2\r\n:2\r\n$2\r\n20\r\n");
+        let after = c.shared.db.metrics().wal.map(|w| w.records_appended);
+        // The three writes before the GET are one WAL record (one WriteBatch).
+        assert_eq!(after.zip(before).map(|(a, b)| a - b), Some(1));
+        assert!(c.run.is_none(), "the run ended with the pipeline");
+    }
+
+    #[tokio::test]
+    async fn a_run_past_its_byte_bound_is_applied_before_it_goes_on() {
+        let mut c = conn(1 << 20).await;
+        let value = "v".repeat(RUN_MAX_BYTES / 2 + 1);
+        let first = c.execute(&cmd(&format!("SET a {value}"))).await;
+        c.push_reply(first);
+        assert!(c.run.is_some(), "a run is open after one write");
+        let second = c.execute(&cmd(&format!("SET b {value}"))).await;
+        c.push_reply(second);
+        assert!(
+            c.run.is_none(),
+            "the run was applied once past RUN_MAX_BYTES"
+        );
+        // Applied: another connection sees both before this one answers.
+        assert!(c.shared.db.get("a").await.expect("get").is_some());
+        assert!(c.shared.db.get("b").await.expect("get").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_makes_all_its_replies_the_error() {
+        let mut c = conn(1 << 20).await;
+        let ok = c.execute(&cmd("PING")).await;
+        c.push_reply(ok);
+        for w in ["SET a 1", "INCR n"] {
+            let r = c.execute(&cmd(w)).await;
+            c.push_reply(r);
+        }
+        // The database goes away before the run is applied: its write fails.
+        c.shared.db.close().await.expect("close");
+        let mut out = Vec::new();
+        c.finish(&mut out).await;
+        let text = String::from_utf8_lossy(&out);
+        let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "+PONG", "{text}");
+        assert!(lines[1].starts_with("-ERR write failed"), "{text}");
+        assert_eq!(lines[1], lines[2], "{text}");
     }
 
     #[tokio::test]
