@@ -80,10 +80,11 @@ impl Server {
         Ok(server)
     }
 
+    /// Run a redis-py script against the server, after [`PRELUDE`].
     fn python(&self, script: &str) -> Result<String> {
         let out = Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(format!("{PRELUDE}{script}"))
             .env("PORT", self.port.to_string())
             .output()
             .context("running python3")?;
@@ -119,6 +120,19 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// What every script may use: `err(f, want)` asserts that `f()` fails with a Redis error
+/// containing `want`.
+const PRELUDE: &str = r#"
+import redis
+def err(f, want):
+    try:
+        f()
+    except redis.ResponseError as e:
+        assert want in str(e), (want, str(e))
+        return
+    raise SystemExit(f"no error, wanted {want}")
+"#;
 
 const COMMANDS: &str = r#"
 import os, threading, redis
@@ -375,13 +389,6 @@ fn multi_exec_discard_and_watch() -> Result<()> {
         r#"
 import os, redis
 port = int(os.environ["PORT"])
-def err(f, want):
-    try:
-        f()
-    except redis.ResponseError as e:
-        assert want in str(e), (want, str(e))
-        return
-    raise SystemExit(f"no error, wanted {want}")
 for proto in (2, 3):
     r = redis.Redis(port=port, protocol=proto)
     r.delete("t", "n", "x")
@@ -514,13 +521,6 @@ fn scan_keys_and_dbsize() -> Result<()> {
         r#"
 import os, threading, redis
 port = int(os.environ["PORT"])
-def err(f, want):
-    try:
-        f()
-    except redis.ResponseError as e:
-        assert want in str(e), (want, str(e))
-        return
-    raise SystemExit(f"no error, wanted {want}")
 r = redis.Redis(port=port)
 names = [b"user:1", b"user:2", b"user:10", b"usr:x", b"u*er", b"hello", b"hallo", b"hxllo", b"h-llo"]
 r.mset({k: b"v" for k in names})
@@ -608,13 +608,6 @@ fn waitaof_reports_local_and_remote_durability() -> Result<()> {
 import os, redis
 port = int(os.environ["PORT"])
 durability = "{durability}"
-def err(f, want):
-    try:
-        f()
-    except redis.ResponseError as e:
-        assert want in str(e), (want, str(e))
-        return
-    raise SystemExit(f"no error, wanted {{want}}")
 for proto in (2, 3):
     r = redis.Redis(port=port, protocol=proto)
     w = lambda *a: r.execute_command("WAITAOF", *a)
@@ -977,13 +970,6 @@ fn expiry_commands_and_values_that_expire() -> Result<()> {
         r#"
 import os, time, redis
 port = int(os.environ["PORT"])
-def err(f, want):
-    try:
-        f()
-    except redis.ResponseError as e:
-        assert want in str(e), (want, str(e))
-        return
-    raise SystemExit(f"no error, wanted {want}")
 def gone_within(c, key, seconds):
     # Polls until the key has expired (a deadline, not a fixed sleep).
     deadline = time.monotonic() + seconds
@@ -1149,13 +1135,6 @@ fn a_follower_serves_reads_and_refuses_writes() -> Result<()> {
 import os, time, redis
 w = redis.Redis(port={wport})
 f = redis.Redis(port={fport})
-def err(fn, want):
-    try:
-        fn()
-    except redis.ResponseError as e:
-        assert want in str(e), (want, str(e))
-        return
-    raise SystemExit(f"no error, wanted {{want}}")
 def seen(key, value, seconds=20):
     deadline = time.monotonic() + seconds
     while f.get(key) != value:
