@@ -1,6 +1,6 @@
 //! The object-store semantics Silt relies on, checked against every store URL scheme Silt
-//! accepts: `s3://` (`SeaweedFS`), `az://` (Azurite), `gs://` (fake-gcs-server), `file://`
-//! and `memory://`. Each store is built by `silt::objstore::store_from_url`, exactly as
+//! accepts: `s3://` (`SeaweedFS`), `az://` (Azurite), `gs://` (fake-gcs-server behind
+//! `scripts/gcs-xml-front`), `file://` and `memory://`. Each store is built by `silt::objstore::store_from_url`, exactly as
 //! `Db::open` builds it.
 //!
 //! What is checked: create-only PUT races (16 racers, exactly one winner, the rest
