@@ -44,7 +44,9 @@ pub fn store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         }
         "gs" => {
             let (bucket, prefix) = bucket_and_prefix(rest).map_err(bad)?;
-            let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            let builder = object_store::gcp::GoogleCloudStorageBuilder::from_env();
+            check_gcs(&builder, adc_file_exists()).map_err(bad)?;
+            let store = builder
                 .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
@@ -126,6 +128,48 @@ fn check_azure(b: &object_store::azure::MicrosoftAzureBuilder) -> std::result::R
     )
 }
 
+/// Missing Google credentials for a custom endpoint, told in one line, as for S3.
+///
+/// The rule: with `GOOGLE_BASE_URL` set (an emulator or a GCS-compatible service, where no
+/// GCE metadata server hands out tokens) one of a service account (`GOOGLE_SERVICE_ACCOUNT`
+/// or `GOOGLE_SERVICE_ACCOUNT_KEY`; for an emulator, one with `"disable_oauth": true`),
+/// `GOOGLE_APPLICATION_CREDENTIALS`, the gcloud application-default credentials file
+/// (`adc_file`) or `GOOGLE_BEARER_TOKEN` must be there. Without a base URL the lookup is
+/// left to `object_store`: on GCE, GKE or Cloud Run the token comes from the metadata server.
+/// A base URL given inside the service-account file comes with its credentials.
+fn check_gcs(
+    b: &object_store::gcp::GoogleCloudStorageBuilder,
+    adc_file: bool,
+) -> std::result::Result<(), String> {
+    use object_store::gcp::GoogleConfigKey as K;
+    let get = |k: K| b.get_config_value(&k).filter(|v| !v.is_empty());
+    let Some(endpoint) = get(K::BaseUrl) else {
+        return Ok(());
+    };
+    let credentials = get(K::ServiceAccount).is_some()
+        || get(K::ServiceAccountKey).is_some()
+        || get(K::ApplicationCredentials).is_some()
+        || get(K::BearerToken).is_some()
+        || adc_file;
+    if credentials {
+        return Ok(());
+    }
+    Err(format!(
+        "no credentials for the endpoint {endpoint}: set GOOGLE_SERVICE_ACCOUNT to a \
+         service-account JSON file (for an emulator, one with \"disable_oauth\": true) or \
+         GOOGLE_APPLICATION_CREDENTIALS"
+    ))
+}
+
+/// Whether gcloud's application-default credentials file is where `object_store` looks.
+fn adc_file_exists() -> bool {
+    std::env::var_os("HOME").is_some_and(|home| {
+        std::path::Path::new(&home)
+            .join(".config/gcloud/application_default_credentials.json")
+            .exists()
+    })
+}
+
 fn bucket_and_prefix(rest: &str) -> std::result::Result<(&str, Path), String> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -168,6 +212,7 @@ mod tests {
     fn missing_credentials_are_named() {
         use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as K};
         use object_store::azure::MicrosoftAzureBuilder;
+        use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey as G};
         let none = |_: &str| false;
         // No endpoint, no keys: left to the instance metadata service (IAM roles).
         assert!(check_s3(&AmazonS3Builder::new(), none).is_ok());
@@ -189,5 +234,21 @@ mod tests {
         assert!(e.contains("AZURE_STORAGE_ACCOUNT_NAME"), "{e}");
         assert!(check_azure(&MicrosoftAzureBuilder::new().with_use_emulator(true)).is_ok());
         assert!(check_azure(&MicrosoftAzureBuilder::new().with_account("a")).is_ok());
+
+        // No base URL: left to the GCE metadata server.
+        assert!(check_gcs(&GoogleCloudStorageBuilder::new(), false).is_ok());
+        let emulator =
+            GoogleCloudStorageBuilder::new().with_config(G::BaseUrl, "http://127.0.0.1:18200");
+        let e = check_gcs(&emulator, false).unwrap_err();
+        assert!(
+            e.contains("GOOGLE_SERVICE_ACCOUNT") && e.contains("127.0.0.1:18200"),
+            "{e}"
+        );
+        assert!(check_gcs(&emulator, true).is_ok());
+        let sa = emulator
+            .clone()
+            .with_config(G::ServiceAccount, "/keys/sa.json");
+        assert!(check_gcs(&sa, false).is_ok());
+        assert!(check_gcs(&emulator.with_bearer_token("t"), false).is_ok());
     }
 }
