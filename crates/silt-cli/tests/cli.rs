@@ -238,6 +238,62 @@ fn inspect_json_has_the_report_fields() -> Result<()> {
     Ok(())
 }
 
+/// `silt --store s3://… | az://… | gs://…` round-trips against each emulator
+/// `scripts/test` starts, with the variables `scripts/<x>-server env` prints (inherited
+/// from the test's environment). A scheme whose URL is unset is skipped unless its
+/// `SILT_REQUIRE_*` is `1`.
+#[test]
+fn every_emulator_round_trips_through_the_cli() -> Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for (url_var, require_var) in [
+        ("SILT_TEST_S3_URL", "SILT_REQUIRE_S3"),
+        ("SILT_TEST_AZURE_URL", "SILT_REQUIRE_AZURE"),
+        ("SILT_TEST_GCS_URL", "SILT_REQUIRE_GCS"),
+    ] {
+        let Some(base) = std::env::var(url_var).ok().filter(|v| !v.is_empty()) else {
+            assert!(
+                std::env::var(require_var).as_deref() != Ok("1"),
+                "{require_var}=1 but {url_var} is unset: run scripts/test"
+            );
+            eprintln!("skipping {url_var}: unset");
+            continue;
+        };
+        let url = format!(
+            "{}/cli-{nanos:x}-{}",
+            base.trim_end_matches('/'),
+            std::process::id()
+        );
+        let silt = |args: &[&str]| -> Result<Output> {
+            Command::new(env!("CARGO_BIN_EXE_silt"))
+                .env_remove("RUST_LOG")
+                .env_remove("SILT_STORE")
+                .arg("--store")
+                .arg(&url)
+                .args(args)
+                .output()
+                .with_context(|| format!("silt --store {url} {args:?}"))
+        };
+        let ok = |args: &[&str]| -> Result<String> {
+            let out = silt(args)?;
+            assert!(
+                out.status.success(),
+                "silt --store {url} {args:?}: {}",
+                stderr(&out)
+            );
+            String::from_utf8(out.stdout).context("stdout")
+        };
+        ok(&["put", "k1", "v1"])?;
+        ok(&["put", "k2", "v2"])?;
+        assert_eq!(ok(&["get", "k1"])?, "v1\n", "{url}");
+        ok(&["delete", "k1"])?;
+        assert_eq!(ok(&["scan"])?, "k2\tv2\n", "{url}");
+        assert_eq!(silt(&["get", "k1"])?.status.code(), Some(1), "{url}");
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_url_scheme_is_one_line_error() -> Result<()> {
     let s = Store::new()?;
