@@ -321,6 +321,95 @@ async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
     Ok(())
 }
 
+/// A checkpoint taken on a follower names a manifest its lease protects: when the follower
+/// moves to a newer manifest (and drops the old lease) while the checkpoint's PUT is in
+/// flight, and GC then collects the old manifest, the checkpoint is taken again on the
+/// newer one instead of naming what is gone. It opens and reads exactly the history up to
+/// its sequence number, also after further compaction and GC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_checkpoint_survives_a_manifest_swap_during_its_put() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let gate = Gate::new(false);
+    let hooked: Arc<dyn ObjectStore> = HookStore::new(
+        Arc::clone(&plain),
+        HoldPut::new(&gate, HoldAt::Request, |p, _| {
+            in_dir(p, "checkpoints") && p.filename() == Some("pin.json")
+        }),
+    );
+    let writer = open_writer(&plain).await?;
+    let mut history = History::default();
+    let mut write = async |k: String, v: Option<String>| -> Result<()> {
+        match &v {
+            Some(v) => writer.put(&k, v).await?,
+            None => writer.delete(&k).await?,
+        }
+        history
+            .ops
+            .push((writer.visible_seq(), k.into(), v.map(Bytes::from)));
+        Ok(())
+    };
+    for i in 0..40u32 {
+        write(format!("k{:02}", i % 13), Some(format!("first-{i}"))).await?;
+    }
+    writer.flush_memtables().await?;
+    let follower = Arc::new(open_follower(&hooked, stepped_follower_settings()).await?);
+    let first_manifest = follower.follower_status().context("status")?.manifest_id;
+
+    // The checkpoint's PUT is held...
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let f = Arc::clone(&follower);
+    let create = tokio::spawn(async move { f.create_checkpoint("pin", None).await });
+    gate.reached.notified().await;
+    // ...while the writer replaces every SST of that manifest, the follower moves on (and
+    // deletes its old lease), and GC collects what nothing protects any more.
+    for i in 0..40u32 {
+        let v = (i % 5 != 0).then(|| format!("second-{i}"));
+        write(format!("k{:02}", i % 17), v).await?;
+    }
+    writer.flush_memtables().await?;
+    writer.compact().await?;
+    follower.follower_poll_now().await?;
+    let moved_to = follower.follower_status().context("status")?.manifest_id;
+    ensure!(
+        moved_to > first_manifest,
+        "the follower did not move on ({moved_to})"
+    );
+    let_wall_clock_pass()?;
+    writer.gc(Some(Duration::ZERO)).await?;
+    gate.release.add_permits(1);
+    let cp = create.await??;
+    ensure!(
+        cp.manifest_id == moved_to,
+        "the checkpoint names manifest {} (collected), not {moved_to}",
+        cp.manifest_id
+    );
+
+    // GC keeps what it names through more history.
+    for i in 0..40u32 {
+        write(format!("k{:02}", i % 11), Some(format!("third-{i}"))).await?;
+    }
+    writer.flush_memtables().await?;
+    writer.compact().await?;
+    let_wall_clock_pass()?;
+    writer.gc(Some(Duration::ZERO)).await?;
+    let at = Db::builder(Arc::clone(&plain), root())
+        .settings(stepped_follower_settings())
+        .at_checkpoint("pin")
+        .open()
+        .await
+        .context("open at the checkpoint")?;
+    ensure!(at.visible_seq() == cp.seq);
+    ensure!(
+        full_scan(&at).await? == history.state_at(cp.seq),
+        "the checkpoint does not read the history up to {}",
+        cp.seq
+    );
+    at.close().await?;
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
 /// Answers the next WAL GET (while armed) with `NotFound`: the segment was listed, then
 /// collected before its GET.
 #[derive(Debug, Default)]

@@ -410,6 +410,39 @@ async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
     Ok(())
 }
 
+/// Attempts to store a read-only handle's checkpoint while its follower keeps moving to
+/// newer manifests.
+const PIN_ATTEMPTS: usize = 8;
+
+impl DbInner {
+    /// A read-only handle's manifest and sequence number, as one pair: on a follower,
+    /// taken under its poll lock, so never the sequence of one manifest swap with the
+    /// manifest of another.
+    async fn read_only_pin(&self) -> (Option<u64>, SeqNo) {
+        let _polls = match &self.follower {
+            Some(f) => Some(f.lock_polls().await),
+            None => None,
+        };
+        (
+            self.lease.as_ref().and_then(Lease::manifest_id),
+            self.visible_seq.load(Ordering::Acquire),
+        )
+    }
+
+    /// Whether the lease still pins manifest `id`, unexpired: then it protected the
+    /// manifest without a break until now (a follower deletes a lease object only after
+    /// moving to another manifest; expiry only moves forward).
+    async fn read_only_still_pins(&self, id: u64) -> bool {
+        let _polls = match &self.follower {
+            Some(f) => Some(f.lock_polls().await),
+            None => None,
+        };
+        self.lease.as_ref().is_some_and(|l| {
+            l.manifest_id() == Some(id) && l.check(self.clock.unix_millis()).is_ok()
+        })
+    }
+}
+
 impl Db {
     /// Pin the database as it is now under `name`: the current manifest and every write
     /// visible now, which this first makes durable in the object store (as
@@ -417,8 +450,10 @@ impl Db {
     /// deleted ([`Db::delete_checkpoint`]) or `lifetime` has passed (`None`: never
     /// expires); [`crate::DbBuilder::at_checkpoint`] opens it read-only, as it was.
     ///
-    /// On a read-only handle the checkpoint pins the manifest the handle opened and the
-    /// sequence number it reads at (its lease protects that manifest meanwhile).
+    /// On a read-only handle the checkpoint pins the manifest the handle reads and the
+    /// sequence number it reads at (its lease protects that manifest meanwhile). A
+    /// follower that moves to a newer manifest while the checkpoint is being stored has
+    /// dropped that protection: the checkpoint is then taken again on the newer manifest.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad name (`[A-Za-z0-9._-]{1,128}`);
@@ -446,18 +481,38 @@ impl Db {
             }
         };
         let Some(wal) = &inner.wal else {
-            let Some(manifest_id) = inner.lease.as_ref().and_then(Lease::manifest_id) else {
-                return Err(Error::Checkpoint(
-                    "the database is empty: there is no manifest to pin".into(),
-                ));
-            };
-            let cp = make(manifest_id, self.visible_seq());
-            checkpoint::create(storage, &cp).await?;
-            if let Err(e) = inner.check_open() {
+            // A read-only handle: its lease protects the manifest it reads until the
+            // checkpoint is stored, unless a follower moves to a newer manifest (and
+            // deletes the old lease) meanwhile; then GC may already have collected what
+            // the checkpoint names, so it is taken again on the newer manifest.
+            for _ in 0..PIN_ATTEMPTS {
+                let (manifest_id, seq) = inner.read_only_pin().await;
+                let Some(manifest_id) = manifest_id else {
+                    return Err(Error::Checkpoint(
+                        "the database is empty: there is no manifest to pin".into(),
+                    ));
+                };
+                let cp = make(manifest_id, seq);
+                checkpoint::create(storage, &cp).await?;
+                let pinned = inner.read_only_still_pins(manifest_id).await;
+                if let Err(e) = inner.check_open() {
+                    checkpoint::delete(storage, name).await?;
+                    return Err(e);
+                }
+                if pinned {
+                    return Ok(cp);
+                }
                 checkpoint::delete(storage, name).await?;
-                return Err(e);
+                tracing::info!(
+                    manifest = manifest_id,
+                    "the follower moved to a newer manifest while checkpoint {name:?} was \
+                     stored; taking it again"
+                );
             }
-            return Ok(cp);
+            return Err(Error::Checkpoint(format!(
+                "the follower moved to a newer manifest {PIN_ATTEMPTS} times while \
+                 checkpoint {name:?} was being stored; nothing was kept"
+            )));
         };
         // Compactions keep the versions this sequence number reads until the checkpoint
         // pins a manifest.

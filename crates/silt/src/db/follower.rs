@@ -149,6 +149,11 @@ impl Follower {
         f
     }
 
+    /// Hold off polls (and so manifest swaps and lease moves) while the guard lives.
+    pub(crate) async fn lock_polls(&self) -> impl Drop + '_ {
+        self.state.lock().await
+    }
+
     fn lag(&self, now: Instant) -> Duration {
         now.saturating_duration_since(*self.caught_up_at.lock())
     }
