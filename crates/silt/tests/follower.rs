@@ -6,7 +6,10 @@
 //!   through memtable flushes, compactions and GC passes with zero grace; reads of the
 //!   version the follower holds keep working between polls (its lease protects it).
 //! * A WAL segment uploaded after the one behind it (a held PUT) stops the follower at the
-//!   gap; it continues once the segment lands.
+//!   gap; it continues once the segment lands. Meanwhile it holds at most
+//!   `follower.fetch_ahead_bytes` of the segments past the gap.
+//! * A checkpoint taken on a follower while it moves to a newer manifest names a manifest
+//!   GC keeps.
 //! * While the store is unreachable, reads fail with `Unavailable` (`Error::Stale`) past
 //!   `follower.max_staleness`, and work again once the follower caught up.
 //! * Promoting a follower while the writer runs under load loses nothing acknowledged and
@@ -255,14 +258,32 @@ async fn follower_state_is_always_a_prefix_of_the_writer_history() -> Result<()>
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
+/// An in-memory store, and the same store through a hook that holds the next WAL PUT
+/// while the gate is armed.
+fn wal_put_held_store() -> (Arc<dyn ObjectStore>, Arc<Gate>, Arc<dyn ObjectStore>) {
     let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let gate = Gate::new(false);
     let hooked: Arc<dyn ObjectStore> = HookStore::new(
         Arc::clone(&plain),
         HoldPut::new(&gate, HoldAt::Request, |p, _| in_dir(p, "wal")),
     );
+    (plain, gate, hooked)
+}
+
+/// Wait (up to 5 s) until the writer has uploaded more than `before` WAL segments.
+async fn segment_uploaded_past(writer: &Db, before: u64) -> Result<()> {
+    for _ in 0..5000 {
+        if writer.metrics().wal.map_or(0, |w| w.segments_uploaded) > before {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    bail!("no segment uploaded past {before} within 5 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
+    let (plain, gate, hooked) = wal_put_held_store();
     let writer = Arc::new(open_writer(&hooked).await?);
     writer.put("before", "1").await?;
     let follower = open_follower(&plain, stepped_follower_settings()).await?;
@@ -283,15 +304,9 @@ async fn a_segment_uploaded_late_stops_the_follower_at_the_gap() -> Result<()> {
     let w = Arc::clone(&writer);
     let second = tokio::spawn(async move { w.flush().await });
     // Wait until the second segment is in the store.
-    let mut stored = before;
-    for _ in 0..2000 {
-        stored = uploaded();
-        if stored > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    ensure!(stored > before, "the second segment did not land");
+    segment_uploaded_past(&writer, before)
+        .await
+        .context("the second segment did not land")?;
     follower.follower_poll_now().await?;
     ensure!(
         follower.visible_seq() == base,
@@ -405,6 +420,112 @@ async fn a_follower_checkpoint_survives_a_manifest_swap_during_its_put() -> Resu
         cp.seq
     );
     at.close().await?;
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+/// Counts the WAL GETs a follower makes.
+#[derive(Debug, Default)]
+struct CountWalGets(Arc<std::sync::atomic::AtomicU64>);
+
+impl common::Hook for CountWalGets {
+    fn get_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        options: silt::object_store::GetOptions,
+    ) -> common::BoxFut<'a, silt::object_store::Result<silt::object_store::GetResult>> {
+        if in_dir(location, "wal") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        inner.get_opts(location, options)
+    }
+}
+
+/// Behind a gap (a held segment upload) a follower holds at most
+/// `follower.fetch_ahead_bytes` of the segments past it, however many polls the gap
+/// lasts; the rest wait in the store, and all of it is applied once the gap fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_past_a_gap_are_held_only_up_to_fetch_ahead_bytes() -> Result<()> {
+    let (plain, gate, hooked) = wal_put_held_store();
+    let mut ws = writer_settings();
+    ws.wal.max_inflight_uploads = 16;
+    // No memtable flush: its SST would carry the held write past the gap.
+    ws.memtable_bytes = 8 << 20;
+    ws.wal.max_replay_segments = 1000;
+    let writer = Arc::new(
+        Db::builder(Arc::clone(&hooked), root())
+            .settings(ws)
+            .open()
+            .await?,
+    );
+    writer.put("before", "1").await?;
+    let gets = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted: Arc<dyn ObjectStore> =
+        HookStore::new(Arc::clone(&plain), CountWalGets(Arc::clone(&gets)));
+    let value = "v".repeat(10_000);
+    let mut fs = stepped_follower_settings();
+    // Room for three of the ~10 KB segments below, not four.
+    fs.follower.fetch_ahead_bytes = 35_000;
+    let follower = open_follower(&counted, fs).await?;
+    let base = follower.visible_seq();
+
+    let buffered = WriteOptions::with_durability(Durability::Buffered);
+    let uploaded = || writer.metrics().wal.map_or(0, |w| w.segments_uploaded);
+    gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.put_with("held", &value, &buffered).await?;
+    let mut flushes = Vec::new();
+    let w = Arc::clone(&writer);
+    flushes.push(tokio::spawn(async move { w.flush().await }));
+    gate.reached.notified().await;
+    // Eight segments land behind the held one, one by one.
+    for i in 0..8 {
+        let before = uploaded();
+        writer.put_with(&format!("k{i}"), &value, &buffered).await?;
+        let w = Arc::clone(&writer);
+        flushes.push(tokio::spawn(async move { w.flush().await }));
+        segment_uploaded_past(&writer, before)
+            .await
+            .with_context(|| format!("segment {i} did not land"))?;
+    }
+    let gets_before = gets.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        follower.follower_poll_now().await?;
+        let held = follower
+            .metrics()
+            .follower
+            .context("follower metrics")?
+            .held_ahead_bytes;
+        ensure!(held <= 35_000, "{held} bytes held past the gap");
+        ensure!(
+            follower.visible_seq() == base,
+            "went past the gap: {} > {base} (writer durable {})",
+            follower.visible_seq(),
+            writer.durable_seq()
+        );
+    }
+    let fetched = gets.load(std::sync::atomic::Ordering::SeqCst) - gets_before;
+    ensure!(
+        fetched == 3,
+        "{fetched} segments fetched past the gap in five polls (room for 3)"
+    );
+    gate.release.add_permits(1);
+    for f in flushes {
+        f.await??;
+    }
+    follower.follower_poll_now().await?;
+    ensure!(follower.visible_seq() == writer.durable_seq());
+    ensure!(follower.get("held").await?.is_some());
+    ensure!(follower.get("k7").await?.is_some());
+    ensure!(
+        follower
+            .metrics()
+            .follower
+            .context("follower metrics")?
+            .held_ahead_bytes
+            == 0
+    );
     follower.close().await?;
     writer.close().await?;
     Ok(())

@@ -87,6 +87,11 @@ pub struct FollowerSettings {
     /// unbounded (reads serve however old a state). Default 30 s.
     #[serde(with = "humantime_serde")]
     pub max_staleness: Duration,
+    /// WAL segments past a gap (a segment the writer is still uploading, or lost) are
+    /// fetched ahead and held in memory until the gap fills, up to this many bytes in all;
+    /// the ones beyond wait in the store until the gap fills. The segment at the gap
+    /// itself is always fetched, so `0` tails strictly in order. Default 64 MiB.
+    pub fetch_ahead_bytes: u64,
 }
 
 impl Default for FollowerSettings {
@@ -94,6 +99,7 @@ impl Default for FollowerSettings {
         FollowerSettings {
             poll_interval: Duration::from_millis(100),
             max_staleness: Duration::from_secs(30),
+            fetch_ahead_bytes: 64 * MIB as u64,
         }
     }
 }

@@ -76,6 +76,9 @@ crate::metric::snapshot! {
         polls: u64, Counter "silt_follower_polls",
         /// Polls that failed (store errors; the next poll tries again).
         poll_errors: u64, Counter "silt_follower_poll_errors",
+        /// Bytes of WAL segments fetched past a gap and held until it fills (at most
+        /// `follower.fetch_ahead_bytes`).
+        held_ahead_bytes: u64, Gauge "silt_follower_held_ahead_bytes",
     }
 }
 
@@ -113,6 +116,7 @@ pub(crate) struct Follower {
     manifests_applied: Cell,
     polls: Cell,
     poll_errors: Cell,
+    held_ahead: Cell,
 }
 
 #[derive(Debug)]
@@ -120,8 +124,12 @@ struct State {
     tail: Tail,
     /// Lowest WAL id not fed yet.
     next_id: u64,
-    /// Fetched segments at ids above `next_id` waiting for the ids below them.
-    fetched: BTreeMap<u64, WalSegment>,
+    /// Fetched segments at ids above `next_id` waiting for the ids below them, with
+    /// their sizes.
+    fetched: BTreeMap<u64, (WalSegment, u64)>,
+    /// The sizes in `fetched`, summed: at most `follower.fetch_ahead_bytes` beyond the
+    /// segment at `next_id`.
+    fetched_bytes: u64,
     manifest: Manifest,
 }
 
@@ -134,6 +142,7 @@ impl Follower {
                 tail: Tail::new(base),
                 next_id: manifest.wal_replay_from.max(1),
                 fetched: BTreeMap::new(),
+                fetched_bytes: 0,
                 manifest,
             }),
             caught_up_at: parking_lot::Mutex::new(now),
@@ -144,6 +153,7 @@ impl Follower {
             manifests_applied: Cell::default(),
             polls: Cell::default(),
             poll_errors: Cell::default(),
+            held_ahead: Cell::default(),
         };
         f.newest_seen.set(base);
         f
@@ -344,6 +354,8 @@ impl DbInner {
         st.next_id = st.next_id.max(m.wal_replay_from);
         let next_id = st.next_id;
         st.fetched.retain(|id, _| *id >= next_id);
+        st.fetched_bytes = st.fetched.values().map(|(_, size)| size).sum();
+        f.held_ahead.set(st.fetched_bytes);
         f.manifest_id.set(m.id);
         f.manifests_applied.incr();
         f.newest_seen.set(f.newest_seen.get().max(base));
@@ -361,48 +373,79 @@ impl DbInner {
             .storage
             .list_numbered_after("wal", "wal", st.next_id.saturating_sub(1))
             .await?;
-        let want: Vec<u64> = listed
-            .iter()
-            .map(|l| l.id)
-            .filter(|id| *id >= st.next_id && !st.fetched.contains_key(id))
-            .take(FETCH_PER_POLL)
-            .collect();
-        let all_fetched = want.len()
-            == listed
-                .iter()
-                .filter(|l| l.id >= st.next_id && !st.fetched.contains_key(&l.id))
-                .count();
-        let storage = &self.storage;
-        let mut fetches = futures::stream::iter(want.into_iter().map(|id| async move {
-            let path = storage.wal_path(id);
-            let bytes = storage.get_opt(&path).await?;
-            Ok::<_, Error>((id, path, bytes))
-        }))
-        .buffered(FETCH_CONCURRENCY);
+        // Segments past a gap are held until it fills: fetch them ahead only up to
+        // `fetch_ahead_bytes` in all (the segment at the gap always). Rounds go on while
+        // they feed something, since that frees room.
+        let mut fetched_now = 0usize;
         let mut gone = false;
-        while let Some((id, path, bytes)) = fetches.try_next().await? {
-            let Some(bytes) = bytes else {
-                gone = true;
-                continue;
-            };
-            let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
-            f.newest_seen
-                .set(f.newest_seen.get().max(seg.header.last_seq));
-            st.fetched.insert(id, seg);
-        }
-        drop(fetches);
-        let active = Arc::clone(&self.current().active);
-        while let Some(seg) = st.fetched.remove(&st.next_id) {
-            let id = st.next_id;
-            st.tail.feed(id, seg, None, &active);
-            st.next_id += 1;
-            f.segments_tailed.incr();
-        }
+        let all_fetched = loop {
+            let mut budget = self
+                .settings
+                .follower
+                .fetch_ahead_bytes
+                .saturating_sub(st.fetched_bytes);
+            let mut want = Vec::new();
+            let mut unfetched = 0usize;
+            for l in &listed {
+                if l.id < st.next_id || st.fetched.contains_key(&l.id) {
+                    continue;
+                }
+                unfetched += 1;
+                if fetched_now + want.len() == FETCH_PER_POLL {
+                    continue;
+                }
+                if l.id == st.next_id {
+                    want.push(l.id);
+                } else if l.size <= budget {
+                    budget -= l.size;
+                    want.push(l.id);
+                }
+            }
+            if want.is_empty() {
+                break unfetched == 0;
+            }
+            let everything = want.len() == unfetched;
+            fetched_now += want.len();
+            let storage = &self.storage;
+            let mut fetches = futures::stream::iter(want.into_iter().map(|id| async move {
+                let path = storage.wal_path(id);
+                let bytes = storage.get_opt(&path).await?;
+                Ok::<_, Error>((id, path, bytes))
+            }))
+            .buffered(FETCH_CONCURRENCY);
+            while let Some((id, path, bytes)) = fetches.try_next().await? {
+                let Some(bytes) = bytes else {
+                    gone = true;
+                    continue;
+                };
+                let size = bytes.len() as u64;
+                let seg = decode_segment(bytes).map_err(|e| Error::corrupt(path.to_string(), e))?;
+                f.newest_seen
+                    .set(f.newest_seen.get().max(seg.header.last_seq));
+                st.fetched_bytes += size;
+                st.fetched.insert(id, (seg, size));
+            }
+            drop(fetches);
+            let active = Arc::clone(&self.current().active);
+            let mut fed = false;
+            while let Some((seg, size)) = st.fetched.remove(&st.next_id) {
+                st.fetched_bytes = st.fetched_bytes.saturating_sub(size);
+                let id = st.next_id;
+                st.tail.feed(id, seg, None, &active);
+                st.next_id += 1;
+                f.segments_tailed.incr();
+                fed = true;
+            }
+            if everything || gone || !fed {
+                break everything && !gone;
+            }
+        };
         // Replay bookkeeping a follower does not need (it would grow without bound).
         st.tail.out.segments.clear();
         st.tail.out.dropped.clear();
         st.tail.out.fenced.clear();
         f.epoch.set(st.tail.epoch());
+        f.held_ahead.set(st.fetched_bytes);
         self.visible_seq.store(st.tail.out.end, Ordering::Release);
         if let Some(lease) = &self.lease {
             lease.set_seq(st.tail.out.end);
@@ -426,6 +469,7 @@ impl DbInner {
             manifests_applied: f.manifests_applied.get(),
             polls: f.polls.get(),
             poll_errors: f.poll_errors.get(),
+            held_ahead_bytes: f.held_ahead.get(),
         })
     }
 }
