@@ -99,6 +99,14 @@ struct History {
 }
 
 impl History {
+    /// Put `k = v` through the writer and record it.
+    async fn put(&mut self, writer: &Db, k: String, v: String) -> Result<()> {
+        writer.put(&k, &v).await?;
+        self.ops
+            .push((writer.visible_seq(), k.into(), Some(v.into())));
+        Ok(())
+    }
+
     /// The database after every write `<= seq`.
     fn state_at(&self, seq: u64) -> BTreeMap<Bytes, Bytes> {
         let mut m = BTreeMap::new();
@@ -166,11 +174,9 @@ async fn follower_state_is_always_a_prefix_of_the_writer_history() -> Result<()>
     let mut history = History::default();
     // A follower opened on a database with history already.
     for i in 0..20u32 {
-        let (k, v) = (format!("k{:02}", i % 7), format!("early-{i}"));
-        writer.put(&k, &v).await?;
         history
-            .ops
-            .push((writer.visible_seq(), k.into(), Some(v.into())));
+            .put(&writer, format!("k{:02}", i % 7), format!("early-{i}"))
+            .await?;
     }
     writer.flush_memtables().await?;
     let follower = open_follower(&store, stepped_follower_settings()).await?;
@@ -245,17 +251,7 @@ async fn follower_state_is_always_a_prefix_of_the_writer_history() -> Result<()>
     ensure!(swaps_seen > 1);
     let text = m.to_prometheus();
     ensure!(text.contains("\nsilt_follower_applied_seq "), "{text}");
-    // Only the follower's current lease is in the store.
-    let leases = writer
-        .list_checkpoints()
-        .await?
-        .into_iter()
-        .filter(|c| c.kind == silt::CheckpointKind::Lease)
-        .count();
-    ensure!(leases == 1, "{leases} leases");
-    follower.close().await?;
-    writer.close().await?;
-    Ok(())
+    only_one_lease_then_close(follower, writer).await
 }
 
 /// An in-memory store, and the same store through a hook that holds the next WAL PUT
@@ -420,6 +416,109 @@ async fn a_follower_checkpoint_survives_a_manifest_swap_during_its_put() -> Resu
         cp.seq
     );
     at.close().await?;
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+/// A snapshot or a scan taken on a follower keeps reading the version it was taken with
+/// after the follower moved to a newer manifest and GC with zero grace ran: the follower
+/// keeps (and renews) the old manifest's lease while it reads it, and deletes it at the
+/// first poll after it is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_snapshots_and_scans_keep_their_version_through_a_swap_and_gc() -> Result<()> {
+    for snapshot in [false, true] {
+        reader_survives_swap_and_gc(snapshot)
+            .await
+            .with_context(|| if snapshot { "snapshot" } else { "scan" })?;
+    }
+    Ok(())
+}
+
+async fn reader_survives_swap_and_gc(snapshot: bool) -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = open_writer(&store).await?;
+    let mut history = History::default();
+    let pad = "p".repeat(300);
+    for i in 0..60u32 {
+        history
+            .put(
+                &writer,
+                format!("k{:02}", i % 20),
+                format!("first-{i}-{pad}"),
+            )
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    let follower = open_follower(&store, stepped_follower_settings()).await?;
+    let want = history.state_at(follower.visible_seq());
+    // The reader: a snapshot, or a scan that has read its first row.
+    let snap = snapshot.then(|| follower.snapshot());
+    let mut scan = match &snap {
+        Some(_) => None,
+        None => Some(follower.scan::<&[u8]>(..)?),
+    };
+    let mut rows = Vec::new();
+    if let Some(scan) = &mut scan {
+        rows.push(scan.next().await?.context("the scan's first row")?);
+    }
+
+    // Every SST the follower reads is replaced; it moves on; GC collects what only the
+    // manifest's grace would keep.
+    for i in 0..60u32 {
+        let k = format!("k{:02}", i % 20);
+        writer.put(&k, format!("second-{i}")).await?;
+    }
+    writer.flush_memtables().await?;
+    writer.compact().await?;
+    follower.follower_poll_now().await?;
+    let retired = |db: &Db| db.metrics().follower.map_or(0, |f| f.retired_leases);
+    ensure!(
+        retired(&follower) == 1,
+        "{} retired leases",
+        retired(&follower)
+    );
+    let_wall_clock_pass()?;
+    writer.gc(Some(Duration::ZERO)).await?;
+
+    if let Some(snap) = &snap {
+        let got: BTreeMap<Bytes, Bytes> = snap
+            .scan::<&[u8]>(..)?
+            .collect(usize::MAX)
+            .await
+            .context("the snapshot's scan after GC")?
+            .into_iter()
+            .collect();
+        ensure!(got == want, "the snapshot reads another state after GC");
+        ensure!(snap.get("k07").await?.as_ref() == want.get(&b"k07"[..]));
+    }
+    if let Some(scan) = &mut scan {
+        while let Some(row) = scan.next().await.context("the scan after GC")? {
+            rows.push(row);
+        }
+        ensure!(
+            rows.into_iter().collect::<BTreeMap<_, _>>() == want,
+            "the scan started before the swap reads another state"
+        );
+    }
+
+    // Once it is gone, the old lease goes at the next poll.
+    drop(snap);
+    drop(scan);
+    follower.follower_poll_now().await?;
+    ensure!(retired(&follower) == 0);
+    only_one_lease_then_close(follower, writer).await
+}
+
+/// Only the follower's current lease is in the store; then both handles close.
+async fn only_one_lease_then_close(follower: Db, writer: Db) -> Result<()> {
+    let leases = writer
+        .list_checkpoints()
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == silt::CheckpointKind::Lease)
+        .count();
+    ensure!(leases == 1, "{leases} leases");
     follower.close().await?;
     writer.close().await?;
     Ok(())

@@ -17,7 +17,7 @@
 //!   it is still live.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use silt_format::checkpoint::CHECKPOINT_FORMAT_VERSION;
@@ -30,6 +30,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointKind};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::lsm::version::Version;
 use crate::manifest;
 use crate::objstore::Storage;
 
@@ -64,6 +65,9 @@ pub(crate) struct Lease {
     /// Serialises the lease's writes (renewals and moves), so a renewal never stores an
     /// object a move has replaced.
     io: tokio::sync::Mutex<()>,
+    /// Lease objects of manifests a follower moved off while snapshots or scans still
+    /// read their version: renewed with the lease, deleted once nothing reads it.
+    retired: parking_lot::Mutex<Vec<(LeaseObject, Weak<Version>)>>,
 }
 
 /// Which lease object is stored.
@@ -96,6 +100,7 @@ impl Lease {
             expires_at_ms: AtomicU64::new(now.saturating_add(millis(lifetime))),
             lifetime,
             io: tokio::sync::Mutex::new(()),
+            retired: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -107,6 +112,7 @@ impl Lease {
             expires_at_ms: AtomicU64::new(u64::MAX),
             lifetime,
             io: tokio::sync::Mutex::new(()),
+            retired: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -130,6 +136,26 @@ impl Lease {
     /// The stored lease's name (`lease-<ulid>`).
     pub(crate) fn name(&self) -> Option<String> {
         self.current.lock().as_ref().map(|o| o.name.clone())
+    }
+
+    /// Take the retired lease objects whose version nothing reads any more (for the
+    /// caller to delete).
+    pub(crate) fn take_unread(&self) -> Vec<String> {
+        let mut retired = self.retired.lock();
+        let mut gone = Vec::new();
+        retired.retain(|(o, v)| {
+            let read = v.strong_count() > 0;
+            if !read {
+                gone.push(o.name.clone());
+            }
+            read
+        });
+        gone
+    }
+
+    /// Lease objects still stored for versions readers hold (see [`Lease::take_unread`]).
+    pub(crate) fn retired_count(&self) -> usize {
+        self.retired.lock().len()
     }
 
     /// The manifest the lease pins.
@@ -204,14 +230,20 @@ pub(crate) struct StagedLease<'a> {
 }
 
 impl StagedLease<'_> {
-    /// The handle now reads the new manifest: the new object is the lease. Returns the
-    /// old object's name, for the caller to delete.
-    pub(crate) fn commit(self) -> Option<String> {
-        let old = self.lease.current.lock().replace(self.next);
+    /// The handle now reads the new manifest: the new object is the lease. The old
+    /// object stays, renewed, while `replaced` (the version the handle read before) is
+    /// still read by a snapshot or scan; otherwise its name is returned, for the caller
+    /// to delete.
+    pub(crate) fn commit(self, replaced: Weak<Version>) -> Option<String> {
+        let old = self.lease.current.lock().replace(self.next)?;
         self.lease
             .expires_at_ms
             .store(self.expires, Ordering::Release);
-        old.map(|o| o.name)
+        if replaced.strong_count() > 0 {
+            self.lease.retired.lock().push((old, replaced));
+            return None;
+        }
+        Some(old.name)
     }
 
     /// The swap failed: delete the new object (best effort; it expires anyway).
@@ -332,9 +364,19 @@ impl DbInner {
         }
     }
 
-    /// Delete this handle's lease (on close): best effort, it expires anyway.
+    /// Delete this handle's lease (on close), and the retired lease objects of versions
+    /// it read before: best effort, they expire anyway.
     pub(crate) async fn release_lease(&self) {
-        if let Some(name) = self.lease.as_ref().and_then(Lease::name) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
+        let retired: Vec<String> = lease
+            .retired
+            .lock()
+            .drain(..)
+            .map(|(o, _)| o.name)
+            .collect();
+        for name in lease.name().into_iter().chain(retired) {
             if let Err(e) = checkpoint::delete(&self.storage, &name).await {
                 tracing::warn!(lease = name, error = %e, "could not delete the reader lease; it will expire");
             }
@@ -407,6 +449,20 @@ async fn renew_lease(inner: &DbInner, lease: &Lease) -> Result<()> {
     lease
         .expires_at_ms
         .fetch_max(next.expires_at_ms.unwrap_or(0), Ordering::AcqRel);
+    // The lease objects of versions snapshots and scans still read, with the same
+    // expiry (best effort: a lapsed one makes those reads fail, not return wrong data).
+    let retired: Vec<LeaseObject> = lease
+        .retired
+        .lock()
+        .iter()
+        .map(|(o, _)| o.clone())
+        .collect();
+    for o in retired {
+        let obj = lease.object_of(&o, next.expires_at_ms.unwrap_or(0));
+        if let Err(e) = checkpoint::overwrite(&inner.storage, &obj).await {
+            tracing::warn!(lease = o.name, error = %e, "renewing a retired reader lease failed");
+        }
+    }
     Ok(())
 }
 

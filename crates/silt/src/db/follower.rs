@@ -79,6 +79,9 @@ crate::metric::snapshot! {
         /// Bytes of WAL segments fetched past a gap and held until it fills (at most
         /// `follower.fetch_ahead_bytes`).
         held_ahead_bytes: u64, Gauge "silt_follower_held_ahead_bytes",
+        /// Lease objects kept on manifests the follower moved off, for snapshots and
+        /// scans still reading them.
+        retired_leases: u64, Gauge "silt_follower_retired_leases",
     }
 }
 
@@ -225,6 +228,13 @@ impl DbInner {
 
     /// Returns whether the poll found the follower caught up.
     async fn poll_locked(&self, f: &Follower, st: &mut State) -> Result<bool> {
+        if let Some(lease) = &self.lease {
+            for name in lease.take_unread() {
+                if let Err(e) = crate::checkpoint::delete(&self.storage, &name).await {
+                    tracing::warn!(lease = name, error = %e, "could not delete a retired reader lease");
+                }
+            }
+        }
         let newer = self
             .storage
             .list_numbered_after("manifest", "manifest", st.manifest.id)
@@ -276,14 +286,17 @@ impl DbInner {
                 );
                 continue;
             };
-            if let Err(e) = self.swap_manifest(f, st, m).await {
-                // The handle still reads the old manifest, under its old lease.
-                staged.abandon(&self.storage).await;
-                return Err(e);
-            }
-            // The old lease object goes once the handle reads the new manifest (best
-            // effort: it expires anyway).
-            if let Some(old) = staged.commit() {
+            let replaced = match self.swap_manifest(f, st, m).await {
+                Ok(replaced) => replaced,
+                Err(e) => {
+                    // The handle still reads the old manifest, under its old lease.
+                    staged.abandon(&self.storage).await;
+                    return Err(e);
+                }
+            };
+            // The old lease object goes once nothing reads the old version (now, or at
+            // a later poll; best effort: it expires anyway).
+            if let Some(old) = staged.commit(replaced) {
                 if let Err(e) = crate::checkpoint::delete(&self.storage, &old).await {
                     tracing::warn!(lease = old, error = %e, "could not delete the follower's previous lease");
                 }
@@ -296,8 +309,13 @@ impl DbInner {
         )))
     }
 
-    /// Swap in a version for manifest `m` (already leased).
-    async fn swap_manifest(&self, f: &Follower, st: &mut State, m: Manifest) -> Result<()> {
+    /// Swap in a version for manifest `m` (already leased); returns the version replaced.
+    async fn swap_manifest(
+        &self,
+        f: &Follower,
+        st: &mut State,
+        m: Manifest,
+    ) -> Result<std::sync::Weak<Version>> {
         let cur = self.current();
         let mut known: HashMap<Arc<str>, Arc<SstHandle>> = HashMap::new();
         for h in cur
@@ -347,6 +365,7 @@ impl DbInner {
             *v = Arc::new(Version::new(active, l0, runs));
             self.visible_seq.store(end, Ordering::Release);
         }
+        let replaced = Arc::downgrade(&cur);
         drop(cur);
         // Forget handles of SSTs nothing reads any more (a follower runs no GC, which
         // prunes the registry on a writer).
@@ -364,7 +383,7 @@ impl DbInner {
         }
         tracing::debug!(manifest = m.id, base, end, "follower swapped in a manifest");
         st.manifest = m;
-        Ok(())
+        Ok(replaced)
     }
 
     /// List and fetch new WAL segments and feed the contiguous ones.
@@ -470,6 +489,7 @@ impl DbInner {
             polls: f.polls.get(),
             poll_errors: f.poll_errors.get(),
             held_ahead_bytes: f.held_ahead.get(),
+            retired_leases: self.lease.as_ref().map_or(0, |l| l.retired_count() as u64),
         })
     }
 }

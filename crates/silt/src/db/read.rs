@@ -71,6 +71,18 @@ impl DbInner {
         DbIterator::new(ctx, v, range, seq, self.clock.unix_millis(), pin)
     }
 
+    /// What a follower's scan holds while it lives: the version it reads, so the
+    /// follower keeps that version's lease (`Lease::commit`) after moving to a newer
+    /// manifest. Other handles need none (a writer's GC knows its own readers).
+    pub(crate) fn follower_pin(
+        &self,
+        v: &std::sync::Arc<Version>,
+    ) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        self.follower
+            .is_some()
+            .then(|| std::sync::Arc::clone(v) as std::sync::Arc<dyn std::any::Any + Send + Sync>)
+    }
+
     /// The current version, then the visible sequence number (in that order: see `get_in`),
     /// the sequence read under the version lock: a follower swaps its version and moves
     /// `visible_seq` together under that lock (`db/follower.rs`).
@@ -139,7 +151,8 @@ impl Db {
     pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<DbIterator> {
         self.inner.check_open()?;
         let (v, seq) = self.inner.read_view();
-        Ok(self.inner.scan_in(&v, to_range(&range), seq, None))
+        let pin = self.inner.follower_pin(&v);
+        Ok(self.inner.scan_in(&v, to_range(&range), seq, pin))
     }
 
     /// Ordered scan of the live keys starting with `prefix`.
@@ -149,9 +162,10 @@ impl Db {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIterator> {
         self.inner.check_open()?;
         let (v, seq) = self.inner.read_view();
+        let pin = self.inner.follower_pin(&v);
         Ok(self
             .inner
-            .scan_in(&v, prefix_range(prefix.as_ref()), seq, None))
+            .scan_in(&v, prefix_range(prefix.as_ref()), seq, pin))
     }
 }
 
