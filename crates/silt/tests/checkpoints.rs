@@ -4,7 +4,8 @@
 //! * A checkpoint reads the database exactly as it was, after overwrites, deletes,
 //!   flushes, compactions and a GC pass with zero grace; the same history without the
 //!   checkpoint's protection leaves an open at it failing.
-//! * An expired checkpoint protects nothing: GC deletes it and what only it kept.
+//! * An expired checkpoint protects nothing: GC deletes it and what only it kept. A
+//!   renewal stored only half of `gc.grace` after the expiry does not count.
 //! * A read-only handle's lease keeps its manifest's SSTs through GC with zero grace; once
 //!   closed, they go. A lease that lapses unrenewed makes the handle's reads fail.
 //! * Deleting a checkpoint releases its objects; names are validated; an undecodable
@@ -364,6 +365,75 @@ async fn renewal_and_grace_after_expiry() -> Result<()> {
     assert_eq!((report.live_checkpoints, report.checkpoints), (0, 1));
     assert!(db.list_checkpoints().await?.is_empty());
     db.close().await?;
+    Ok(())
+}
+
+/// Moves the manual wall clock on by `by` while the PUT of `checkpoints/slow.json` is in
+/// flight: a renewal that takes that long.
+#[derive(Debug)]
+struct SlowRenewal {
+    wall: Arc<ManualWallClock>,
+    by: Duration,
+}
+
+impl Hook for SlowRenewal {
+    fn put_opts<'a>(
+        &'a self,
+        inner: &'a Arc<dyn ObjectStore>,
+        location: &'a Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> BoxFut<'a, OsResult<PutResult>> {
+        if location.as_ref().ends_with("checkpoints/slow.json") && opts.mode == PutMode::Overwrite {
+            self.wall.advance(self.by);
+        }
+        inner.put_opts(location, payload, opts)
+    }
+}
+
+/// A renewal started before the checkpoint expired but stored only once it had been
+/// expired for half of `gc.grace` does not count (GC may have collected what it pinned
+/// meanwhile): it fails and the checkpoint is gone; one stored in time keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_stored_too_late_does_not_count() -> Result<()> {
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let wall = Arc::new(ManualWallClock::new(u64::try_from(unix_millis()?)?));
+    // gc.grace is 5 minutes: the renewal's PUT takes 10 s, then 3 minutes.
+    for (by, in_time) in [
+        (Duration::from_secs(10), true),
+        (Duration::from_secs(180), false),
+    ] {
+        let store: Arc<dyn ObjectStore> = HookStore::new(
+            Arc::clone(&plain),
+            SlowRenewal {
+                wall: Arc::clone(&wall),
+                by,
+            },
+        );
+        let db = writer(&store, Some(wall.clone())).await?;
+        before(&db).await?;
+        db.create_checkpoint("slow", Some(Duration::from_secs(60)))
+            .await?;
+        // 5 s before it expires.
+        wall.advance(Duration::from_secs(55));
+        let renewed = db
+            .renew_checkpoint("slow", Some(Duration::from_secs(600)))
+            .await;
+        if in_time {
+            renewed.context("renewed in time")?;
+            ensure!(db.list_checkpoints().await?.len() == 1);
+            db.delete_checkpoint("slow").await?;
+        } else {
+            let e = renewed.err().context("a late renewal counted")?;
+            ensure!(matches!(e, Error::Checkpoint(_)), "{e}");
+            ensure!(e.to_string().contains("half of gc.grace"), "{e}");
+            ensure!(
+                db.list_checkpoints().await?.is_empty(),
+                "the late one stays"
+            );
+        }
+        db.close().await?;
+    }
     Ok(())
 }
 

@@ -629,7 +629,9 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Checkpoint`] when there is no such checkpoint, or it has expired already
-    /// (GC may have deleted what it pinned: create a new one); store errors.
+    /// (GC may have deleted what it pinned: create a new one), or the renewal was stored
+    /// only once it had been expired for half of `gc.grace` (then it is deleted); store
+    /// errors.
     pub async fn renew_checkpoint(
         &self,
         name: &str,
@@ -640,8 +642,23 @@ impl Db {
         let storage = &self.inner.storage;
         let clock = self.inner.clock.as_ref();
         let mut cp = live_checkpoint(storage, clock, name).await?;
+        let previous_expiry = cp.expires_at_ms;
         cp.expires_at_ms = expiry(clock.unix_millis(), lifetime);
         checkpoint::overwrite(storage, &cp).await?;
+        // As for a lease: a renewal stored only once GC may have collected the expired
+        // checkpoint (`gc.grace` after its expiry; half, for clock skew) may sit on
+        // deleted objects, so it does not count.
+        if let Some(at) = previous_expiry {
+            let late = at.saturating_add(millis(self.inner.settings.gc.grace / 2));
+            if clock.unix_millis() >= late {
+                checkpoint::delete(storage, name).await?;
+                return Err(Error::Checkpoint(format!(
+                    "renewing checkpoint {name:?} took until past its expiry plus half of \
+                     gc.grace: garbage collection may have deleted what it pinned, so it \
+                     was deleted"
+                )));
+            }
+        }
         if manifest::load(storage, cp.manifest_id).await?.is_none() {
             checkpoint::delete(storage, name).await?;
             return Err(Error::Checkpoint(format!(
