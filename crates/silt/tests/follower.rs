@@ -8,6 +8,8 @@
 //! * A WAL segment uploaded after the one behind it (a held PUT) stops the follower at the
 //!   gap; it continues once the segment lands. Meanwhile it holds at most
 //!   `follower.fetch_ahead_bytes` of the segments past the gap.
+//! * Under heavy injected store faults (polls and reads failing for good) the follower
+//!   only ever shows a prefix, and what it reads survives GC.
 //! * A checkpoint taken on a follower while it moves to a newer manifest names a manifest
 //!   GC keeps.
 //! * While the store is unreachable, reads fail with `Unavailable` (`Error::Stale`) past
@@ -275,6 +277,112 @@ async fn segment_uploaded_past(writer: &Db, before: u64) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     bail!("no segment uploaded past {before} within 5 s")
+}
+
+/// Under injected store faults on the follower's side (40% of requests fail, 5% of its
+/// PUTs, its lease objects, lose their response after the store applied them, and a 5 ms
+/// retry deadline lets some of them fail polls and reads for good), every poll either
+/// fails or leaves the follower on a prefix of the writer's history, and no read finds an
+/// SST missing, through flushes, compactions and GC with zero grace; once the faults stop
+/// a follower reads the whole history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_under_store_faults_only_ever_shows_a_prefix() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = open_writer(&store).await?;
+    let mut history = History::default();
+    for i in 0..20u32 {
+        history
+            .put(&writer, format!("k{:02}", i % 7), format!("early-{i}"))
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    let mut fs = stepped_follower_settings();
+    fs.store.retry.initial = Duration::from_millis(1);
+    fs.store.retry.max = Duration::from_millis(4);
+    // Short enough that some requests fail for good and take their poll or read down.
+    fs.store.retry.deadline = Duration::from_millis(5);
+    let faults: silt::objstore::FaultSpec = "all=0.4,lost=0.05,seed=11"
+        .parse()
+        .map_err(|e: silt::objstore::ParseFaultError| anyhow::anyhow!("{}", e.reason()))?;
+    let follower = Db::builder(Arc::clone(&store), root())
+        .settings(fs)
+        .store_faults(Some(faults))
+        .follower()
+        .open()
+        .await
+        .context("open the follower under faults")?;
+    let mut rng = Rng(23);
+    let (mut failed, mut last_seq) = (0u32, 0u64);
+    for step in 0..60u32 {
+        for _ in 0..rng.range(5, 30) {
+            let k = format!("k{:02}", rng.range(0, 40));
+            if rng.range(0, 8) == 0 {
+                writer.delete(&k).await?;
+                history.ops.push((writer.visible_seq(), k.into(), None));
+            } else {
+                history
+                    .put(&writer, k, format!("v{}", writer.visible_seq() + 1))
+                    .await?;
+            }
+        }
+        match step % 3 {
+            1 => writer.flush_memtables().await?,
+            2 => {
+                writer.flush_memtables().await?;
+                writer.compact().await?;
+            }
+            _ => {}
+        }
+        if follower.follower_poll_now().await.is_err() {
+            failed += 1;
+        }
+        // Whatever the poll did, the version the follower reads stays readable through
+        // GC: its lease protects it.
+        for gc in [false, true] {
+            if gc {
+                let_wall_clock_pass()?;
+                writer.gc(Some(Duration::ZERO)).await?;
+            }
+            // Reads may fail too (a retried request that kept failing); what they return
+            // must be a prefix.
+            let when = format!("step {step}{}", if gc { ", after gc" } else { "" });
+            match check_prefix(&follower, &writer, &history, &when).await {
+                Ok(seq) => {
+                    ensure!(seq >= last_seq, "went back from {last_seq} to {seq}");
+                    last_seq = seq;
+                }
+                // A store failure that outlived the retries: allowed (a missing SST is
+                // not).
+                Err(e)
+                    if e.downcast_ref::<Error>()
+                        .is_some_and(|e| e.kind() == ErrorKind::Unavailable) =>
+                {
+                    failed += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // The faults were felt (some polls and reads failed for good), and the follower
+    // still moved on.
+    let injected = follower
+        .metrics()
+        .store_faults
+        .map_or(0, |f| f.errors + f.lost);
+    eprintln!("{injected} faults injected, {failed} of 180 polls and checks failed");
+    ensure!(
+        (5..150).contains(&failed),
+        "{failed} of 180 polls and checks failed"
+    );
+    ensure!(last_seq > 20, "the follower stayed at {last_seq}");
+    follower.close().await?;
+    // Without faults a fresh follower reads the whole history.
+    let clean = open_follower(&store, stepped_follower_settings()).await?;
+    ensure!(clean.visible_seq() == writer.visible_seq());
+    check_prefix(&clean, &writer, &history, "after the faults").await?;
+    clean.close().await?;
+    writer.close().await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
