@@ -141,6 +141,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
                 l,
                 Arc::clone(&shared),
                 stop_rx.clone(),
+                http::Limits::default(),
             )))
         }
         None => None,
