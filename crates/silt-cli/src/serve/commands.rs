@@ -376,9 +376,27 @@ struct Multi {
     failed: bool,
 }
 
-/// Most bytes of commands one MULTI may queue (arguments plus 32 bytes each); past it
-/// the command is refused and EXEC aborts.
+/// Most bytes of commands one MULTI may queue (arguments plus 32 bytes each), together
+/// with the keys WATCH holds (see `watch_cost`); past it the command is refused and EXEC
+/// aborts.
 pub const MAX_QUEUED_BYTES: usize = 512 * 1024 * 1024;
+
+/// What one watched key holds: its key and value (copied, so nothing else is kept alive
+/// through them) and its entry in the list.
+fn watch_cost(key: &[u8], then: Option<&Entry>) -> usize {
+    key.len() + then.map_or(0, |(v, _)| v.len()) + std::mem::size_of::<(Bytes, Option<Entry>)>()
+}
+
+/// The keys WATCH named, until EXEC, DISCARD, UNWATCH or RESET.
+#[derive(Debug, Default)]
+struct Watched {
+    /// The keys and their values and expiries then.
+    keys: Vec<(Bytes, Option<Entry>)>,
+    /// `watch_cost` of `keys`: counts towards `max_queued_bytes` with MULTI's queue.
+    bytes: usize,
+    /// A WATCH was refused (past `max_queued_bytes`): EXEC aborts.
+    failed: bool,
+}
 
 /// One client connection's state.
 #[derive(Debug)]
@@ -395,8 +413,8 @@ pub struct Conn {
     wrote: bool,
     /// Inside MULTI: the commands queued for EXEC.
     multi: Option<Multi>,
-    /// The keys WATCH named and their values and expiries then.
-    watched: Vec<(Bytes, Option<Entry>)>,
+    /// What WATCH named.
+    watched: Watched,
     /// `encoded_len` of `replies`.
     pending_bytes: usize,
     /// The write commands being gathered into one batch, if any.
@@ -466,7 +484,7 @@ impl Conn {
             replies: Vec::new(),
             wrote: false,
             multi: None,
-            watched: Vec::new(),
+            watched: Watched::default(),
             pending_bytes: 0,
             run: None,
             quit: false,
@@ -603,7 +621,7 @@ impl Conn {
             self.resp = 2;
             self.name = None;
             self.multi = None;
-            self.watched.clear();
+            self.unwatch();
             self.authed = self.shared.opts.password.is_none();
             return Reply::Simple("RESET".into());
         }
@@ -631,7 +649,7 @@ impl Conn {
             "discard" => return Reply::err("DISCARD without MULTI"),
             "watch" => return self.watch(a).await,
             "unwatch" => {
-                self.watched.clear();
+                self.unwatch();
                 return Reply::ok();
             }
             _ => {}
@@ -701,7 +719,7 @@ impl Conn {
             "exec" => return self.exec().await,
             "discard" => {
                 self.multi = None;
-                self.watched.clear();
+                self.unwatch();
                 return Reply::ok();
             }
             "multi" => return Reply::err("MULTI calls can not be nested"),
@@ -723,14 +741,18 @@ impl Conn {
             Some((_, n, _)) if !arity_ok(n, args.len()) => Some(arity(name)),
             Some(_) => None,
         };
+        let watched = self.watched.bytes;
         let Some(m) = &mut self.multi else {
             return Reply::err("EXEC without MULTI");
         };
         let size = args.iter().map(|a| a.len() + 32).sum::<usize>();
         let refused = refused.or_else(|| {
             let max = self.shared.opts.max_queued_bytes;
-            (m.bytes.saturating_add(size) > max)
-                .then(|| Reply::err(format!("transaction too large: over {max} bytes queued")))
+            (m.bytes.saturating_add(size).saturating_add(watched) > max).then(|| {
+                Reply::err(format!(
+                    "transaction too large: over {max} bytes queued and watched"
+                ))
+            })
         });
         if let Some(r) = refused {
             m.failed = true;
@@ -745,15 +767,15 @@ impl Conn {
     /// as one batch; a changed watched key aborts it (a null reply).
     async fn exec(&mut self) -> Reply {
         let Multi { queued, failed, .. } = self.multi.take().unwrap_or_default();
-        let watched = std::mem::take(&mut self.watched);
-        if failed {
+        let watched = self.unwatch();
+        if failed || watched.failed {
             return Reply::Error(
                 "EXECABORT Transaction discarded because of previous errors.".into(),
             );
         }
         let shared = Arc::clone(&self.shared);
         let _w = shared.writes.lock().await;
-        for (key, then) in &watched {
+        for (key, then) in &watched.keys {
             match shared.db.get_with_expiry(key).await {
                 Ok(now) if now == *then => {}
                 Ok(_) => return Reply::NullArray,
@@ -781,14 +803,35 @@ impl Conn {
     }
 
     /// WATCH: remember the keys' values now; EXEC compares them under the write lock.
+    /// Past `max_queued_bytes` of watched keys and values, the rest are not watched and
+    /// the next EXEC aborts.
     async fn watch(&mut self, keys: &[Bytes]) -> Reply {
+        let max = self.shared.opts.max_queued_bytes;
         for k in keys {
             match self.shared.db.get_with_expiry(k).await {
-                Ok(v) => self.watched.push((k.clone(), v)),
+                Ok(v) => {
+                    let cost = watch_cost(k, v.as_ref());
+                    if self.watched.bytes.saturating_add(cost) > max {
+                        self.watched.failed = true;
+                        return Reply::err(format!(
+                            "WATCH too large: over {max} bytes of watched keys and values \
+                             (the next EXEC aborts)"
+                        ));
+                    }
+                    self.watched.bytes += cost;
+                    let v = v.map(|(v, at)| (Bytes::copy_from_slice(&v), at));
+                    self.watched.keys.push((Bytes::copy_from_slice(k), v));
+                }
                 Err(e) => return Reply::err(format!("read failed: {e}")),
             }
         }
         Reply::ok()
+    }
+
+    /// Forget the watched keys (and a refused WATCH), giving back their memory; returns
+    /// them.
+    fn unwatch(&mut self) -> Watched {
+        std::mem::take(&mut self.watched)
     }
 
     /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: COUNT keys examined per call.
@@ -1701,6 +1744,75 @@ mod tests {
         };
         assert!(e.starts_with("EXECABORT"), "{e}");
         assert_eq!(c.execute(&cmd("GET a")).await, Reply::Null);
+    }
+
+    #[tokio::test]
+    async fn watching_past_the_byte_limit_is_refused_and_aborts_exec() {
+        let mut c = conn(1000).await;
+        let value = "x".repeat(600);
+        let ok = Reply::ok();
+        let queued = Reply::Simple("QUEUED".into());
+        assert_eq!(
+            c.execute(&cmd(&format!("MSET a {value} b {value}"))).await,
+            ok
+        );
+        assert_eq!(c.execute(&cmd("WATCH a")).await, ok);
+        // b's 600 bytes on top of a's are past the 1000-byte limit.
+        let Reply::Error(e) = c.execute(&cmd("WATCH b")).await else {
+            panic!("watched past the limit");
+        };
+        assert!(e.starts_with("ERR WATCH too large"), "{e}");
+        assert!(
+            c.watched.keys.len() == 1 && c.watched.bytes < 1000,
+            "b is not held"
+        );
+        // The connection goes on; the transaction after the refused WATCH aborts.
+        assert_eq!(c.execute(&cmd("GET c")).await, Reply::Null);
+        assert_eq!(c.execute(&cmd("MULTI")).await, ok);
+        assert_eq!(c.execute(&cmd("SET c 1")).await, queued);
+        let Reply::Error(e) = c.execute(&cmd("EXEC")).await else {
+            panic!("EXEC ran after a refused WATCH");
+        };
+        assert!(e.starts_with("EXECABORT"), "{e}");
+        assert_eq!(c.execute(&cmd("GET c")).await, Reply::Null);
+        assert!(
+            c.watched.keys.is_empty() && c.watched.bytes == 0,
+            "EXEC unwatched"
+        );
+        // The watched bytes count towards the queue's limit too.
+        assert_eq!(c.execute(&cmd("WATCH a")).await, ok);
+        assert_eq!(c.execute(&cmd("MULTI")).await, ok);
+        let big = format!("SET d {}", "y".repeat(300));
+        let Reply::Error(e) = c.execute(&cmd(&big)).await else {
+            panic!("queued past the limit with the watched keys");
+        };
+        assert!(e.contains("transaction too large"), "{e}");
+        assert!(
+            matches!(c.execute(&cmd("EXEC")).await, Reply::Error(e) if e.starts_with("EXECABORT"))
+        );
+        // UNWATCH forgets a refused WATCH: within the limit, WATCH then EXEC works, and a
+        // change by another client still aborts it.
+        assert!(matches!(
+            c.execute(&cmd("WATCH a b")).await,
+            Reply::Error(_)
+        ));
+        assert_eq!(c.execute(&cmd("UNWATCH")).await, ok);
+        assert_eq!(c.execute(&cmd("WATCH a")).await, ok);
+        assert_eq!(c.execute(&cmd("MULTI")).await, ok);
+        assert_eq!(c.execute(&cmd("SET c 1")).await, queued);
+        assert_eq!(
+            c.execute(&cmd("EXEC")).await,
+            Reply::Array(vec![ok.clone()])
+        );
+        let mut other = Conn::new(&c.shared);
+        assert_eq!(c.execute(&cmd("WATCH a")).await, ok);
+        assert_eq!(other.execute(&cmd("SET a changed")).await, ok);
+        let mut out = Vec::new();
+        other.finish(&mut out).await;
+        assert_eq!(c.execute(&cmd("MULTI")).await, ok);
+        assert_eq!(c.execute(&cmd("SET c 2")).await, queued);
+        assert_eq!(c.execute(&cmd("EXEC")).await, Reply::NullArray);
+        assert_eq!(c.execute(&cmd("GET c")).await, Reply::Bulk("1".into()));
     }
 
     #[tokio::test]

@@ -60,6 +60,20 @@ pub struct ServeArgs {
 /// commands it has read until the client has taken them.
 const OUTPUT_SOFT_BYTES: usize = 1024 * 1024;
 
+/// A connection's read buffer to begin with.
+const READ_BUF_INITIAL: usize = 16 * 1024;
+
+/// Past this size, a read buffer (grown by a big command) is given back once it holds
+/// less than `READ_BUF_INITIAL` bytes, instead of being kept for the life of the connection.
+const READ_BUF_KEEP: usize = 64 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: the read buffer's size (`len + capacity`) before the last read, and the
+    /// largest after a read, of the connection served on this thread.
+    static READ_BUF_SIZE: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// At shutdown, how long a client that is not reading gets to take its replies before its
 /// connection is closed without them (the writes are applied and durable either way).
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
@@ -141,6 +155,7 @@ pub async fn run(url: &str, stack: StoreStack, settings: Settings, args: ServeAr
                 l,
                 Arc::clone(&shared),
                 stop_rx.clone(),
+                http::Limits::default(),
             )))
         }
         None => None,
@@ -256,7 +271,9 @@ async fn serve_conn(
     // A client may send at most one maximal command beyond what it has been answered.
     let max_query = limits.max_bulk_bytes + limits.max_inline_bytes;
     let mut conn = Conn::new(&shared);
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_BUF_INITIAL);
+    // `buf` grew past `READ_BUF_KEEP` since it was last made small.
+    let mut grown = false;
     let mut out = Vec::with_capacity(16 * 1024);
     // Whole commands may be left in `buf` (the replies' soft limit was reached).
     let mut more = false;
@@ -268,6 +285,8 @@ async fn serve_conn(
             if stopping {
                 return Ok(());
             }
+            #[cfg(test)]
+            READ_BUF_SIZE.with(|s| s.set((buf.len() + buf.capacity(), s.get().1)));
             let read = async {
                 if idle.is_zero() {
                     Ok(stream.read_buf(&mut buf).await)
@@ -285,6 +304,11 @@ async fn serve_conn(
             if n == 0 {
                 return Ok(());
             }
+            // Right after a read that grew it, the buffer's view spans its whole allocation.
+            let size = buf.len() + buf.capacity();
+            grown |= size > READ_BUF_KEEP;
+            #[cfg(test)]
+            READ_BUF_SIZE.with(|s| s.set((s.get().0, s.get().1.max(size))));
         }
         let mut close = false;
         loop {
@@ -342,9 +366,84 @@ async fn serve_conn(
             // Do not keep a big reply's buffer for the life of the connection.
             out = Vec::with_capacity(16 * 1024);
         }
+        if grown && buf.len() < READ_BUF_INITIAL {
+            // Nor a big command's: what is left (part of the next command) moves to a
+            // small buffer.
+            let mut small = BytesMut::with_capacity(READ_BUF_INITIAL);
+            small.extend_from_slice(&buf);
+            buf = small;
+            grown = false;
+        }
         if close {
             let _ = stream.shutdown().await;
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connections_read_buffer_is_given_back_after_a_big_command() {
+        let db = silt::Db::open("memory://", Settings::default())
+            .await
+            .expect("open");
+        let shared = Arc::new(Shared::new(
+            Arc::new(db),
+            Options {
+                durability: silt::Durability::Buffered,
+                password: None,
+                port: 0,
+                max_clients: 1,
+                max_reply_bytes: 1 << 20,
+                max_queued_bytes: 1 << 20,
+                follower: false,
+            },
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (_stop, stop) = watch::channel(false);
+        // This test's runtime has one thread: the connection runs on it, and the hook is
+        // read here.
+        let server = tokio::spawn(serve_conn(stream, shared, stop, Duration::ZERO));
+        let safety = Duration::from_secs(60);
+        let value = vec![b'v'; 32 * 1024 * 1024];
+        let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).into_bytes();
+        set.extend_from_slice(&value);
+        set.extend_from_slice(b"\r\n");
+        drop(value);
+        let mut reply = [0u8; 5];
+        tokio::time::timeout(safety, async {
+            client.write_all(&set).await.expect("send");
+            client.read_exact(&mut reply).await.expect("reply")
+        })
+        .await
+        .expect("SET answered");
+        assert_eq!(&reply, b"+OK\r\n");
+        // Answering PING means the connection went back to reading after the SET.
+        let mut pong = [0u8; 7];
+        tokio::time::timeout(safety, async {
+            client.write_all(b"PING\r\n").await.expect("send");
+            client.read_exact(&mut pong).await.expect("reply")
+        })
+        .await
+        .expect("PING answered");
+        assert_eq!(&pong, b"+PONG\r\n");
+        let (now, peak) = READ_BUF_SIZE.with(std::cell::Cell::get);
+        assert!(peak >= set.len(), "the buffer held the whole SET: {peak}");
+        assert!(
+            now <= READ_BUF_INITIAL,
+            "after the SET the read buffer is small again: {now} bytes"
+        );
+        drop(client);
+        server
+            .await
+            .expect("join")
+            .expect("the connection ends cleanly");
     }
 }
