@@ -24,6 +24,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
+/// mimalloc instead of glibc malloc: `silt serve` and `silt bench` allocate per request
+/// (docs/BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Cli;
