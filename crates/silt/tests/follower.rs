@@ -12,6 +12,7 @@
 //!   only ever shows a prefix, and what it reads survives GC.
 //! * A checkpoint taken on a follower while it moves to a newer manifest names a manifest
 //!   GC keeps.
+//! * An idle follower makes one LIST a poll (the WAL's) and still finds what is new.
 //! * While the store is unreachable, reads fail with `Unavailable` (`Error::Stale`) past
 //!   `follower.max_staleness`, and work again once the follower caught up.
 //! * Promoting a follower while the writer runs under load loses nothing acknowledged and
@@ -627,6 +628,109 @@ async fn only_one_lease_then_close(follower: Db, writer: Db) -> Result<()> {
         .filter(|c| c.kind == silt::CheckpointKind::Lease)
         .count();
     ensure!(leases == 1, "{leases} leases");
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+/// Counts the LISTs a follower makes, by directory.
+#[derive(Debug, Default)]
+struct CountLists {
+    wal: Arc<std::sync::atomic::AtomicU64>,
+    manifest: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl common::Hook for CountLists {
+    fn list(
+        &self,
+        inner: &Arc<dyn ObjectStore>,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<
+        'static,
+        silt::object_store::Result<silt::object_store::ObjectMeta>,
+    > {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = prefix
+            .and_then(|p| p.parts().next_back())
+            .map(|p| p.as_ref().to_owned());
+        match dir.as_deref() {
+            Some("wal") => self.wal.fetch_add(1, SeqCst),
+            Some("manifest") => self.manifest.fetch_add(1, SeqCst),
+            _ => 0,
+        };
+        inner.list(prefix)
+    }
+}
+
+/// An idle follower (caught up, no new WAL segment) makes one LIST a poll, the WAL's, and
+/// lists the manifests only every `follower.manifest_relist_interval`; a poll that finds
+/// new segments lists the manifests too and swaps in a newer one. A manifest stored with no
+/// new segment (a compaction) waits for the interval or the next segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_follower_lists_only_the_wal() -> Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let plain: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = open_writer(&plain).await?;
+    let mut history = History::default();
+    for i in 0..30u32 {
+        history
+            .put(&writer, format!("k{:02}", i % 9), format!("first-{i}"))
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    let counts = CountLists::default();
+    let (wal, manifest) = (Arc::clone(&counts.wal), Arc::clone(&counts.manifest));
+    let counted: Arc<dyn ObjectStore> = HookStore::new(Arc::clone(&plain), counts);
+    let mut fs = stepped_follower_settings();
+    fs.follower.manifest_relist_interval = Duration::from_secs(3600);
+    let follower = open_follower(&counted, fs).await?;
+    let lists = || (wal.load(SeqCst), manifest.load(SeqCst));
+
+    // Idle: one WAL LIST a poll.
+    let before = lists();
+    for _ in 0..5 {
+        follower.follower_poll_now().await?;
+    }
+    let after = lists();
+    ensure!(
+        (after.0 - before.0, after.1 - before.1) == (5, 0),
+        "idle polls listed {:?} (wal, manifest)",
+        (after.0 - before.0, after.1 - before.1)
+    );
+
+    // New segments: the manifests are listed again and the newer one swapped in.
+    let first = follower.follower_status().context("status")?.manifest_id;
+    for i in 0..30u32 {
+        history
+            .put(&writer, format!("k{:02}", i % 11), format!("second-{i}"))
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    let before = lists();
+    follower.follower_poll_now().await?;
+    let after = lists();
+    // (A swap lists them once more, to load the newest.)
+    ensure!(after.1 > before.1, "the manifests were not listed");
+    let swapped = follower.follower_status().context("status")?.manifest_id;
+    ensure!(swapped > first, "no swap ({first} -> {swapped})");
+    check_prefix(&follower, &writer, &history, "after new segments").await?;
+    ensure!(follower.visible_seq() == writer.visible_seq());
+
+    // One poll that finds nothing new makes it idle again. A compaction then stores a
+    // manifest and no segment: idle polls do not look for it...
+    follower.follower_poll_now().await?;
+    writer.compact().await?;
+    for _ in 0..3 {
+        follower.follower_poll_now().await?;
+    }
+    ensure!(follower.follower_status().context("status")?.manifest_id == swapped);
+    check_prefix(&follower, &writer, &history, "idle after a compaction").await?;
+    // ...the next segment makes the poll find it.
+    history.put(&writer, "k00".into(), "third".into()).await?;
+    follower.follower_poll_now().await?;
+    ensure!(follower.follower_status().context("status")?.manifest_id > swapped);
+    check_prefix(&follower, &writer, &history, "after the next segment").await?;
+    ensure!(follower.visible_seq() == writer.visible_seq());
     follower.close().await?;
     writer.close().await?;
     Ok(())

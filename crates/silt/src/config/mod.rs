@@ -92,6 +92,14 @@ pub struct FollowerSettings {
     /// the ones beyond wait in the store until the gap fills. The segment at the gap
     /// itself is always fetched, so `0` tails strictly in order. Default 64 MiB.
     pub fetch_ahead_bytes: u64,
+    /// A poll lists the manifests (`manifest/`) besides the WAL. A follower whose last poll
+    /// was caught up and found nothing new, and that finds no new WAL segment, lists them
+    /// only this often, so an idle follower makes one LIST a poll; under writes every poll
+    /// lists them. A
+    /// manifest stored with no new WAL segment (a compaction on an idle writer) is seen
+    /// within this interval. `0`: every poll. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub manifest_relist_interval: Duration,
 }
 
 impl Default for FollowerSettings {
@@ -100,6 +108,7 @@ impl Default for FollowerSettings {
             poll_interval: Duration::from_millis(100),
             max_staleness: Duration::from_secs(30),
             fetch_ahead_bytes: 64 * MIB as u64,
+            manifest_relist_interval: Duration::from_secs(1),
         }
     }
 }

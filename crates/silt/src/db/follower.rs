@@ -134,6 +134,11 @@ struct State {
     /// segment at `next_id`.
     fetched_bytes: u64,
     manifest: Manifest,
+    /// The last poll found the follower caught up with nothing new to apply: the writer is
+    /// idle, so the next poll may list only the WAL.
+    idle: bool,
+    /// When a poll last listed the manifests.
+    manifests_listed_at: Option<Instant>,
 }
 
 impl Follower {
@@ -147,6 +152,8 @@ impl Follower {
                 fetched: BTreeMap::new(),
                 fetched_bytes: 0,
                 manifest,
+                idle: false,
+                manifests_listed_at: None,
             }),
             caught_up_at: parking_lot::Mutex::new(now),
             newest_seen: Cell::default(),
@@ -207,6 +214,9 @@ impl DbInner {
         let mut st = f.state.lock().await;
         f.polls.incr();
         let result = self.poll_locked(f, &mut st).await;
+        if !matches!(result, Ok(true)) {
+            st.idle = false;
+        }
         match &result {
             Ok(true) => *f.caught_up_at.lock() = started,
             Ok(false) => {}
@@ -235,6 +245,36 @@ impl DbInner {
                 }
             }
         }
+        // Idle (the last poll was caught up and found nothing new): one LIST, the WAL's;
+        // the manifests only every `manifest_relist_interval`. Under writes every poll is a
+        // full one.
+        let now = self.clock.now();
+        let relist = self.settings.follower.manifest_relist_interval;
+        if st.idle
+            && st
+                .manifests_listed_at
+                .is_some_and(|at| now.saturating_duration_since(at) < relist)
+        {
+            let listed = self
+                .storage
+                .list_numbered_after("wal", "wal", st.next_id.saturating_sub(1))
+                .await?;
+            if !listed
+                .iter()
+                .any(|l| l.id >= st.next_id && !st.fetched.contains_key(&l.id))
+            {
+                return Ok(true);
+            }
+        }
+        st.manifests_listed_at = Some(now);
+        let before = (st.next_id, st.manifest.id);
+        let caught_up = self.poll_full(f, st).await?;
+        st.idle = caught_up && (st.next_id, st.manifest.id) == before;
+        Ok(caught_up)
+    }
+
+    /// A full poll: the manifests, then the WAL.
+    async fn poll_full(&self, f: &Follower, st: &mut State) -> Result<bool> {
         let newer = self
             .storage
             .list_numbered_after("manifest", "manifest", st.manifest.id)
