@@ -633,6 +633,95 @@ async fn only_one_lease_then_close(follower: Db, writer: Db) -> Result<()> {
     Ok(())
 }
 
+/// A retired lease (the old manifest's, kept while a snapshot reads its version) is
+/// renewed with the lease: past the retired object's first expiry, GC with zero grace
+/// keeps what the snapshot reads. Paused timer, manual wall clock (started at the real
+/// time, so the store's timestamps stay behind it).
+#[tokio::test(start_paused = true)]
+async fn a_retired_lease_is_renewed_while_its_snapshot_lives() -> Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let wall = Arc::new(silt::clock::ManualWallClock::new(u64::try_from(
+        unix_millis()?,
+    )?));
+    let writer = Db::builder(Arc::clone(&store), root())
+        .settings(writer_settings())
+        .clock(wall.clone())
+        .open()
+        .await?;
+    let mut history = History::default();
+    for i in 0..40u32 {
+        history
+            .put(&writer, format!("k{:02}", i % 13), format!("first-{i}"))
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    let mut fs = stepped_follower_settings();
+    fs.gc.lease_lifetime = Duration::from_secs(30);
+    let follower = Db::builder(Arc::clone(&store), root())
+        .settings(fs)
+        .clock(wall.clone())
+        .follower()
+        .open()
+        .await?;
+    let want = history.state_at(follower.visible_seq());
+    let old_manifest = follower.follower_status().context("status")?.manifest_id;
+    ensure!(
+        old_manifest > 0,
+        "the status names no manifest after the open"
+    );
+    let snap = follower.snapshot();
+    for i in 0..40u32 {
+        writer
+            .put(format!("k{:02}", i % 13), format!("second-{i}"))
+            .await?;
+    }
+    writer.flush_memtables().await?;
+    writer.compact().await?;
+    follower.follower_poll_now().await?;
+    let expiry_of_old = || async {
+        Ok::<_, anyhow::Error>(
+            writer
+                .list_checkpoints()
+                .await?
+                .into_iter()
+                .find(|c| c.kind == silt::CheckpointKind::Lease && c.manifest_id == old_manifest)
+                .and_then(|c| c.expires_at_ms),
+        )
+    };
+    let first = expiry_of_old()
+        .await?
+        .context("the old lease was not kept")?;
+    // The renewer runs every 10 s of the (paused) timer; the wall clock says 10 s passed.
+    wall.advance(Duration::from_secs(10));
+    let mut renewed = Some(first);
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        renewed = expiry_of_old().await?;
+        if renewed != Some(first) {
+            break;
+        }
+    }
+    ensure!(
+        renewed == Some(first + 10_000),
+        "the retired lease was not renewed: {first} -> {renewed:?}"
+    );
+    // Past its first expiry: GC keeps it, and so what the snapshot reads.
+    wall.advance(Duration::from_secs(25));
+    writer.gc(Some(Duration::ZERO)).await?;
+    let got: BTreeMap<Bytes, Bytes> = snap
+        .scan::<&[u8]>(..)?
+        .collect(usize::MAX)
+        .await
+        .context("the snapshot's scan after GC")?
+        .into_iter()
+        .collect();
+    ensure!(got == want, "the snapshot reads another state");
+    drop(snap);
+    follower.close().await?;
+    writer.close().await?;
+    Ok(())
+}
+
 /// Counts the LISTs a follower makes, by directory.
 #[derive(Debug, Default)]
 struct CountLists {

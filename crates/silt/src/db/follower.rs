@@ -145,7 +145,7 @@ impl Follower {
     /// A follower that starts from `manifest` (every sequence `<= base` in its SSTs),
     /// caught up as of `now` (the open lists the store right after).
     pub(crate) fn new(manifest: Manifest, base: SeqNo, now: Instant) -> Self {
-        let f = Follower {
+        let mut f = Follower {
             state: tokio::sync::Mutex::new(State {
                 tail: Tail::new(base),
                 next_id: manifest.wal_replay_from.max(1),
@@ -166,6 +166,7 @@ impl Follower {
             held_ahead: Cell::default(),
         };
         f.newest_seen.set(base);
+        f.manifest_id.set(f.state.get_mut().manifest.id);
         f
     }
 
