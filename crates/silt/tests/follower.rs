@@ -800,6 +800,12 @@ async fn an_idle_follower_lists_only_the_wal() -> Result<()> {
     let after = lists();
     // (A swap lists them once more, to load the newest.)
     ensure!(after.1 > before.1, "the manifests were not listed");
+    // The WAL listing that found the segments is the one the poll tails.
+    ensure!(
+        after.0 - before.0 == 1,
+        "{} WAL LISTs for one poll",
+        after.0 - before.0
+    );
     let swapped = follower.follower_status().context("status")?.manifest_id;
     ensure!(swapped > first, "no swap ({first} -> {swapped})");
     check_prefix(&follower, &writer, &history, "after new segments").await?;

@@ -95,9 +95,8 @@ pub struct FollowerSettings {
     /// A poll lists the manifests (`manifest/`) besides the WAL. A follower whose last poll
     /// was caught up and found nothing new, and that finds no new WAL segment, lists them
     /// only this often, so an idle follower makes one LIST a poll; under writes every poll
-    /// lists them. A
-    /// manifest stored with no new WAL segment (a compaction on an idle writer) is seen
-    /// within this interval. `0`: every poll. Default 1 s.
+    /// lists them. A manifest stored with no new WAL segment (a compaction on an idle
+    /// writer) is seen within this interval. `0`: every poll. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub manifest_relist_interval: Duration,
 }

@@ -475,10 +475,7 @@ impl DbInner {
     /// taken under its poll lock, so never the sequence of one manifest swap with the
     /// manifest of another.
     async fn read_only_pin(&self) -> (Option<u64>, SeqNo) {
-        let _polls = match &self.follower {
-            Some(f) => Some(f.lock_polls().await),
-            None => None,
-        };
+        let _polls = self.hold_polls().await;
         (
             self.lease.as_ref().and_then(Lease::manifest_id),
             self.visible_seq.load(Ordering::Acquire),
@@ -489,10 +486,7 @@ impl DbInner {
     /// manifest without a break until now (a follower deletes a lease object only after
     /// moving to another manifest; expiry only moves forward).
     async fn read_only_still_pins(&self, id: u64) -> bool {
-        let _polls = match &self.follower {
-            Some(f) => Some(f.lock_polls().await),
-            None => None,
-        };
+        let _polls = self.hold_polls().await;
         self.lease.as_ref().is_some_and(|l| {
             l.manifest_id() == Some(id) && l.check(self.clock.unix_millis()).is_ok()
         })

@@ -45,6 +45,7 @@ use crate::lsm::version::Version;
 use crate::manifest;
 use crate::memtable::Memtable;
 use crate::metric::Cell;
+use crate::objstore::Listed;
 use crate::wal::replay::Tail;
 
 /// WAL segments (and SSTs) fetched at once.
@@ -170,11 +171,6 @@ impl Follower {
         f
     }
 
-    /// Hold off polls (and so manifest swaps and lease moves) while the guard lives.
-    pub(crate) async fn lock_polls(&self) -> impl Drop + '_ {
-        self.state.lock().await
-    }
-
     fn lag(&self, now: Instant) -> Duration {
         now.saturating_duration_since(*self.caught_up_at.lock())
     }
@@ -205,6 +201,15 @@ impl DbInner {
             )));
         }
         Ok(())
+    }
+
+    /// On a follower, hold off its polls (and so manifest swaps and lease moves) while the
+    /// guard lives; `None` on other handles, which have none.
+    pub(crate) async fn hold_polls(&self) -> Option<impl Drop + '_> {
+        match &self.follower {
+            Some(f) => Some(f.state.lock().await),
+            None => None,
+        }
     }
 
     /// One poll (see the module docs); returns whether it found the follower caught up.
@@ -251,31 +256,37 @@ impl DbInner {
         // full one.
         let now = self.clock.now();
         let relist = self.settings.follower.manifest_relist_interval;
+        let mut listed = None;
         if st.idle
             && st
                 .manifests_listed_at
                 .is_some_and(|at| now.saturating_duration_since(at) < relist)
         {
-            let listed = self
-                .storage
-                .list_numbered_after("wal", "wal", st.next_id.saturating_sub(1))
-                .await?;
-            if !listed
+            let wal = self.list_wal(st).await?;
+            if !wal
                 .iter()
                 .any(|l| l.id >= st.next_id && !st.fetched.contains_key(&l.id))
             {
                 return Ok(true);
             }
+            // New segments: the full poll tails this listing rather than a second one.
+            listed = Some(wal);
         }
         st.manifests_listed_at = Some(now);
         let before = (st.next_id, st.manifest.id);
-        let caught_up = self.poll_full(f, st).await?;
+        let caught_up = self.poll_full(f, st, listed).await?;
         st.idle = caught_up && (st.next_id, st.manifest.id) == before;
         Ok(caught_up)
     }
 
-    /// A full poll: the manifests, then the WAL.
-    async fn poll_full(&self, f: &Follower, st: &mut State) -> Result<bool> {
+    /// A full poll: the manifests, then the WAL (from `listed`, a listing of it taken
+    /// earlier in this poll, if given).
+    async fn poll_full(
+        &self,
+        f: &Follower,
+        st: &mut State,
+        listed: Option<Vec<Listed>>,
+    ) -> Result<bool> {
         let newer = self
             .storage
             .list_numbered_after("manifest", "manifest", st.manifest.id)
@@ -283,17 +294,24 @@ impl DbInner {
         if !newer.is_empty() {
             self.apply_newest_manifest(f, st).await?;
         }
-        match self.tail_wal(f, st).await? {
+        match self.tail_wal(f, st, listed).await? {
             Tailed::Done { caught_up } => Ok(caught_up),
             Tailed::Gone => {
                 // GC deleted a segment: a newer manifest covers it.
                 self.apply_newest_manifest(f, st).await?;
-                match self.tail_wal(f, st).await? {
+                match self.tail_wal(f, st, None).await? {
                     Tailed::Done { caught_up } => Ok(caught_up),
                     Tailed::Gone => Ok(false),
                 }
             }
         }
+    }
+
+    /// The WAL segments past the last one fed (one LIST).
+    async fn list_wal(&self, st: &State) -> Result<Vec<Listed>> {
+        self.storage
+            .list_numbered_after("wal", "wal", st.next_id.saturating_sub(1))
+            .await
     }
 
     /// Load the newest manifest and, when it is newer than the current one, lease it and
@@ -428,11 +446,16 @@ impl DbInner {
     }
 
     /// List and fetch new WAL segments and feed the contiguous ones.
-    async fn tail_wal(&self, f: &Follower, st: &mut State) -> Result<Tailed> {
-        let listed = self
-            .storage
-            .list_numbered_after("wal", "wal", st.next_id.saturating_sub(1))
-            .await?;
+    async fn tail_wal(
+        &self,
+        f: &Follower,
+        st: &mut State,
+        listed: Option<Vec<Listed>>,
+    ) -> Result<Tailed> {
+        let listed = match listed {
+            Some(l) => l,
+            None => self.list_wal(st).await?,
+        };
         // Segments past a gap are held until it fills: fetch them ahead only up to
         // `fetch_ahead_bytes` in all (the segment at the gap always). Rounds go on while
         // they feed something, since that frees room.

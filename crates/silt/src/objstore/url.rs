@@ -45,7 +45,7 @@ pub fn store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         "gs" => {
             let (bucket, prefix) = bucket_and_prefix(rest).map_err(bad)?;
             let builder = object_store::gcp::GoogleCloudStorageBuilder::from_env();
-            check_gcs(&builder, adc_file_exists()).map_err(bad)?;
+            check_gcs(&builder, adc_file_exists).map_err(bad)?;
             let store = builder
                 .with_bucket_name(bucket)
                 .build()
@@ -134,12 +134,12 @@ fn check_azure(b: &object_store::azure::MicrosoftAzureBuilder) -> std::result::R
 /// GCE metadata server hands out tokens) one of a service account (`GOOGLE_SERVICE_ACCOUNT`
 /// or `GOOGLE_SERVICE_ACCOUNT_KEY`; for an emulator, one with `"disable_oauth": true`),
 /// `GOOGLE_APPLICATION_CREDENTIALS`, the gcloud application-default credentials file
-/// (`adc_file`) or `GOOGLE_BEARER_TOKEN` must be there. Without a base URL the lookup is
+/// (`adc_file`, asked only then) or `GOOGLE_BEARER_TOKEN` must be there. Without a base URL the lookup is
 /// left to `object_store`: on GCE, GKE or Cloud Run the token comes from the metadata server.
 /// A base URL given inside the service-account file comes with its credentials.
 fn check_gcs(
     b: &object_store::gcp::GoogleCloudStorageBuilder,
-    adc_file: bool,
+    adc_file: impl Fn() -> bool,
 ) -> std::result::Result<(), String> {
     use object_store::gcp::GoogleConfigKey as K;
     let get = |k: K| b.get_config_value(&k).filter(|v| !v.is_empty());
@@ -150,7 +150,7 @@ fn check_gcs(
         || get(K::ServiceAccountKey).is_some()
         || get(K::ApplicationCredentials).is_some()
         || get(K::BearerToken).is_some()
-        || adc_file;
+        || adc_file();
     if credentials {
         return Ok(());
     }
@@ -236,19 +236,19 @@ mod tests {
         assert!(check_azure(&MicrosoftAzureBuilder::new().with_account("a")).is_ok());
 
         // No base URL: left to the GCE metadata server.
-        assert!(check_gcs(&GoogleCloudStorageBuilder::new(), false).is_ok());
+        assert!(check_gcs(&GoogleCloudStorageBuilder::new(), || false).is_ok());
         let emulator =
             GoogleCloudStorageBuilder::new().with_config(G::BaseUrl, "http://127.0.0.1:18200");
-        let e = check_gcs(&emulator, false).unwrap_err();
+        let e = check_gcs(&emulator, || false).unwrap_err();
         assert!(
             e.contains("GOOGLE_SERVICE_ACCOUNT") && e.contains("127.0.0.1:18200"),
             "{e}"
         );
-        assert!(check_gcs(&emulator, true).is_ok());
+        assert!(check_gcs(&emulator, || true).is_ok());
         let sa = emulator
             .clone()
             .with_config(G::ServiceAccount, "/keys/sa.json");
-        assert!(check_gcs(&sa, false).is_ok());
-        assert!(check_gcs(&emulator.with_bearer_token("t"), false).is_ok());
+        assert!(check_gcs(&sa, || false).is_ok());
+        assert!(check_gcs(&emulator.with_bearer_token("t"), || false).is_ok());
     }
 }
