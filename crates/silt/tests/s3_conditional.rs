@@ -12,6 +12,8 @@
 //! unless `SILT_REQUIRE_S3=1`, in which case they fail. `scripts/test` starts
 //! the server and sets everything up.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,16 +42,8 @@ impl Ctx {
 /// Builds the store, or returns `None` (after printing a skip line) when no
 /// S3 server is configured and S3 is not required.
 fn ctx(test: &str) -> Result<Option<Ctx>> {
-    let url = match std::env::var("SILT_TEST_S3_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
-                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
-            );
-            eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test to start a local S3 server)");
-            return Ok(None);
-        }
+    let Some(url) = common::s3_base_url(test) else {
+        return Ok(None);
     };
     let rest = url.strip_prefix("s3://").with_context(|| {
         format!("SILT_TEST_S3_URL must look like s3://bucket[/prefix], got {url:?}")

@@ -16,6 +16,8 @@
 //! `scripts/test` starts all three servers. See docs/emulators.md for where an emulator
 //! differs from the real service.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,19 +88,7 @@ fn base_url(scheme: Scheme, test: &str) -> Result<Option<(String, Option<tempfil
             let Some((url_var, require_var)) = scheme.vars() else {
                 bail!("no variables for {scheme:?}");
             };
-            match std::env::var(url_var) {
-                Ok(url) if !url.trim().is_empty() => Ok(Some((url, None))),
-                _ => {
-                    assert!(
-                        std::env::var(require_var).as_deref() != Ok("1"),
-                        "{require_var}=1 but {url_var} is unset: run scripts/test"
-                    );
-                    eprintln!(
-                        "skipping {test} for {scheme:?}: {url_var} is unset (run scripts/test)"
-                    );
-                    Ok(None)
-                }
-            }
+            Ok(common::emulator_url(url_var, require_var, test).map(|url| (url, None)))
         }
     }
 }

@@ -54,20 +54,8 @@ fn db_url(scheme: Scheme, test: &str) -> Result<Option<(String, Option<tempfile:
         Scheme::Azure => ("SILT_TEST_AZURE_URL", "SILT_REQUIRE_AZURE"),
         Scheme::Gcs => ("SILT_TEST_GCS_URL", "SILT_REQUIRE_GCS"),
     };
-    match std::env::var(url_var) {
-        Ok(base) if !base.trim().is_empty() => Ok(Some((
-            format!("{}/{leaf}", base.trim_end_matches('/')),
-            None,
-        ))),
-        _ => {
-            assert!(
-                std::env::var(require_var).as_deref() != Ok("1"),
-                "{require_var}=1 but {url_var} is unset: run scripts/test"
-            );
-            eprintln!("skipping {test} for {scheme:?}: {url_var} is unset (run scripts/test)");
-            Ok(None)
-        }
-    }
+    Ok(common::emulator_url(url_var, require_var, test)
+        .map(|base| (format!("{base}/{leaf}"), None)))
 }
 
 async fn reopen(scheme: Scheme) -> Result<()> {

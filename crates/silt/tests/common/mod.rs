@@ -244,14 +244,21 @@ pub fn in_dir(path: &Path, dir: &str) -> bool {
 /// The local S3 server's base URL (`SILT_TEST_S3_URL`), or `None` to skip, unless
 /// `SILT_REQUIRE_S3=1` makes its absence a failure.
 pub fn s3_base_url(test: &str) -> Option<String> {
-    match std::env::var("SILT_TEST_S3_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim_end_matches('/').to_owned()),
+    emulator_url("SILT_TEST_S3_URL", "SILT_REQUIRE_S3", test)
+}
+
+/// A local emulator's base URL from `url_var` (`scripts/<x>-server env`), without a
+/// trailing slash, or `None` to skip `test`, unless `require_var=1` makes its absence a
+/// failure (`scripts/test` sets it).
+pub fn emulator_url(url_var: &str, require_var: &str, test: &str) -> Option<String> {
+    match std::env::var(url_var) {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim().trim_end_matches('/').to_owned()),
         _ => {
             assert!(
-                std::env::var("SILT_REQUIRE_S3").as_deref() != Ok("1"),
-                "S3 tests required but SILT_TEST_S3_URL is unset: run scripts/test"
+                std::env::var(require_var).as_deref() != Ok("1"),
+                "{require_var}=1 but {url_var} is unset: run scripts/test"
             );
-            eprintln!("skipping {test}: SILT_TEST_S3_URL is unset (run scripts/test)");
+            eprintln!("skipping {test}: {url_var} is unset (run scripts/test)");
             None
         }
     }
