@@ -14,16 +14,16 @@
 
 mod common;
 
+use common::{create, pattern, unique_id, update};
+
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
 
 const MIB: usize = 1024 * 1024;
 
@@ -72,46 +72,6 @@ fn ctx(test: &str) -> Result<Option<Ctx>> {
         store: Arc::new(store),
         prefix,
     }))
-}
-
-/// A per-process-unique, roughly time-ordered id: nanos since the epoch,
-/// process id and a counter.
-fn unique_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{nanos:x}-{:x}-{n}", std::process::id())
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so mismatches show up at
-/// every offset rather than hiding in repeated patterns.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn create() -> PutOptions {
-    PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    }
-}
-
-fn update(version: UpdateVersion) -> PutOptions {
-    PutOptions {
-        mode: PutMode::Update(version),
-        ..Default::default()
-    }
 }
 
 async fn read_all(store: &AmazonS3, path: &Path) -> Result<Vec<u8>> {

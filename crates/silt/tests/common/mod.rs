@@ -10,14 +10,16 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::BoxStream;
 use silt::object_store::path::Path;
 use silt::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as OsResult,
+    UpdateVersion,
 };
 use silt::Bytes;
 use tokio::sync::{Notify, Semaphore};
@@ -313,5 +315,47 @@ impl Rng {
     /// Uniform in `lo..hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+/// A per-process-unique, roughly time-ordered id: nanos since the epoch,
+/// process id and a counter.
+pub fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:x}-{:x}-{n}", std::process::id())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so mismatches show up at
+/// every offset rather than hiding in repeated patterns.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Create-only PUT options.
+pub fn create() -> PutOptions {
+    PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    }
+}
+
+/// Conditional-update PUT options against `version`.
+pub fn update(version: UpdateVersion) -> PutOptions {
+    PutOptions {
+        mode: PutMode::Update(version),
+        ..Default::default()
     }
 }
